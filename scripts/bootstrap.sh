@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Create, check or repair the project's virtual environment (.venv). Idempotent: when the venv is
+# complete and matches the pinned inputs, this returns in a few seconds without touching anything.
+#
+# Steps on a fresh machine: python3.11 -m venv; pip install the fully pinned lock (--no-deps, so only
+# the headless OpenCV 4.x lands); build the vision_msgs-compatible interfaces into the venv when
+# `import vision_msgs` fails; pip install -e . (the package itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+STAMP="$VENV/.kd_bootstrap"
+export YOLO_AUTOINSTALL=false PIP_DISABLE_PIP_VERSION_CHECK=1
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+
+find_python() {
+  for py in python3.11 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "error: Python 3.11 is required (the ROS 2 Kilted wheels are cp311); install python3.11" >&2
+  return 1
+}
+
+inputs_hash() {
+  cat requirements/lock.txt scripts/bootstrap.sh setup.py package.xml interfaces/vision_msgs/CMakeLists.txt \
+    interfaces/vision_msgs/msg/*.msg | sha256sum | cut -d' ' -f1
+}
+
+venv_ok() {
+  [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ] &&
+    "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.util as u, sys
+mods = ["rclpy", "vision_msgs.msg", "sensor_msgs.msg", "torch", "ultralytics", "cv2", "rosbags",
+        "kd_traffic_light"]
+sys.exit(any(u.find_spec(m.split(".")[0]) is None for m in mods))
+PY
+}
+
+build_vision_msgs() {
+  local py="$VENV/bin/python" prefix build
+  prefix=$(cd "$VENV" && pwd)
+  build="$prefix/.build/vision_msgs"
+  log "building vision_msgs-compatible interfaces into the venv"
+  local inc npinc
+  inc=$("$py" -c 'import sysconfig; print(sysconfig.get_path("include"))')
+  npinc=$("$py" -c 'import numpy; print(numpy.get_include())')
+  # The exported CMake files of the wheels hard-code the wheel builder's Python paths: point them here.
+  for f in "$prefix"/share/*/cmake/*__rosidl_generator_pyExport.cmake; do
+    [ -f "$f" ] || continue
+    sed -i -E "s#/opt/python/cp311-cp311/include/python3\.11#${inc}#g; \
+s#/opt/python/cp311-cp311/lib/python3\.11/site-packages/numpy/_core/include#${npinc}#g" "$f"
+  done
+  rm -rf "$build"; mkdir -p "$build"
+  AMENT_PREFIX_PATH="$prefix" CMAKE_PREFIX_PATH="$prefix" PATH="$prefix/bin:$PATH" \
+    cmake -S interfaces/vision_msgs -B "$build" -G Ninja -DCMAKE_INSTALL_PREFIX="$prefix" \
+    -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$prefix/bin/python" >"$build.log" 2>&1 ||
+    { tail -30 "$build.log"; echo "error: configuring vision_msgs failed; full log in $build.log" >&2; return 1; }
+  PATH="$prefix/bin:$PATH" cmake --build "$build" --target install -j2 >>"$build.log" 2>&1 ||
+    { tail -30 "$build.log"; echo "error: building vision_msgs failed; full log in $build.log" >&2; return 1; }
+  "$py" -c 'from vision_msgs.msg import Detection2DArray, LabelInfo' ||
+    { echo "error: vision_msgs built but does not import" >&2; return 1; }
+}
+
+install_all() {
+  local py="$VENV/bin/python"
+  log "installing the pinned requirements (requirements/lock.txt)"
+  "$py" -m pip install -q --no-deps -r requirements/lock.txt
+  if ! "$py" -c 'import vision_msgs.msg' 2>/dev/null; then build_vision_msgs; fi
+  log "installing kd_traffic_light (editable)"
+  "$py" -m pip install -q --no-deps --no-build-isolation -e .
+}
+
+if venv_ok; then
+  log "$VENV is complete (delete it or run 'make venv-rebuild' to start over)"
+  exit 0
+fi
+
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    2>/dev/null; then
+  log "$VENV exists but is incomplete or out of date: repairing"
+  if ! install_all; then
+    log "repair failed: rebuilding $VENV from nothing"
+    rm -rf "$VENV"
+  fi
+else
+  [ -e "$VENV" ] && { log "$VENV is broken (no working Python 3.11): rebuilding"; rm -rf "$VENV"; }
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY=$(find_python)
+  log "creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+  install_all
+fi
+inputs_hash >"$STAMP"
+venv_ok || { echo "error: $VENV still incomplete after set-up" >&2; exit 1; }
+log "$VENV ready"

@@ -1,0 +1,69 @@
+"""Drawing of detections on BGR frames (debug images, comparison overlays, report grids)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from kd_traffic_light.core.types import Detection
+
+# BGR colours by class index: relevant = green, not_relevant = orange; others cycle.
+CLASS_COLORS: dict[int, tuple[int, int, int]] = {0: (60, 200, 60), 1: (0, 140, 255)}
+_FALLBACK = [(255, 80, 80), (200, 60, 200), (60, 200, 200)]
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """Colour (BGR) used for a class index."""
+    return CLASS_COLORS.get(class_id, _FALLBACK[class_id % len(_FALLBACK)])
+
+
+def _dashed_rect(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color, thickness: int) -> None:
+    (x1, y1), (x2, y2) = p1, p2
+    dash = max(4, 3 * thickness)
+    for xa in range(x1, x2, 2 * dash):
+        xb = min(xa + dash, x2)
+        cv2.line(img, (xa, y1), (xb, y1), color, thickness)
+        cv2.line(img, (xa, y2), (xb, y2), color, thickness)
+    for ya in range(y1, y2, 2 * dash):
+        yb = min(ya + dash, y2)
+        cv2.line(img, (x1, ya), (x1, yb), color, thickness)
+        cv2.line(img, (x2, ya), (x2, yb), color, thickness)
+
+
+def draw_detections(
+    img_bgr: np.ndarray,
+    detections: Iterable[Detection],
+    *,
+    style: str = "solid",
+    color: tuple[int, int, int] | None = None,
+    thickness: int = 2,
+    show_score: bool = True,
+) -> np.ndarray:
+    """Return a copy of ``img_bgr`` with the detections drawn.
+
+    Args:
+        img_bgr: BGR uint8 image.
+        detections: Boxes in the image's pixels.
+        style: ``solid`` or ``dashed`` rectangle (the comparison overlay draws the teacher dashed).
+        color: One BGR colour for all boxes; ``None`` colours by class.
+        thickness: Line thickness in pixels.
+        show_score: Write ``label score`` above each box.
+    """
+    if style not in ("solid", "dashed"):
+        raise ValueError(f"style must be 'solid' or 'dashed', got {style!r}")
+    out = img_bgr.copy()
+    for det in detections:
+        c = color or class_color(det.class_id)
+        p1 = (int(round(det.x1)), int(round(det.y1)))
+        p2 = (int(round(det.x2)), int(round(det.y2)))
+        if style == "solid":
+            cv2.rectangle(out, p1, p2, c, thickness)
+        else:
+            _dashed_rect(out, p1, p2, c, thickness)
+        if show_score:
+            text = f"{det.label or det.class_id} {det.score:.2f}"
+            cv2.putText(out, text, (p1[0], max(10, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1,
+                        cv2.LINE_AA)
+    return out

@@ -1,0 +1,280 @@
+"""Detector node: runs one model (student or teacher) on one or more camera topics.
+
+A thin lifecycle node around :class:`kd_traffic_light.core.detector.TrafficLightDetector`:
+
+* configure: read parameters into validated configs, load and warm up the model (a bad model path fails
+  here, loudly, naming the path); create publishers.
+* activate: subscribe to the camera topic(s), publish ``~/label_info`` (transient local).
+* deactivate / cleanup: unsubscribe / free the model.
+
+Subscription callbacks only put the message into a latest-frame slot; one worker thread decodes,
+predicts and publishes, so the executor never blocks and latency does not grow with the input rate.
+Outputs copy the input header verbatim. Malformed frames are logged (throttled), counted in
+``/diagnostics`` and dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import SetBool
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from kd_traffic_light.conversions import (
+    InvalidImageError,
+    bgr_to_image_msg,
+    detections_to_msg,
+    image_msg_to_bgr,
+    label_info_msg,
+    validate_image_msg,
+)
+from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig, defaults
+from kd_traffic_light.core.detector import ModelLoadError, TrafficLightDetector
+from kd_traffic_light.core.drawing import draw_detections
+from kd_traffic_light.core.runtime import LatestSlot, NodeStats
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+FAILURE = TransitionCallbackReturn.FAILURE
+THROTTLE_S = 2.0
+
+
+def output_prefix(topics: tuple[str, ...], index: int) -> str:
+    """Private output namespace of camera ``index``: ``~`` for one camera, ``~/<topic as name>`` for several."""
+    if len(topics) == 1:
+        return "~"
+    name = topics[index].strip("/~").replace("/", "_") or f"camera{index}"
+    return f"~/{name}"
+
+
+class DetectorNode(LifecycleNode):
+    """Lifecycle node publishing traffic-light detections (vision_msgs/Detection2DArray)."""
+
+    def __init__(self, node_name: str = "detector", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        self._param_names = ["model", *defaults(DetectorConfig), *defaults(NodeConfig)]
+        self.declare_parameter("model", "")
+        for name, value in {**defaults(DetectorConfig), **defaults(NodeConfig)}.items():
+            self.declare_parameter(name, list(value) if isinstance(value, tuple) else value)
+        self.autostart = bool(self.get_parameter("autostart").value)
+        self.detector: TrafficLightDetector | None = None
+        self.stats = NodeStats()
+        self.slot = LatestSlot()
+        self.enabled = True
+        self._subs = []
+        self._outputs: list[tuple] = []
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._pub_label = self._pub_diag = self._diag_timer = None
+        self.create_service(SetBool, "~/enable", self._on_enable)
+
+    # ------------------------------------------------------------------ lifecycle
+    def read_configs(self) -> tuple[DetectorConfig, NodeConfig]:
+        """Read the parameters once into validated configs (raises ConfigError naming the parameter)."""
+        p = {name: self.get_parameter(name).value for name in self._param_names}
+        det = DetectorConfig(**{k: p[k] for k in defaults(DetectorConfig)}, model=p["model"])
+        node = NodeConfig(**{k: (tuple(p[k]) if k == "image_topics" else p[k]) for k in defaults(NodeConfig)})
+        return det, node
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, load and warm up the model, create publishers."""
+        try:
+            self.det_cfg, self.cfg = self.read_configs()
+            t0 = time.perf_counter()
+            self.detector = TrafficLightDetector(self.det_cfg)
+            if self.detector.device_warning:
+                self.get_logger().warning(self.detector.device_warning)
+            warm = self.detector.warmup()
+        except (ConfigError, ModelLoadError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return FAILURE
+        self.get_logger().info(
+            f"loaded model '{self.det_cfg.model}' on {self.detector.device} in "
+            f"{time.perf_counter() - t0:.2f} s (warm-up {warm * 1000:.0f} ms); classes {self.detector.names}"
+        )
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pub_label = self.create_publisher(LabelInfo, "~/label_info", latched)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        topics = self.cfg.image_topics
+        self._outputs = [
+            (self.create_publisher(Detection2DArray, f"{output_prefix(topics, i)}/detections", 10),
+             self.create_publisher(Image, f"{output_prefix(topics, i)}/debug_image", 1))
+            for i in range(len(topics))
+        ]
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self._stop.clear()
+        self.slot = LatestSlot()
+        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker.start()
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera topic(s) and publish the label map."""
+        best_effort = self.cfg.image_reliability == "best_effort"
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
+                         else ReliabilityPolicy.RELIABLE)
+        compressed = self.cfg.input_transport == "compressed"
+        for i, topic in enumerate(self.cfg.image_topics):
+            # as image_transport does: remaps apply to the base topic, the transport suffix follows it
+            base = self.resolve_topic_name(topic)
+            msg_type, name = (CompressedImage, f"{base}/compressed") if compressed else (Image, base)
+            self._subs.append(self.create_subscription(msg_type, name, lambda m, i=i: self._on_image(i, m), qos))
+        header = LabelInfo().header
+        header.stamp = self.get_clock().now().to_msg()
+        self._pub_label.publish(label_info_msg(self.detector.names, self.det_cfg.conf, header))
+        self.get_logger().info(
+            f"active: {self.cfg.input_transport} input from {[s.topic_name for s in self._subs]} "
+            f"({self.cfg.image_reliability})"
+        )
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe; pending frames are dropped."""
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs.clear()
+        self.slot.clear()
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker, destroy publishers and free the model."""
+        self.stop_worker()
+        for det_pub, dbg_pub in self._outputs:
+            self.destroy_publisher(det_pub)
+            self.destroy_publisher(dbg_pub)
+        self._outputs.clear()
+        for pub in (self._pub_label, self._pub_diag):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+        self.detector = None
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker on shutdown from any state."""
+        self.stop_worker()
+        return SUCCESS
+
+    def stop_worker(self) -> None:
+        """Stop and join the inference thread (safe to call twice)."""
+        self._stop.set()
+        self.slot.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        self.enabled = bool(request.data)
+        if not self.enabled:
+            self.slot.clear()
+        response.success = True
+        response.message = "inference enabled" if self.enabled else "inference paused"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_image(self, camera: int, msg) -> None:
+        self.stats.received()
+        if not self.enabled:
+            self.stats.count("paused")
+            return
+        try:
+            validate_image_msg(msg, self.cfg.max_image_pixels)
+        except InvalidImageError as exc:
+            self._reject(camera, exc)
+            return
+        if self.slot.put(camera, msg):
+            self.stats.count("dropped_busy")
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self.slot.get(timeout=0.2)
+            if item is None:
+                continue
+            camera, msg = item
+            try:
+                self._process(camera, msg)
+            except InvalidImageError as exc:
+                self._reject(camera, exc)
+            except Exception as exc:  # a callback never raises: log, count, serve the next frame
+                self.stats.count("errors")
+                self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=THROTTLE_S)
+
+    def _reject(self, camera: int, exc: InvalidImageError) -> None:
+        self.stats.reject(exc.reason)
+        self.get_logger().warning(f"dropped frame from {self.cfg.image_topics[camera]}: {exc}",
+                                  throttle_duration_sec=THROTTLE_S)
+
+    def _stamp_age_ms(self, header) -> float:
+        return (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
+
+    def _process(self, camera: int, msg) -> None:
+        max_age = self.cfg.max_image_age_s
+        if max_age > 0 and self._stamp_age_ms(msg.header) > max_age * 1000.0:
+            self.stats.count("stale")
+            self.get_logger().warning(f"dropped stale frame (older than max_image_age_s={max_age})",
+                                      throttle_duration_sec=THROTTLE_S)
+            return
+        t0 = time.perf_counter()
+        bgr = image_msg_to_bgr(msg, self.cfg.max_image_pixels)
+        dets = self.detector.predict(bgr)
+        det_pub, dbg_pub = self._outputs[camera]
+        det_pub.publish(detections_to_msg(dets, msg.header, self.cfg.class_id_as_name))
+        self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(msg.header))
+        if self.cfg.publish_debug_image and dbg_pub.get_subscription_count() > 0:
+            dbg_pub.publish(bgr_to_image_msg(draw_detections(bgr, dets), msg.header))
+
+    def _publish_diagnostics(self) -> None:
+        s = self.stats.summary()
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: detector",
+                                  hardware_id=self.detector.device if self.detector else "")
+        status.level = DiagnosticStatus.OK
+        status.message = "running" if self.enabled else "paused"
+        if s["errors"]:
+            status.level, status.message = DiagnosticStatus.WARN, "inference errors"
+        status.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+                         for k, v in s.items()]
+        status.values.append(KeyValue(key="device", value=status.hardware_id))
+        status.values.append(KeyValue(key="model", value=self.det_cfg.model))
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        arr.status = [status]
+        self._pub_diag.publish(arr)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the detector node; with ``autostart`` a failed configure exits with code 1."""
+    rclpy.init(args=args)
+    node = DetectorNode()
+    code = 0
+    try:
+        if node.autostart:
+            if node.trigger_configure() != SUCCESS:
+                node.get_logger().fatal("could not configure (see the error above); exiting")
+                code = 1
+            else:
+                node.trigger_activate()
+        if code == 0:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_worker()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""``python -m training evaluate``: accuracy and cost of trained models, as the source study tabulates them.
+
+Per model: mAP50 and mAP50-95 for all classes and per class (relevant, not_relevant) from ultralytics
+validation on a split, GFLOPs at the evaluation size, parameters, FP16 size (MiB of the half-precision
+state dict) and CPU latency (median over repetitions, batch 1, fused model, forward pass only, no
+pre/post-processing). Results go to ``<out>/evaluation.json`` and ``<out>/evaluation.md`` (the study's
+columns: model, teacher, FLOPs, mAP50, mAP50-95, relevant/not relevant mAP50 and mAP50-95, epochs; then
+parameters, FP16 size and CPU latency). Teacher and epochs come from the run's provenance file (see
+``training.export.read_provenance``), else from the checkpoint's training args (``distill_model``,
+``epochs``), else ``-``.
+
+Example:
+    python -m training evaluate --weights runs/teacher_l/weights/best.pt runs/n_from_l/weights/best.pt \
+        --data datasets/dtld/data.yaml --split test --imgsz 640 --device cpu --out reports/eval
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from training.export import read_provenance, run_dir
+
+LOG = logging.getLogger(__name__)
+
+CLASSES = ("relevant", "not_relevant")
+
+COLUMNS = (
+    ("model", "model"),
+    ("teacher", "teacher"),
+    ("gflops", "FLOPs (G)"),
+    ("map50", "mAP50"),
+    ("map50_95", "mAP50-95"),
+    ("relevant_map50", "relevant mAP50"),
+    ("relevant_map50_95", "relevant mAP50-95"),
+    ("not_relevant_map50", "not relevant mAP50"),
+    ("not_relevant_map50_95", "not relevant mAP50-95"),
+    ("epochs", "epochs"),
+    ("params_m", "params (M)"),
+    ("fp16_mb", "FP16 size (MB)"),
+    ("cpu_latency_ms", "CPU latency (ms)"),
+)
+"""(row key, Markdown header); mAP columns are printed in percent like the study."""
+
+
+def per_class_map(metrics: Any, names: dict[int, str]) -> dict[str, float | None]:
+    """Per-class mAP50 / mAP50-95 keyed ``<class>_map50`` and ``<class>_map50_95`` (``None``: no labels)."""
+    box = metrics.box
+    index = [int(i) for i in box.ap_class_index]
+    out: dict[str, float | None] = {}
+    for cid, name in names.items():
+        key = str(name).replace(" ", "_")
+        hit = index.index(int(cid)) if int(cid) in index else None
+        out[f"{key}_map50"] = None if hit is None else float(box.ap50[hit])
+        out[f"{key}_map50_95"] = None if hit is None else float(box.ap[hit])
+    return out
+
+
+def model_cost(model: Any, imgsz: int) -> dict[str, float]:
+    """GFLOPs at ``imgsz`` (ultralytics/thop), parameters in millions, FP16 state-dict size in MiB."""
+    import copy
+
+    import torch
+    from ultralytics.utils.torch_utils import get_flops
+
+    buf = io.BytesIO()
+    torch.save(copy.deepcopy(model).half().state_dict(), buf)
+    return {
+        "gflops": float(get_flops(model, imgsz)),
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "fp16_mb": buf.getbuffer().nbytes / 2**20,
+    }
+
+
+def cpu_latency_ms(model: Any, imgsz: int, reps: int = 20, warmup: int = 3) -> float:
+    """Median CPU forward latency in ms of a fused copy of ``model`` at batch 1 (``reps`` timed runs)."""
+    import copy
+
+    import torch
+
+    net = copy.deepcopy(model).float().cpu().eval()
+    net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    times = []
+    with torch.inference_mode():
+        for k in range(warmup + reps):
+            t0 = time.perf_counter()
+            net(x)
+            if k >= warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def run_info(weights: str | Path, train_args: dict[str, Any], yaml_file: str = "") -> dict[str, Any]:
+    """Model label, teacher and epochs of a run (provenance file, else checkpoint training args, else ``-``)."""
+    prov = read_provenance(weights)
+    arch = Path(str(yaml_file or train_args.get("model") or weights)).stem
+    run = run_dir(weights).name
+    teacher = prov.get("teacher_name") or prov.get("teacher") or train_args.get("distill_model") or "-"
+    if isinstance(teacher, dict):
+        teacher = teacher.get("name") or teacher.get("path") or teacher.get("weights") or "-"
+    if teacher != "-" and Path(str(teacher)).suffix in {".pt", ".onnx"}:
+        tp = Path(str(teacher))
+        teacher = run_dir(tp).name if tp.stem in {"best", "last"} else tp.stem
+    epochs = prov.get("epochs", (prov.get("train_args") or {}).get("epochs", train_args.get("epochs", "-")))
+    return {"model": arch if run in {arch, "weights"} else f"{arch} ({run})", "teacher": str(teacher),
+            "epochs": epochs, "run": run, "provenance": bool(prov)}
+
+
+def evaluate_model(
+    weights: str | Path,
+    data: str | Path,
+    split: str = "test",
+    imgsz: int = 640,
+    device: str = "cpu",
+    batch: int = 16,
+    latency_reps: int = 20,
+    project: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate one checkpoint; returns a flat row (fractions in [0, 1], ``None`` for a class without labels).
+
+    Args:
+        weights: ``.pt`` checkpoint.
+        data: YOLO data.yaml with the split to evaluate.
+        split: Dataset split (``val`` or ``test``).
+        imgsz: Evaluation size in pixels (also the FLOPs and latency size).
+        device: Validation device; latency is always measured on the CPU.
+        batch: Validation batch size.
+        latency_reps: Timed CPU repetitions (0 skips the latency measurement).
+        project: Directory for ultralytics' validation output (default: a temp dir under the cwd's runs).
+
+    Raises:
+        FileNotFoundError: ``weights`` or ``data`` does not exist.
+    """
+    from ultralytics import YOLO
+
+    for flag, path in (("--weights", weights), ("--data", data)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{flag}: {path} does not exist")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    yolo = YOLO(str(weights), task="detect")
+    train_args = (yolo.ckpt or {}).get("train_args") or {}
+    info = run_info(weights, train_args, getattr(yolo.model, "yaml", {}).get("yaml_file", ""))
+    LOG.info("validating %s on %s split %s at %d", weights, data, split, imgsz)
+    metrics = yolo.val(
+        data=str(data), split=split, imgsz=imgsz, batch=batch, device=device, plots=False, verbose=False,
+        workers=0, project=str(project) if project else None, name=info["run"], exist_ok=True,
+    )
+    row = {**info, "weights": str(weights), "split": split, "imgsz": imgsz,
+           "map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}
+    row.update(per_class_map(metrics, yolo.names))
+    row.update(model_cost(yolo.model, imgsz))
+    row["cpu_latency_ms"] = cpu_latency_ms(yolo.model, imgsz, latency_reps) if latency_reps > 0 else None
+    return row
+
+
+def _cell(key: str, value: Any) -> str:
+    """Format one Markdown cell (mAP in percent, 1 decimal; ``-`` for missing)."""
+    if value is None or value == "":
+        return "-"
+    if "map" in key:
+        return f"{100 * float(value):.1f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of evaluation rows with the source study's columns (then params, size, latency)."""
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(k, r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
+    """Write ``evaluation.json`` and ``evaluation.md`` into ``out`` atomically; returns both paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / "evaluation.json", out / "evaluation.md")
+    for path, text in zip(paths, (json.dumps(rows, indent=2, default=str) + "\n", to_markdown(rows))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return paths
+
+
+def evaluate_models(weights: list[str | Path], data: str | Path, out: str | Path, **kwargs: Any) -> list[dict]:
+    """Evaluate each checkpoint (tqdm progress) and write the JSON and Markdown reports into ``out``."""
+    from tqdm import tqdm
+
+    rows = [evaluate_model(w, data, project=Path(out) / "val", **kwargs) for w in tqdm(weights, desc="evaluate")]
+    json_path, md_path = write_report(rows, out)
+    LOG.info("wrote %s and %s", json_path, md_path)
+    return rows
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Entry point of ``python -m training evaluate``."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rows = evaluate_models(
+        args.weights, args.data, args.out, split=args.split, imgsz=args.imgsz, device=args.device,
+        batch=args.batch, latency_reps=args.latency_reps,
+    )
+    print(to_markdown(rows), end="")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate", help="per-class mAP, FLOPs, parameters, FP16 size and CPU latency of trained models",
+        description="Validate checkpoints on a split and write evaluation.json and evaluation.md.",
+    )
+    p.add_argument("--weights", nargs="+", required=True, type=Path, help="one or more .pt checkpoints")
+    p.add_argument("--data", required=True, type=Path, help="YOLO data.yaml holding the split")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="split (default test)")
+    p.add_argument("--imgsz", type=int, default=640, help="evaluation, FLOPs and latency size (default 640)")
+    p.add_argument("--device", default="cpu", help="validation device: cpu or a CUDA index (default cpu)")
+    p.add_argument("--batch", type=int, default=16, help="validation batch size (default 16)")
+    p.add_argument("--latency-reps", type=int, default=20,
+                   help="timed CPU repetitions at batch 1 for the median latency; 0 skips (default 20)")
+    p.add_argument("--out", required=True, type=Path, help="output directory for evaluation.json/.md")
+    p.set_defaults(func=_run)
+    return p

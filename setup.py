@@ -27,6 +27,7 @@ setup(
             f"detector_node = {PACKAGE}.detector_node:main",
             f"comparison_node = {PACKAGE}.comparison_node:main",
             f"replay = {PACKAGE}.replay:main",
+            f"bag_eval = {PACKAGE}.bag_eval:main",
         ],
     },
 )

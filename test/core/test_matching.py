@@ -1,0 +1,225 @@
+"""Golden tests of the ROS-free matching, metrics, rolling summary and stamp pairing."""
+
+import math
+
+import pytest
+
+from kd_traffic_light.core.matching import (
+    ComparisonConfig,
+    Counts,
+    Level,
+    RollingSummary,
+    compare_frame,
+    iou_matrix,
+    level_for,
+    match_detections,
+)
+from kd_traffic_light.core.pairing import StampPairer, stamp_key
+from kd_traffic_light.core.types import Detection
+
+
+def box(x1, y1, x2, y2, cls=0, score=0.9):
+    return Detection(float(x1), float(y1), float(x2), float(y2), score, cls)
+
+
+# ---------------------------------------------------------------- IoU
+def test_iou_golden_values():
+    a = [box(0, 0, 10, 10)]
+    b = [box(0, 0, 10, 10), box(5, 0, 15, 10), box(20, 20, 30, 30), box(0, 0, 10, 5)]
+    m = iou_matrix(a, b)
+    assert m.shape == (1, 4)
+    assert m[0, 0] == pytest.approx(1.0)
+    assert m[0, 1] == pytest.approx(50 / 150)  # half overlap: 50 / (100 + 100 - 50)
+    assert m[0, 2] == 0.0
+    assert m[0, 3] == pytest.approx(0.5)  # contained half box
+
+
+def test_iou_degenerate_and_empty():
+    assert iou_matrix([box(0, 0, 0, 0)], [box(0, 0, 0, 0)])[0, 0] == 0.0
+    assert iou_matrix([], [box(0, 0, 1, 1)]).shape == (0, 1)
+
+
+# ---------------------------------------------------------------- matching
+def test_threshold_is_inclusive():
+    s, t = [box(0, 0, 10, 5)], [box(0, 0, 10, 10)]  # IoU exactly 0.5
+    assert len(match_detections(s, t, 0.5)) == 1
+    assert match_detections(s, t, 0.51) == []
+
+
+def test_same_class_required():
+    s, t = [box(0, 0, 10, 10, cls=1)], [box(0, 0, 10, 10, cls=0)]
+    assert match_detections(s, t) == []
+    assert len(match_detections(s, t, same_class=False)) == 1
+
+
+def test_greedy_takes_highest_iou_first_and_one_to_one():
+    t = [box(0, 0, 10, 10)]
+    s = [box(1, 0, 11, 10), box(0, 0, 10, 10)]  # s1 is the exact match
+    (m,) = match_detections(s, t)
+    assert (m.student_index, m.teacher_index, m.iou) == (1, 0, pytest.approx(1.0))
+
+
+def test_hungarian_finds_more_pairs_than_greedy():
+    # Greedy trap: s0-t0 is the best single pair and blocks s1's only partner.
+    t = [box(0, 0, 10, 10), box(3, 0, 13, 10)]
+    s = [box(1, 0, 11, 10), box(-3, 0, 7, 10)]
+    # IoUs: s0-t0 = 90/110 = .818, s0-t1 = 80/120 = .667, s1-t0 = 70/130 = .538, s1-t1 = 40/160 = .25
+    greedy = match_detections(s, t, method="greedy")
+    assert [(m.student_index, m.teacher_index) for m in greedy] == [(0, 0)]
+    hung = match_detections(s, t, method="hungarian")
+    assert [(m.student_index, m.teacher_index) for m in hung] == [(0, 1), (1, 0)]
+    assert [m.iou for m in hung] == [pytest.approx(80 / 120), pytest.approx(70 / 130)]
+
+
+def test_hungarian_prefers_larger_iou_sum_among_equal_counts():
+    t = [box(0, 0, 10, 10), box(100, 0, 110, 10)]
+    s = [box(100, 0, 110, 10), box(1, 0, 11, 10)]
+    hung = match_detections(s, t, method="hungarian")
+    assert [(m.student_index, m.teacher_index) for m in hung] == [(0, 1), (1, 0)]
+
+
+def test_hungarian_rectangular_both_ways():
+    t = [box(0, 0, 10, 10), box(100, 0, 110, 10), box(200, 0, 210, 10)]
+    s = [box(100, 0, 110, 10)]
+    assert [(m.student_index, m.teacher_index) for m in match_detections(s, t, method="hungarian")] == [(0, 1)]
+    assert [(m.student_index, m.teacher_index) for m in match_detections(t, s, method="hungarian")] == [(1, 0)]
+
+
+def test_unknown_method_rejected():
+    with pytest.raises(ValueError, match="hungarian"):
+        match_detections([box(0, 0, 1, 1)], [box(0, 0, 1, 1)], method="magic")
+
+
+# ---------------------------------------------------------------- per-frame metrics
+def test_compare_frame_golden_case():
+    teacher = [box(0, 0, 10, 10, 0), box(20, 0, 30, 10, 0), box(40, 0, 50, 10, 1), box(60, 0, 70, 10, 1)]
+    student = [
+        box(0, 0, 10, 10, 0),  # TP class 0, IoU 1
+        box(20, 0, 30, 5, 0),  # TP class 0, IoU 0.5
+        box(40, 0, 50, 10, 0),  # overlaps a class-1 teacher box with the wrong class: FP (class 0)
+        box(90, 0, 99, 10, 1),  # FP class 1, no overlap
+    ]
+    fm = compare_frame(student, teacher)
+    assert (fm.counts.tp, fm.counts.fp, fm.counts.fn) == (2, 2, 2)
+    assert fm.precision == pytest.approx(0.5)
+    assert fm.recall == pytest.approx(0.5)
+    assert fm.f1 == pytest.approx(0.5)
+    assert fm.mean_iou == pytest.approx(0.75)
+    assert fm.per_class[0] == Counts(tp=2, fp=1, fn=0)
+    assert fm.per_class[1] == Counts(tp=0, fp=1, fn=2)
+    assert fm.per_class[0].precision == pytest.approx(2 / 3) and fm.per_class[0].recall == 1.0
+    assert fm.per_class[0].f1 == pytest.approx(0.8)
+    assert fm.per_class[1].f1 == 0.0
+    # class-agnostic pairs: the three overlapping boxes; two agree on class
+    assert (fm.class_pairs, fm.class_agree) == (3, 2)
+    assert fm.class_agreement == pytest.approx(2 / 3)
+
+
+def test_compare_frame_identical_is_perfect():
+    dets = [box(0, 0, 10, 10, 0), box(50, 50, 60, 70, 1)]
+    fm = compare_frame(dets, dets)
+    assert (fm.precision, fm.recall, fm.f1, fm.mean_iou, fm.class_agreement) == (1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("n_student", "n_teacher", "expected"),
+    [(0, 0, (1.0, 1.0, 1.0)), (0, 2, (0.0, 0.0, 0.0)), (2, 0, (0.0, 0.0, 0.0))],
+)
+def test_compare_frame_empty_conventions(n_student, n_teacher, expected):
+    s = [box(10 * i, 0, 10 * i + 5, 5) for i in range(n_student)]
+    t = [box(100 + 10 * i, 0, 100 + 10 * i + 5, 5) for i in range(n_teacher)]
+    fm = compare_frame(s, t)
+    assert (fm.precision, fm.recall, fm.f1) == expected
+    assert math.isnan(fm.mean_iou) and math.isnan(fm.class_agreement)
+
+
+# ---------------------------------------------------------------- rolling summary and levels
+def test_level_for_thresholds():
+    assert level_for(0.9, 0.8, 0.5) == Level.OK
+    assert level_for(0.8, 0.8, 0.5) == Level.OK
+    assert level_for(0.79, 0.8, 0.5) == Level.WARN
+    assert level_for(0.49, 0.8, 0.5) == Level.ERROR
+    assert [int(x) for x in Level] == [0, 1, 2, 3]  # DiagnosticStatus OK, WARN, ERROR, STALE
+
+
+def test_rolling_summary_pools_the_window():
+    good = compare_frame([box(0, 0, 10, 10)], [box(0, 0, 10, 10)])  # tp 1
+    bad = compare_frame([box(0, 0, 10, 10)], [box(50, 0, 60, 10)])  # fp 1, fn 1
+    roll = RollingSummary(window=2, warn_f1=0.8, error_f1=0.4)
+    assert roll.summary().level == Level.STALE
+    roll.add(bad, 0.1, 0.5)
+    roll.add(good, 0.2, 0.7)
+    s = roll.summary(student_only=3, teacher_only=1)
+    assert (s.frames, s.counts) == (2, Counts(1, 1, 1))
+    assert s.counts.f1 == pytest.approx(0.5) and s.level == Level.WARN
+    assert s.student_latency_mean == pytest.approx(0.15) and s.teacher_latency_max == pytest.approx(0.7)
+    assert (s.student_only, s.teacher_only, s.total_paired) == (3, 1, 2)
+    roll.add(good, 0.1, 0.1)  # pushes `bad` out of the window
+    s = roll.summary()
+    assert s.counts == Counts(2, 0, 0) and s.level == Level.OK and s.total_paired == 3
+    assert s.mean_iou == 1.0 and s.class_agreement == 1.0
+    roll.add(bad, 0, 0)
+    roll.add(bad, 0, 0)
+    assert roll.summary().level == Level.ERROR
+
+
+def test_rolling_summary_rejects_bad_window():
+    with pytest.raises(ValueError, match="window"):
+        RollingSummary(window=0)
+
+
+# ---------------------------------------------------------------- config validation
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"cache_size": 0}, "cache_size"),
+        ({"window": 0}, "window"),
+        ({"iou_threshold": 0.0}, "iou_threshold"),
+        ({"warn_f1": 1.5}, "warn_f1"),
+        ({"warn_f1": 0.3, "error_f1": 0.5}, "error_f1"),
+        ({"records_path": "out.txt"}, "records_path"),
+        ({"match_method": "x"}, "match_method"),
+        ({"student_detections": ""}, "student_detections"),
+    ],
+)
+def test_config_errors_name_the_parameter(kwargs, param):
+    with pytest.raises(ValueError, match=f"'{param}'"):
+        ComparisonConfig(**kwargs)
+
+
+def test_config_defaults_valid():
+    cfg = ComparisonConfig(records_path="x.jsonl")
+    assert cfg.iou_threshold == 0.5 and cfg.student_detections == "/student/detector/detections"
+
+
+# ---------------------------------------------------------------- pairing cache
+def test_pairer_pairs_by_exact_key_either_order():
+    p = StampPairer(capacity=3)
+    k = stamp_key(1, 5, "cam")
+    assert p.add("teacher", k, "T") is None
+    pair = p.add("student", k, "S")
+    assert (pair.student, pair.teacher, pair.key) == ("S", "T", (1_000_000_005, "cam"))
+    assert p.add("student", stamp_key(2, 0, "cam"), "S2") is None
+    assert p.add("teacher", stamp_key(2, 0, "cam2"), "T2") is None  # other camera: no pair
+    assert p.paired == 1 and p.pending("student") == 1 and p.pending("teacher") == 1
+
+
+def test_pairer_evicts_oldest_as_unmatched_and_flushes():
+    p = StampPairer(capacity=2)
+    for i in range(5):
+        p.add("student", stamp_key(i, 0, "c"), i)
+    assert p.unmatched == {"student": 3, "teacher": 0}
+    assert p.add("teacher", stamp_key(0, 0, "c"), "late") is None  # frame 0 was evicted: not compared
+    assert p.add("teacher", stamp_key(4, 0, "c"), "t4").student == 4
+    p.add("student", stamp_key(9, 0, "c"), 9)
+    p.add("student", stamp_key(9, 0, "c"), 9)
+    assert p.duplicates["student"] == 1
+    p.flush()
+    assert p.unmatched == {"student": 5, "teacher": 1} and p.pending("student") == 0
+
+
+def test_pairer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="cache_size"):
+        StampPairer(0)
+    with pytest.raises(ValueError, match="side"):
+        StampPairer(1).add("pupil", (0, ""), 1)

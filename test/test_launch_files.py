@@ -1,0 +1,235 @@
+"""Launch files, params files and the RViz config, read as text/YAML (launch and rviz2 cannot run here).
+
+Checks that every executable, launch argument, parameter and file they name exists, that params files are
+keyed `/**:` with values of the types the nodes declare, that setup.py's data_files install them, and that
+`resources.share_path` finds them both through the ament index and in the source tree.
+"""
+
+import ast
+import os
+import shutil
+import sys
+from dataclasses import MISSING, fields
+from distutils.core import run_setup
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kd_traffic_light import resources
+from kd_traffic_light.core.config import DetectorConfig, NodeConfig
+from kd_traffic_light.core.matching import ComparisonConfig
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH_FILES = ["detector.launch.py", "teacher_student.launch.py"]
+DETECTOR_PARAMS = {f.name: f.default for f in fields(DetectorConfig) + fields(NodeConfig)}
+COMPARISON_PARAMS = {f.name: f.default for f in fields(ComparisonConfig)}
+ROS_PARAMS = {"use_sim_time"}
+REQUIRED_ARGS = {
+    "detector.launch.py": {"params_file", "model", "image_topic", "namespace", "use_sim_time", "input_transport",
+                           "rviz"},
+    "teacher_student.launch.py": {"bag", "rviz", "use_sim_time", "image_topic", "input_transport",
+                                  "student_model", "teacher_model"},
+}
+
+
+@pytest.fixture(scope="module")
+def dist():
+    """setup.py evaluated up to its setup() call (data_files globs resolve against the repository)."""
+    cwd = Path.cwd()
+    try:
+        os.chdir(REPO)
+        return run_setup("setup.py", stop_after="init")
+    finally:
+        os.chdir(cwd)
+
+
+def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and (getattr(n.func, "id", None) == name or getattr(n.func, "attr", None) == name)]
+
+
+def _kw(call: ast.Call, key: str):
+    for kw in call.keywords:
+        if kw.arg == key:
+            return kw.value
+    return None
+
+
+def _str_args(call: ast.Call) -> list[str]:
+    return [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+
+
+def _tree(name: str) -> ast.AST:
+    return ast.parse((REPO / "launch" / name).read_text())
+
+
+def _installed(dist) -> dict[str, list[str]]:
+    return {dest: list(files) for dest, files in dist.data_files}
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_arguments_declared_described_and_used(name):
+    tree = _tree(name)
+    declared = {}
+    for call in _calls(tree, "DeclareLaunchArgument"):
+        (arg,) = _str_args(call)[:1]
+        desc = _kw(call, "description")
+        assert isinstance(desc, ast.Constant) and len(desc.value) > 10, f"{name}: argument {arg} has no description"
+        assert _kw(call, "default_value") is not None, f"{name}: argument {arg} has no default"
+        declared[arg] = call
+    assert REQUIRED_ARGS[name] <= set(declared), f"{name} lacks {REQUIRED_ARGS[name] - set(declared)}"
+    used = {s for call in _calls(tree, "LaunchConfiguration") for s in _str_args(call)}
+    assert used <= set(declared), f"{name} uses undeclared arguments {used - set(declared)}"
+    assert set(declared) <= used, f"{name} declares unused arguments {set(declared) - used}"
+
+
+def _executables(tree: ast.AST) -> set[tuple[str, str]]:
+    """(package, executable) of every Node(...) and of every Node keyword dict ({"package": ..., ...})."""
+    consts = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+
+    def value(node):
+        return consts.get(node.id) if isinstance(node, ast.Name) else getattr(node, "value", None)
+
+    found = set()
+    for call in _calls(tree, "Node"):
+        if _kw(call, "executable") is not None:
+            found.add((value(_kw(call, "package")), value(_kw(call, "executable"))))
+    for d in (n for n in ast.walk(tree) if isinstance(n, ast.Dict)):
+        items = {k.value: v for k, v in zip(d.keys, d.values) if isinstance(k, ast.Constant)}
+        if "executable" in items:
+            found.add((value(items["package"]), value(items["executable"])))
+    return found
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_executables_exist_and_are_installed(name, dist):
+    scripts = {s.split("=")[0].strip(): s.split("=")[1].strip() for s in dist.entry_points["console_scripts"]}
+    found = _executables(_tree(name))
+    assert ("kd_traffic_light", "detector_node") in found and ("rviz2", "rviz2") in found
+    for package, executable in found - {("rviz2", "rviz2")}:
+        assert package == "kd_traffic_light", f"{name}: unexpected package {package}"
+        assert executable in scripts, f"{name}: executable {executable} is not a console script in setup.py"
+        module = scripts[executable].split(":")[0]
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file(), module
+    if name == "teacher_student.launch.py":
+        assert ("kd_traffic_light", "comparison_node") in found
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_parameter_names_and_files_exist(name, dist):
+    tree = _tree(name)
+    known = set(DETECTOR_PARAMS) | set(COMPARISON_PARAMS) | ROS_PARAMS
+    for d in (n for n in ast.walk(tree) if isinstance(n, ast.Dict)):
+        keys = {k.value for k in d.keys if isinstance(k, ast.Constant)}
+        if keys & {"package", "executable"}:
+            continue  # Node keyword dicts, not parameters
+        assert keys <= known, f"{name}: unknown parameters {keys - known}"
+    installed_config = {Path(f).name for f in _installed(dist)["share/kd_traffic_light/config"]}
+    text = (REPO / "launch" / name).read_text()
+    referenced = [c for c in ["student.yaml", "teacher.yaml", "comparison.yaml", "kd_traffic_light.rviz"]
+                  if f'"{c}"' in text]
+    assert referenced, name
+    for cfg in referenced:
+        assert (REPO / "config" / cfg).is_file() and cfg in installed_config, cfg
+    assert "get_package_share_directory" in text and "FASTDDS_BUILTIN_TRANSPORTS" in text
+    assert f"launch/{name}" in _installed(dist)["share/kd_traffic_light/launch"]
+
+
+def test_teacher_student_plays_bag_with_clock_and_namespaces():
+    tree = _tree("teacher_student.launch.py")
+    (play,) = _calls(tree, "ExecuteProcess")
+    cmd = [e.value for e in _kw(play, "cmd").elts if isinstance(e, ast.Constant)]
+    assert cmd[:3] == ["ros2", "bag", "play"] and "--clock" in cmd
+    namespaces = set()
+    for call in _calls(tree, "Node"):
+        ns = _kw(call, "namespace")
+        if isinstance(ns, ast.Constant):
+            namespaces.add((ns.value, _kw(call, "name").value))
+    assert ("/comparison", "comparison") in namespaces
+    text = (REPO / "launch" / "teacher_student.launch.py").read_text()
+    assert 'f"/{role}"' in text and '"student"' in text and '"teacher"' in text
+
+
+@pytest.mark.parametrize(("name", "params"), [("student.yaml", DETECTOR_PARAMS), ("teacher.yaml", DETECTOR_PARAMS),
+                                              ("comparison.yaml", COMPARISON_PARAMS)])
+def test_params_files_keyed_wildcard_with_declared_types(name, params):
+    data = yaml.safe_load((REPO / "config" / name).read_text())
+    assert list(data) == ["/**"], f"{name} must be keyed '/**:'"
+    assert list(data["/**"]) == ["ros__parameters"]
+    values = data["/**"]["ros__parameters"]
+    assert set(values) == set(params), f"{name}: {set(values) ^ set(params)}"
+    for key, value in values.items():
+        default = params[key]
+        # rclpy rejects a value whose type differs from the declared default's type
+        expected = str if default is MISSING else list if isinstance(default, tuple) else type(default)
+        assert type(value) is expected, f"{name}: {key}={value!r} is not {expected.__name__}"
+    if name != "comparison.yaml":
+        DetectorConfig(**{k: values[k] for k in (f.name for f in fields(DetectorConfig))})
+        NodeConfig(**{k: values[k] for k in (f.name for f in fields(NodeConfig))})
+    else:
+        ComparisonConfig(**values)
+
+
+def test_rviz_config_has_best_effort_image_displays():
+    data = yaml.safe_load((REPO / "config" / "kd_traffic_light.rviz").read_text())
+    images = [d for d in data["Visualization Manager"]["Displays"] if d["Class"] == "rviz_default_plugins/Image"]
+    topics = {d["Topic"]["Value"] for d in images}
+    assert topics == {"/camera/image_raw", "/student/detector/debug_image", "/teacher/detector/debug_image",
+                      "/comparison/comparison/overlay"}
+    assert all(d["Topic"]["Reliability Policy"] == "Best Effort" for d in images)
+
+
+def test_share_path_falls_back_to_the_source_tree(monkeypatch):
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    monkeypatch.setattr(sys, "prefix", "/nonexistent-prefix")
+    assert resources.share_path("config", "student.yaml") == REPO / "config" / "student.yaml"
+    assert resources.share_path("launch", "detector.launch.py").is_file()
+    with pytest.raises(FileNotFoundError, match="nothing.yaml"):
+        resources.share_path("config", "nothing.yaml")
+
+
+def test_share_path_uses_the_ament_index_of_an_install_tree(tmp_path, monkeypatch, dist):
+    # Lay the data_files out as `pip install .`/colcon would, then resolve through the ament index.
+    for dest, files in dist.data_files:
+        (tmp_path / dest).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copy(REPO / f, tmp_path / dest / Path(f).name)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    share = tmp_path / "share" / "kd_traffic_light"
+    for rel in ["config/student.yaml", "config/teacher.yaml", "config/comparison.yaml",
+                "config/kd_traffic_light.rviz", "launch/detector.launch.py", "launch/teacher_student.launch.py"]:
+        assert resources.share_path(*rel.split("/")) == share / rel
+
+
+def test_comparison_node_accepts_its_params_file(tmp_path):
+    """rclpy itself parses the `/**:` file and accepts every value's type (else it exits with an error)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    sys.path.insert(0, str(Path(__file__).parent / "nodes"))
+    try:
+        import ros_helpers as rh
+    finally:
+        sys.path.pop(0)
+
+    env = rh.ros_env(tmp_path, rh.domain_id(__name__))
+    log = tmp_path / "comparison.log"
+    params = resources.share_path("config", "comparison.yaml")
+    proc = rh.start_node("kd_traffic_light.comparison_node",
+                         ["--ros-args", "--params-file", str(params), "-r", "__ns:=/comparison",
+                          "-p", "diagnostics_period_s:=0.2"], env, log)
+    try:
+        with rh.RosTestNode("params_probe", env) as probe:
+            diags = probe.subscribe("/diagnostics", DiagnosticArray)
+            assert probe.wait_for(lambda: diags, timeout=30), rh.read_log(log)
+            assert diags[0].status[0].name == "/comparison/comparison: student vs teacher"
+    finally:
+        rc = rh.stop(proc)
+    assert rc == 0, rh.read_log(log)
+    assert "window 100" in rh.read_log(log)
+
+
+def test_launch_files_compile():
+    for name in LAUNCH_FILES:
+        compile((REPO / "launch" / name).read_text(), name, "exec")

@@ -1,0 +1,175 @@
+import math
+
+import pytest
+import torch
+
+from training.distill import losses
+
+
+def _mask(gt, shapes, strides, anchors, psi=0.5, max_over="all"):
+    gt = torch.tensor(gt, dtype=torch.float32)[None]
+    valid = torch.ones(gt.shape[:2], dtype=torch.bool)
+    anchors = [torch.tensor(a, dtype=torch.float32) for a in anchors]
+    return [m[0].tolist() for m in losses.fgfi_mask(gt, valid, shapes, strides, anchors, psi, max_over)]
+
+
+# Level A: stride 4, 4x4 grid (centres 2, 6, 10, 14), one anchor 12x4. GT [0, 0, 12, 4] equals the anchor at
+# cell (0, 1) (IoU 1); the anchors at (0, 0) and (0, 2) overlap it by 8x4 -> IoU 32 / 64 = 0.5 exactly.
+LEVEL_A = ((4, 4), 4.0, [[12.0, 4.0]])
+
+
+def test_fgfi_mask_strict_greater_excludes_iou_equal_to_psi_max():
+    (mask,) = _mask([[0, 0, 12, 4]], [LEVEL_A[0]], [LEVEL_A[1]], [LEVEL_A[2]], psi=0.5)
+    assert mask[0] == [False, True, False, False]  # 0.5 is not > 0.5 * 1.0
+    assert not any(any(r) for r in mask[1:])
+    (loose,) = _mask([[0, 0, 12, 4]], [LEVEL_A[0]], [LEVEL_A[1]], [LEVEL_A[2]], psi=0.49)
+    assert loose[0] == [True, True, True, False]  # (0, 3): IoU 16 / 80 = 0.2 < 0.49
+
+
+def test_fgfi_mask_per_gt_max_over_all_levels_vs_per_level():
+    # Level B: stride 8, 2x2 grid, anchor 8x8: IoU with the GT 0.4 at (0, 0), 1/6 at (0, 1), 0 below.
+    shapes, strides, anchors = [LEVEL_A[0], (2, 2)], [LEVEL_A[1], 8.0], [LEVEL_A[2], [[8.0, 8.0]]]
+    all_a, all_b = _mask([[0, 0, 12, 4]], shapes, strides, anchors, max_over="all")
+    assert all_b == [[False, False], [False, False]]  # 0.4 < 0.5 * 1.0 (GT max on level A)
+    assert all_a[0] == [False, True, False, False]
+    lvl_a, lvl_b = _mask([[0, 0, 12, 4]], shapes, strides, anchors, max_over="level")
+    assert lvl_b == [[True, False], [False, False]]  # 0.4 > 0.2; 1/6 < 0.2
+    assert lvl_a == all_a
+
+
+def test_fgfi_mask_or_over_gts_non_square_grid_and_padding():
+    gt = torch.tensor([[[0, 0, 8, 8], [16, 8, 24, 16], [0, 0, 0, 0]]], dtype=torch.float32)
+    valid = torch.tensor([[True, True, False]])
+    (m,) = losses.fgfi_mask(gt, valid, [(2, 3)], [8.0], [torch.tensor([[8.0, 8.0]])])
+    assert m.shape == (1, 2, 3)
+    assert m[0].tolist() == [[True, False, False], [False, False, True]]
+
+
+def test_fgfi_mask_no_gt_is_empty():
+    gt = torch.zeros(2, 0, 4)
+    (m,) = losses.fgfi_mask(gt, torch.zeros(2, 0, dtype=torch.bool), [(2, 2)], [8.0], [torch.tensor([[8.0, 8.0]])])
+    assert m.shape == (2, 2, 2) and not m.any()
+
+
+def test_fgfi_mask_rejects_bad_max_over():
+    with pytest.raises(ValueError, match="max_over"):
+        _mask([[0, 0, 4, 4]], [(1, 1)], [8.0], [[[8.0, 8.0]]], max_over="best")
+
+
+def test_fgfi_loss_golden_normalised_by_masked_locations_not_channels():
+    s = torch.zeros(1, 2, 2, 2)
+    t = torch.zeros(1, 2, 2, 2)
+    s[0, :, 0, 0] = torch.tensor([1.0, 2.0])  # squared diff sum at (0, 0): 1 + 4 = 5
+    s[0, :, 1, 1] = 3.0  # unmasked: ignored
+    mask = torch.zeros(1, 2, 2, dtype=torch.bool)
+    mask[0, 0, 0] = mask[0, 0, 1] = True  # N_p = 2
+    assert losses.fgfi_loss([s], [t], [mask]).item() == pytest.approx(5 / (2 * 2))
+    # two levels share one N_p
+    s2, t2, m2 = torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, dtype=torch.bool)
+    assert losses.fgfi_loss([s, s2], [t, t2], [mask, m2]).item() == pytest.approx((5 + 1) / (2 * 3))
+
+
+def test_fgfi_loss_zero_when_equal_or_empty_mask():
+    s = torch.randn(2, 3, 4, 5, requires_grad=True)
+    full = torch.ones(2, 4, 5, dtype=torch.bool)
+    assert losses.fgfi_loss([s], [s.detach().clone()], [full]).item() == 0.0
+    empty = losses.fgfi_loss([s], [torch.randn(2, 3, 4, 5)], [~full])
+    assert empty.item() == 0.0
+    empty.backward()  # keeps a graph
+
+
+def _head(score_logit, dfl_logits, a=1, nc=1):
+    scores = torch.full((1, nc, a), float(score_logit))
+    boxes = torch.tensor(dfl_logits, dtype=torch.float32).repeat(4).view(1, 4 * len(dfl_logits), 1).repeat(1, 1, a)
+    return scores, boxes
+
+
+def _kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+
+
+def test_response_loss_golden():
+    s_scores, s_boxes = _head(0.0, [0.0, 0.0])  # sigmoid 0.5; bins (0.5, 0.5)
+    t_scores, t_boxes = _head(math.log(3), [math.log(3), 0.0])  # sigmoid 0.75; bins (0.75, 0.25)
+    total, l_cls, l_reg = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.5, temperature=1.0)
+    assert l_cls.item() == pytest.approx(0.0625)
+    assert l_reg.item() == pytest.approx(_kl([0.75, 0.25], [0.5, 0.5]), rel=1e-5)
+    assert total.item() == pytest.approx(0.5 * 0.0625 + 0.5 * 0.1308121, rel=1e-5)
+    # temperature 2: softmax(t / 2) = (sqrt3, 1) / (1 + sqrt3), times T^2 = 4
+    r3 = math.sqrt(3)
+    _, _, l_reg2 = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.3, temperature=2.0)
+    assert l_reg2.item() == pytest.approx(4 * _kl([r3 / (1 + r3), 1 / (1 + r3)], [0.5, 0.5]), rel=1e-5)
+    total3, _, _ = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.3, temperature=2.0)
+    assert total3.item() == pytest.approx(0.3 * 0.0625 + 0.7 * l_reg2.item(), rel=1e-6)
+
+
+def test_response_loss_weighted_by_teacher_confident_locations():
+    s = torch.zeros(1, 1, 2)
+    t = torch.tensor([[[math.log(3), -10.0]]])  # location 0: diff^2 0.0625; location 1: ~0.25
+    boxes = torch.zeros(1, 8, 2)
+    w = losses.teacher_confidence(t, "hard", threshold=0.5)
+    assert w.tolist() == [[1.0, 0.0]]
+    total, l_cls, l_reg = losses.response_loss(s, t, boxes, boxes, lam=1.0, weights=w)
+    assert l_cls.item() == pytest.approx(0.0625) and l_reg.item() == 0.0 and total.item() == pytest.approx(0.0625)
+    soft = losses.teacher_confidence(t, "soft")
+    assert soft[0, 0].item() == pytest.approx(0.75)
+    assert losses.teacher_confidence(t, "none").tolist() == [[1.0, 1.0]]
+
+
+def test_ld_loss_golden_and_weights():
+    s_boxes = torch.zeros(1, 8, 2)
+    t_boxes = torch.zeros(1, 8, 2)
+    t_boxes[0, 0::2, 0] = 10 * math.log(3)  # at T=10 the teacher bins of location 0 are (0.75, 0.25)
+    w = torch.tensor([[1.0, 0.0]])
+    expected = 100 * _kl([0.75, 0.25], [0.5, 0.5])
+    assert losses.ld_loss(s_boxes, t_boxes, temperature=10.0, weights=w).item() == pytest.approx(expected, rel=1e-5)
+    assert losses.ld_loss(s_boxes, t_boxes, temperature=10.0).item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_bckd_cls_loss_golden():
+    s = torch.zeros(1, 2, 1)
+    t = torch.full((1, 2, 1), math.log(3))  # target 0.75, student 0.5: BCE = ln 2, modulation 0.25
+    assert losses.bckd_cls_loss(s, t, beta=1.0).item() == pytest.approx(2 * math.log(2) * 0.25, rel=1e-6)
+    assert losses.bckd_cls_loss(s, t, beta=2.0).item() == pytest.approx(2 * math.log(2) * 0.0625, rel=1e-6)
+
+
+def test_head_terms_zero_when_student_equals_teacher():
+    scores, boxes = torch.randn(2, 2, 7), torch.randn(2, 64, 7)
+    total, l_cls, l_reg = losses.response_loss(scores, scores.clone(), boxes, boxes.clone(), lam=0.5, temperature=3)
+    assert total.abs().item() < 1e-6 and l_cls.item() == 0.0
+    assert losses.ld_loss(boxes, boxes.clone()).abs().item() < 1e-5
+    assert losses.bckd_cls_loss(scores, scores.clone()).item() == 0.0
+
+
+def test_response_rejects_bad_lambda_and_shapes():
+    x = torch.zeros(1, 1, 1)
+    with pytest.raises(ValueError, match="lam"):
+        losses.response_loss(x, x, torch.zeros(1, 8, 1), torch.zeros(1, 8, 1), lam=1.5)
+    with pytest.raises(ValueError, match="DFL shapes"):
+        losses.dfl_kl(torch.zeros(1, 8, 1), torch.zeros(1, 16, 1))
+
+
+@pytest.mark.parametrize(
+    ("kind", "it", "expected"),
+    [
+        ("constant", 50, 1.0),
+        ("linear", 0, 1.0),
+        ("linear", 50, 0.55),
+        ("linear", 100, 0.1),
+        ("cosine", 0, 1.0),
+        ("cosine", 50, 0.55),
+        ("cosine", 100, 0.1),
+        ("cosine", 25, 0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2),
+    ],
+)
+def test_schedule_factor_shapes(kind, it, expected):
+    assert losses.schedule_factor(kind, 0, 10, it, 100, final=0.1) == pytest.approx(expected)
+
+
+def test_schedule_factor_warmup_and_off_last_epochs():
+    assert losses.schedule_factor("constant", 0, 10, 399, 1000, warmup_iters=400) == 0.0
+    assert losses.schedule_factor("constant", 0, 10, 400, 1000, warmup_iters=400) == 1.0
+    assert losses.schedule_factor("constant", 8, 10, 850, 1000, off_last_epochs=2) == 0.0
+    assert losses.schedule_factor("constant", 7, 10, 799, 1000, off_last_epochs=2) == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        losses.schedule_factor("step", 0, 1, 0, 1)

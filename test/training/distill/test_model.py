@@ -1,0 +1,134 @@
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import NAMES, make_teacher
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
+
+from training.distill.model import KDDistillationModel, fit_anchors
+
+ALL_TERMS = {
+    "fgfi": {"weight": 1.0, "warmup_iters": 0, "max_over": "level"},  # every level masked
+    "response": {},
+    "ld": {},
+    "bckd": {},
+    "native": {},
+}
+
+
+def _student(cfg="yolov5n.yaml", names=NAMES):
+    m = DetectionModel(cfg, nc=len(names), verbose=False)
+    m.names = dict(names)
+    m.args = get_cfg(overrides={"imgsz": 64, "close_mosaic": 0})
+    return m
+
+
+def _batch(b=2, size=64):
+    torch.manual_seed(0)
+    return {
+        "img": torch.rand(b, 3, size, size),
+        "batch_idx": torch.tensor([0.0, 1.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0], [0.0]]),
+        "bboxes": torch.tensor([[0.5, 0.5, 0.2, 0.4], [0.3, 0.3, 0.1, 0.3], [0.7, 0.6, 0.2, 0.2]]),
+    }
+
+
+@pytest.fixture(scope="module")
+def kd_model(tmp_path_factory):
+    teacher = make_teacher(tmp_path_factory.mktemp("t") / "t.pt")
+    return KDDistillationModel(teacher, _student(), ALL_TERMS)
+
+
+def test_widths_probed_and_adapters_initialised(kd_model):
+    assert kd_model.student_channels == [64, 128, 256]  # yolov5n Detect inputs
+    assert kd_model.teacher_channels == [128, 256, 512]  # yolov5s Detect inputs
+    for adapter, s, t in zip(kd_model.adapters, kd_model.student_channels, kd_model.teacher_channels):
+        conv = adapter[0]
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding) == (s, t, (3, 3), (1, 1))
+        assert isinstance(adapter[1], torch.nn.ReLU)
+        assert conv.weight.std().item() == pytest.approx(1e-4, rel=0.05)
+    assert kd_model.fgfi_anchors[0] == [[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]]
+
+
+def test_teacher_frozen_eval_and_unchanged_by_a_training_step(kd_model):
+    model = copy.deepcopy(kd_model).train()
+    assert not model.teacher_model.training
+    assert not any(p.requires_grad for p in model.teacher_model.parameters())
+    before = {k: v.clone() for k, v in model.teacher_model.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    seen = {}
+    model.teacher_model.model[0].register_forward_hook(lambda m, i, o: seen.update(t=i[0]) and None)
+    model.student_model.model[0].register_forward_hook(lambda m, i, o: seen.update(s=i[0]) and None)
+    loss, items = model(_batch())
+    loss.sum().backward()
+    grads = [a[0].weight.grad for a in model.adapters]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)  # gradients reach the adapters
+    assert model.projector[0][0].weight.grad is not None
+    opt.step()
+    after = model.teacher_model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # bit-identical (BN buffers included)
+    assert torch.equal(seen["t"], seen["s"])  # teacher and student see the same batch
+    assert set(items) == {"box_loss", "cls_loss", "dfl_loss", "fgfi_loss", "resp_loss", "ld_loss", "bckd_loss",
+                          "dis_loss"}
+    assert loss.shape == (8,) and torch.isfinite(loss).all()
+    assert all(items[k].item() > 0 for k in ("fgfi_loss", "resp_loss", "ld_loss", "dis_loss"))
+
+
+def test_eval_mode_returns_same_columns_with_zero_kd(kd_model):
+    model = copy.deepcopy(kd_model).eval()
+    loss, items = model(_batch())
+    assert loss.shape == (8,) and loss[3:].abs().sum() == 0
+    assert items["fgfi_loss"].item() == 0 and "dis_loss" in items
+
+
+def test_schedule_warmup_zeroes_term(kd_model):
+    model = copy.deepcopy(kd_model).train()
+    model.kd_terms["fgfi"]["warmup_iters"] = 10
+    model.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 3, "total_iterations": 20}
+    _, items = model(_batch())
+    assert items["fgfi_loss"].item() == 0.0 and items["resp_loss"].item() > 0
+
+
+def test_non_finite_loss_stops_with_clear_error(kd_model):
+    model = copy.deepcopy(kd_model).train()
+    with torch.no_grad():
+        model.adapters[0][0].bias.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="non-finite training loss.*fgfi_loss"):
+        model(_batch())
+
+
+def test_pickle_roundtrip_reregisters_hooks(kd_model):
+    model = pickle.loads(pickle.dumps(copy.deepcopy(kd_model)))
+    model.train()
+    _, items = model(_batch())
+    assert items["dis_loss"].item() > 0 and items["fgfi_loss"].item() > 0
+
+
+def test_mismatched_names_nc_and_levels_refused(tmp_path):
+    other = make_teacher(tmp_path / "names.pt", names={0: "relevant", 1: "other"})
+    with pytest.raises(ValueError, match=r"names\.pt: teacher classes .*'other'"):
+        KDDistillationModel(other, _student(), {"native": {}})
+    three = make_teacher(tmp_path / "nc3.pt", names={0: "a", 1: "b", 2: "c"})
+    with pytest.raises(ValueError, match="nc=3"):
+        KDDistillationModel(three, _student(), {"native": {}})
+    p6 = make_teacher(tmp_path / "p6.pt", cfg="yolov5n-p6.yaml")
+    with pytest.raises(ValueError, match="4 detection levels, student 3"):
+        KDDistillationModel(p6, _student(), {"native": {}})
+    with pytest.raises(FileNotFoundError, match="teacher checkpoint not found"):
+        KDDistillationModel(tmp_path / "missing.pt", _student(), {"native": {}})
+    with pytest.raises(ValueError, match="unknown key 'lamda'"):
+        KDDistillationModel(other, _student(), {"response": {"lamda": 0.5}})
+
+
+def test_fit_anchors_kmeans_sorted_per_level():
+    rng = np.random.default_rng(0)
+    wh = np.concatenate([rng.normal(c, 0.5, (40, 2)) for c in ([4, 10], [12, 30], [40, 90])])
+    anchors = fit_anchors(wh, n_levels=3, per_level=1)
+    areas = [a[0][0] * a[0][1] for a in anchors]
+    assert areas == sorted(areas)
+    assert anchors[0][0] == pytest.approx([4, 10], abs=1) and anchors[2][0] == pytest.approx([40, 90], abs=2)
+    with pytest.raises(ValueError, match="at least 9"):
+        fit_anchors(wh[:5])

@@ -1,0 +1,316 @@
+"""Pure distillation loss terms and their schedule: tensors in, scalar out.
+
+Every function here is free of model, hook and trainer state so that it can be checked on hand-built tensors.
+Choosing layers, capturing features and weighting terms happens in ``training.distill.model``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+# YOLOv5 anchors in pixels (w, h) for P3/8, P4/16, P5/32: the default FGFI virtual anchors.
+YOLOV5_ANCHORS: tuple[tuple[tuple[float, float], ...], ...] = (
+    ((10, 13), (16, 30), (33, 23)),
+    ((30, 61), (62, 45), (59, 119)),
+    ((116, 90), (156, 198), (373, 326)),
+)
+
+
+def _pairwise_iou(gt: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """IoU of every GT box with every anchor box, both xyxy in pixels.
+
+    Args:
+        gt (torch.Tensor): (B, M, 4) GT boxes.
+        anchors (torch.Tensor): (K, 4) anchor boxes.
+
+    Returns:
+        (torch.Tensor): (B, M, K) IoU, exactly 0 where boxes do not overlap (no epsilon in the ratio).
+    """
+    g = gt[:, :, None, :]
+    a = anchors[None, None, :, :]
+    iw = (torch.minimum(g[..., 2], a[..., 2]) - torch.maximum(g[..., 0], a[..., 0])).clamp(min=0)
+    ih = (torch.minimum(g[..., 3], a[..., 3]) - torch.maximum(g[..., 1], a[..., 1])).clamp(min=0)
+    inter = iw * ih
+    area_g = (g[..., 2] - g[..., 0]) * (g[..., 3] - g[..., 1])
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    union = area_g + area_a - inter
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
+
+
+def level_anchor_boxes(shape: tuple[int, int], stride: float, anchors: torch.Tensor) -> torch.Tensor:
+    """Virtual anchor boxes of one level in pixels, ordered (row, column, anchor).
+
+    Anchor centres sit at cell centres ``((j + 0.5) * stride, (i + 0.5) * stride)``, as ultralytics'
+    ``make_anchors`` with offset 0.5; grids need not be square.
+
+    Args:
+        shape (tuple[int, int]): Feature map (H, W).
+        stride (float): Level stride in pixels.
+        anchors (torch.Tensor): (A, 2) anchor (w, h) in pixels.
+
+    Returns:
+        (torch.Tensor): (H * W * A, 4) xyxy anchor boxes in pixels.
+    """
+    h, w = shape
+    anchors = anchors.to(torch.float32)
+    ys = (torch.arange(h, dtype=torch.float32, device=anchors.device) + 0.5) * stride
+    xs = (torch.arange(w, dtype=torch.float32, device=anchors.device) + 0.5) * stride
+    cy, cx = torch.meshgrid(ys, xs, indexing="ij")
+    centres = torch.stack((cx, cy), -1).reshape(h * w, 1, 2)
+    half = anchors[None] / 2
+    return torch.cat((centres - half, centres + half), -1).reshape(-1, 4)
+
+
+def fgfi_mask(
+    gt_boxes: torch.Tensor,
+    gt_valid: torch.Tensor,
+    shapes: Sequence[tuple[int, int]],
+    strides: Sequence[float],
+    anchors: Sequence[torch.Tensor],
+    psi: float = 0.5,
+    max_over: str = "all",
+) -> list[torch.Tensor]:
+    """Fine-grained imitation mask (Wang et al., CVPR 2019, "Distilling object detectors with FGFI").
+
+    For each GT box the IoU with every virtual anchor is computed; with ``m`` that GT's maximum IoU (over all
+    levels when ``max_over == "all"``, the paper's single-level rule generalised; over the level alone when
+    ``"level"``), an anchor is selected when ``IoU > psi * m`` (strict). A location is in the mask when any of
+    its anchors is selected for any GT (OR over anchors and GTs).
+
+    Args:
+        gt_boxes (torch.Tensor): (B, M, 4) GT boxes, xyxy in input-image PIXELS (padded).
+        gt_valid (torch.Tensor): (B, M) bool, True for real (non-padding) GT rows.
+        shapes (Sequence[tuple[int, int]]): Per-level feature map (H, W).
+        strides (Sequence[float]): Per-level stride in pixels.
+        anchors (Sequence[torch.Tensor]): Per-level (A_l, 2) anchor (w, h) in PIXELS.
+        psi (float): Threshold factor on the per-GT maximum IoU.
+        max_over (str): ``"all"`` (max over all levels) or ``"level"`` (max per level).
+
+    Returns:
+        (list[torch.Tensor]): Per level a (B, H, W) bool mask.
+    """
+    if max_over not in {"all", "level"}:
+        raise ValueError(f"fgfi max_over must be 'all' or 'level', got {max_over!r}")
+    if not (len(shapes) == len(strides) == len(anchors)):
+        raise ValueError(f"fgfi_mask: {len(shapes)} shapes, {len(strides)} strides, {len(anchors)} anchor sets")
+    gt_boxes = gt_boxes.float()
+    ious = []
+    for shape, stride, anc in zip(shapes, strides, anchors):
+        boxes = level_anchor_boxes(shape, stride, torch.as_tensor(anc, device=gt_boxes.device))
+        ious.append(_pairwise_iou(gt_boxes, boxes) * gt_valid[..., None])  # (B, M, K_l)
+    if max_over == "all":
+        gmax = torch.stack([iou.amax(-1) if iou.shape[-1] else iou.sum(-1) for iou in ious], -1).amax(-1)
+        maxes = [gmax] * len(ious)
+    else:
+        maxes = [iou.amax(-1) if iou.shape[-1] else iou.sum(-1) for iou in ious]
+    masks = []
+    for iou, m, shape, anc in zip(ious, maxes, shapes, anchors):
+        selected = (iou > psi * m[..., None]) & gt_valid[..., None]  # (B, M, K)
+        b = gt_boxes.shape[0]
+        masks.append(selected.any(1).view(b, shape[0], shape[1], len(anc)).any(-1))
+    return masks
+
+
+def fgfi_loss(
+    adapted: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """FGFI imitation loss (Wang et al., CVPR 2019).
+
+    ``L = 1 / (2 N_p) * sum_levels sum_{masked (b, y, x)} sum_c (f_adap(s) - t)^2`` with ``N_p`` the number of
+    masked locations over all levels (not times channels). Zero (with a graph) when no location is masked.
+
+    Args:
+        adapted (Sequence[torch.Tensor]): Per level the adapted student feature (B, C_t, H, W).
+        teacher (Sequence[torch.Tensor]): Per level the teacher feature (B, C_t, H, W).
+        masks (Sequence[torch.Tensor]): Per level the (B, H, W) bool imitation mask.
+
+    Returns:
+        (torch.Tensor): Scalar loss.
+    """
+    total = adapted[0].new_zeros(())
+    n_p = 0
+    for s, t, m in zip(adapted, teacher, masks):
+        if s.shape != t.shape:
+            raise ValueError(f"fgfi_loss: adapted student {tuple(s.shape)} vs teacher {tuple(t.shape)}")
+        m = m.to(s.dtype)[:, None]
+        total = total + ((s - t.to(s.dtype)) ** 2 * m).sum()
+        n_p = n_p + m.sum()
+    return total / (2 * torch.as_tensor(n_p, dtype=total.dtype, device=total.device).clamp(min=1))
+
+
+def teacher_confidence(teacher_scores: torch.Tensor, mode: str = "none", threshold: float = 0.5) -> torch.Tensor:
+    """Per-location weights from the teacher's class scores.
+
+    Args:
+        teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
+        mode (str): ``"none"`` (all 1), ``"soft"`` (max sigmoid score) or ``"hard"`` (1 where the max sigmoid
+            score exceeds ``threshold``, else 0).
+        threshold (float): Confidence threshold for ``"hard"``.
+
+    Returns:
+        (torch.Tensor): (B, A) non-negative weights.
+    """
+    if mode == "none":
+        return teacher_scores.new_ones(teacher_scores.shape[0], teacher_scores.shape[2])
+    conf = teacher_scores.detach().float().sigmoid().amax(1)
+    if mode == "soft":
+        return conf
+    if mode == "hard":
+        return (conf > threshold).to(conf.dtype)
+    raise ValueError(f"teacher weighting must be 'none', 'soft' or 'hard', got {mode!r}")
+
+
+def _weighted_mean(per_loc: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of a (B, A) tensor weighted by (B, A) weights; 0 (with a graph) when all weights are 0."""
+    if weights is None:
+        return per_loc.mean()
+    w = weights.to(per_loc.dtype)
+    return (per_loc * w).sum() / w.sum().clamp(min=1e-9)
+
+
+def dfl_kl(student_dfl: torch.Tensor, teacher_dfl: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Per-location KL(softmax(t/T) || softmax(s/T)) * T^2 on DFL bins, averaged over the 4 box sides.
+
+    Args:
+        student_dfl (torch.Tensor): (B, 4 * reg_max, A) student box logits (ultralytics ``preds["boxes"]``).
+        teacher_dfl (torch.Tensor): (B, 4 * reg_max, A) teacher box logits.
+        temperature (float): Softmax temperature T.
+
+    Returns:
+        (torch.Tensor): (B, A) KL per location.
+    """
+    if student_dfl.shape != teacher_dfl.shape:
+        raise ValueError(f"DFL shapes differ: student {tuple(student_dfl.shape)}, teacher {tuple(teacher_dfl.shape)}")
+    b, c, a = student_dfl.shape
+    s = student_dfl.float().view(b, 4, c // 4, a) / temperature
+    t = teacher_dfl.float().view(b, 4, c // 4, a) / temperature
+    log_ps, log_pt = s.log_softmax(2), t.log_softmax(2)
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(2)  # (B, 4, A)
+    return kl.mean(1) * temperature**2
+
+
+def response_loss(
+    student_scores: torch.Tensor,
+    teacher_scores: torch.Tensor,
+    student_dfl: torch.Tensor,
+    teacher_dfl: torch.Tensor,
+    lam: float = 0.5,
+    temperature: float = 1.0,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Integrated (response-based) distillation (Z. Cheng, 2023, "Integrated Knowledge Distillation ...").
+
+    ``L = lam * L_cls + (1 - lam) * L_reg`` with
+    ``L_cls = sum_a w_a * mean_c (sigmoid(s_ac) - sigmoid(t_ac))^2 / sum_a w_a`` (L2 on class scores) and
+    ``L_reg = sum_a w_a * mean_sides KL(softmax(t/T) || softmax(s/T)) * T^2 / sum_a w_a`` on the DFL bins
+    (4 x reg_max per location; "KL after softmax" mapped onto the YOLOv5u DFL head as in LD).
+
+    Args:
+        student_scores (torch.Tensor): (B, nc, A) student class logits.
+        teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
+        student_dfl (torch.Tensor): (B, 4 * reg_max, A) student box logits.
+        teacher_dfl (torch.Tensor): (B, 4 * reg_max, A) teacher box logits.
+        lam (float): Task weight between classification and localisation, in [0, 1].
+        temperature (float): Softmax temperature T for the DFL bins.
+        weights (torch.Tensor, optional): (B, A) location weights (e.g. teacher confidence); uniform if None.
+
+    Returns:
+        (tuple[torch.Tensor, torch.Tensor, torch.Tensor]): Total, L_cls and L_reg scalars.
+    """
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"response lam must be in [0, 1], got {lam}")
+    l2 = ((student_scores.float().sigmoid() - teacher_scores.float().sigmoid()) ** 2).mean(1)  # (B, A)
+    l_cls = _weighted_mean(l2, weights)
+    l_reg = _weighted_mean(dfl_kl(student_dfl, teacher_dfl, temperature), weights)
+    return lam * l_cls + (1 - lam) * l_reg, l_cls, l_reg
+
+
+def ld_loss(
+    student_dfl: torch.Tensor, teacher_dfl: torch.Tensor, temperature: float = 10.0, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Localization distillation (Zheng et al., CVPR 2022, "Localization Distillation for Dense Object Detection").
+
+    ``L_LD = sum_a w_a * mean_sides KL(softmax(t/T) || softmax(s/T)) * T^2 / sum_a w_a`` on the DFL bins; the
+    paper uses T = 10 and restricts it to positive / teacher-confident locations (``weights``).
+
+    Args:
+        student_dfl (torch.Tensor): (B, 4 * reg_max, A) student box logits.
+        teacher_dfl (torch.Tensor): (B, 4 * reg_max, A) teacher box logits.
+        temperature (float): Softmax temperature.
+        weights (torch.Tensor, optional): (B, A) location weights; uniform if None.
+
+    Returns:
+        (torch.Tensor): Scalar loss.
+    """
+    return _weighted_mean(dfl_kl(student_dfl, teacher_dfl, temperature), weights)
+
+
+def bckd_cls_loss(
+    student_scores: torch.Tensor, teacher_scores: torch.Tensor, beta: float = 1.0, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary classification KD (Yang et al., ICCV 2023, "Bridging Cross-task Protocol Inconsistency for KD").
+
+    Per class a binary cross-entropy against the teacher's sigmoid score, modulated as in quality focal loss:
+    ``l_ac = BCE(sigmoid(s_ac), sigmoid(t_ac)) * |sigmoid(t_ac) - sigmoid(s_ac)|^beta``,
+    ``L = sum_a w_a * sum_c l_ac / sum_a w_a``. The modulation makes the loss exactly 0 when student equals teacher.
+
+    Args:
+        student_scores (torch.Tensor): (B, nc, A) student class logits.
+        teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
+        beta (float): Modulation exponent.
+        weights (torch.Tensor, optional): (B, A) location weights; uniform if None.
+
+    Returns:
+        (torch.Tensor): Scalar loss.
+    """
+    s = student_scores.float()
+    t = teacher_scores.float().sigmoid()
+    bce = F.binary_cross_entropy_with_logits(s, t, reduction="none")
+    mod = (t - s.sigmoid()).abs().pow(beta)
+    return _weighted_mean((bce * mod).sum(1), weights)
+
+
+def schedule_factor(
+    kind: str,
+    epoch: int,
+    epochs: int,
+    iteration: int,
+    total_iterations: int,
+    warmup_iters: int = 0,
+    off_last_epochs: int = 0,
+    final: float = 0.1,
+) -> float:
+    """Multiplier of a KD term's weight at one training iteration.
+
+    0 during the first ``warmup_iters`` iterations (FGFI switches imitation off for 400) and during the last
+    ``off_last_epochs`` epochs (e.g. the close_mosaic epochs); otherwise with progress
+    ``p = iteration / total_iterations``: ``constant`` 1, ``linear`` ``1 - (1 - final) p``, ``cosine``
+    ``final + (1 - final) (1 + cos(pi p)) / 2`` (1 -> final).
+
+    Args:
+        kind (str): ``"constant"``, ``"linear"`` or ``"cosine"``.
+        epoch (int): 0-based epoch.
+        epochs (int): Total epochs.
+        iteration (int): 0-based global iteration (batch) index.
+        total_iterations (int): Total iterations of the run.
+        warmup_iters (int): Iterations with the term off at the start.
+        off_last_epochs (int): Final epochs with the term off.
+        final (float): Final multiplier of the decaying schedules.
+
+    Returns:
+        (float): The multiplier.
+    """
+    if kind not in {"constant", "linear", "cosine"}:
+        raise ValueError(f"schedule must be 'constant', 'linear' or 'cosine', got {kind!r}")
+    if iteration < warmup_iters or (off_last_epochs > 0 and epoch >= epochs - off_last_epochs):
+        return 0.0
+    p = min(max(iteration / max(total_iterations, 1), 0.0), 1.0)
+    if kind == "constant":
+        return 1.0
+    if kind == "linear":
+        return 1.0 - (1.0 - final) * p
+    return final + (1.0 - final) * (1.0 + math.cos(math.pi * p)) / 2

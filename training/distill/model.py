@@ -1,0 +1,331 @@
+"""The product's distillation model: ultralytics' ``DistillationModel`` plus FGFI, response, LD and BCKD terms.
+
+The base class (ultralytics 8.4.190) already keeps the teacher frozen and in eval, re-registers picklable hooks
+after deepcopy/unpickling, strips the teacher from the EMA and checkpoints, and provides the native
+score-weighted feature L2 (``projector`` + ``loss_sl2``). This subclass adds, each with its own weight, schedule
+and loss column: ``fgfi`` (adapters on the Detect inputs), ``response`` (integrated distillation on the head
+outputs), ``ld`` and ``bckd`` (head-level terms), and exposes ``native`` as one selectable term among them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from ultralytics.nn.distill_model import DistillationModel
+from ultralytics.nn.modules.head import Detect
+from ultralytics.nn.tasks import load_checkpoint
+
+from training.distill import losses
+from training.distill.config import TERM_COLUMNS, resolve_term
+
+TERM_ORDER = ("fgfi", "response", "ld", "bckd", "native")
+
+
+def _detect(model: nn.Module) -> Detect:
+    """Return the Detect head of an ultralytics model."""
+    for m in model.model:
+        if isinstance(m, Detect):
+            return m
+    raise ValueError(f"{type(model).__name__} has no Detect head")
+
+
+def _names(model: nn.Module) -> dict[int, str]:
+    """Class names of a model as {int: str}."""
+    names = getattr(model, "names", None) or {}
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    return {int(k): str(v) for k, v in names.items()}
+
+
+def check_pair(teacher: nn.Module, student: nn.Module, teacher_name: str = "teacher") -> None:
+    """Refuse a teacher/student pair that cannot be distilled, with a message naming what differs.
+
+    Args:
+        teacher (nn.Module): Teacher detection model (names set from its checkpoint).
+        student (nn.Module): Student detection model (names set from the data.yaml).
+        teacher_name (str): How to name the teacher in errors (its path).
+
+    Raises:
+        ValueError: Different class names or nc, numbers of levels, strides or DFL bins.
+    """
+    td, sd = _detect(teacher), _detect(student)
+    tn, sn = _names(teacher), _names(student)
+    if td.nc != sd.nc or (tn and sn and tn != sn):
+        raise ValueError(
+            f"{teacher_name}: teacher classes {tn} (nc={td.nc}) differ from the student/data classes {sn} "
+            f"(nc={sd.nc}); train the teacher on the same data.yaml names"
+        )
+    if td.nl != sd.nl:
+        raise ValueError(f"{teacher_name}: teacher has {td.nl} detection levels, student {sd.nl}; expected equal")
+    if not torch.equal(td.stride.float().cpu(), sd.stride.float().cpu()):
+        raise ValueError(f"{teacher_name}: teacher strides {td.stride.tolist()} vs student {sd.stride.tolist()}")
+    if td.reg_max != sd.reg_max:
+        raise ValueError(f"{teacher_name}: teacher reg_max {td.reg_max} vs student {sd.reg_max}; expected equal")
+
+
+def fit_anchors(wh: np.ndarray, n_levels: int = 3, per_level: int = 3, iters: int = 50, seed: int = 0) -> list:
+    """K-means (1 - IoU distance) anchors on GT (w, h) in pixels, sorted by area and split per level.
+
+    Args:
+        wh (np.ndarray): (N, 2) GT widths and heights in pixels at the training resolution.
+        n_levels (int): Number of detection levels.
+        per_level (int): Anchors per level.
+        iters (int): K-means iterations.
+        seed (int): Seed of the initial centres.
+
+    Returns:
+        (list): ``n_levels`` lists of ``per_level`` [w, h] pairs, smallest anchors on the finest level.
+    """
+    k = n_levels * per_level
+    wh = np.asarray(wh, dtype=np.float64).reshape(-1, 2)
+    wh = wh[(wh > 0).all(1)]
+    if len(wh) < k:
+        raise ValueError(f"fgfi anchors: k-means needs at least {k} training boxes, found {len(wh)}")
+    rng = np.random.default_rng(seed)
+    centres = wh[rng.choice(len(wh), k, replace=False)]
+    for _ in range(iters):
+        inter = np.minimum(wh[:, None], centres[None]).prod(2)
+        iou = inter / (wh.prod(1)[:, None] + centres.prod(1)[None] - inter)
+        assign = iou.argmax(1)
+        new = np.array([np.median(wh[assign == j], 0) if (assign == j).any() else centres[j] for j in range(k)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    centres = centres[np.argsort(centres.prod(1))]
+    return [[[round(float(w), 2), round(float(h), 2)] for w, h in centres[i * per_level : (i + 1) * per_level]]
+            for i in range(n_levels)]
+
+
+def resolve_anchors(setting: Any, n_levels: int) -> list:
+    """Per-level pixel anchors from the ``fgfi.anchors`` setting (``"yolov5"`` or explicit lists)."""
+    if setting == "yolov5":
+        if n_levels != 3:
+            raise ValueError(f"fgfi anchors 'yolov5' cover 3 levels, the models have {n_levels}; give anchors")
+        return [[list(map(float, a)) for a in lv] for lv in losses.YOLOV5_ANCHORS]
+    if setting == "kmeans":
+        raise ValueError("fgfi anchors 'kmeans' must be fitted by the trainer before the model is built")
+    if len(setting) != n_levels:
+        raise ValueError(f"fgfi anchors: {len(setting)} levels given, the models have {n_levels}")
+    return [[[float(w), float(h)] for w, h in lv] for lv in setting]
+
+
+def make_adapter(c_in: int, c_out: int) -> nn.Sequential:
+    """FGFI adaptation layer: 3x3 conv (padding 1) to the teacher's width, then ReLU; weights ~ N(0, 1e-4)."""
+    conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1)
+    nn.init.normal_(conv.weight, 0.0, 1e-4)
+    nn.init.zeros_(conv.bias)
+    return nn.Sequential(conv, nn.ReLU(inplace=False))
+
+
+class KDDistillationModel(DistillationModel):
+    """DistillationModel with the product's selectable, combinable, individually weighted and scheduled terms.
+
+    Attributes:
+        kd_terms (dict): Resolved settings per enabled term (see ``training.distill.config``).
+        adapters (nn.ModuleList | None): FGFI adapters, one per Detect input level (created before the optimizer).
+        fgfi_anchors (list | None): Per-level virtual anchors in pixels.
+        kd_progress (dict): epoch, epochs, iteration, total_iterations; set each batch by the trainer.
+        student_channels, teacher_channels (list[int]): Probed widths of the Detect inputs.
+    """
+
+    def __init__(self, teacher_model: str | Path | nn.Module, student_model: nn.Module, terms: dict[str, dict]):
+        """Load/check the teacher, probe widths with the base class' dummy forward, build adapters.
+
+        Args:
+            teacher_model (str | Path | nn.Module): Teacher checkpoint path or module.
+            student_model (nn.Module): Student DetectionModel with ``args`` (imgsz, dis, close_mosaic) and names.
+            terms (dict): Enabled terms ``{name: settings}``; settings are completed with defaults.
+        """
+        if not terms:
+            raise ValueError("distillation needs at least one term in distill.terms (fgfi, response, ld, bckd, native)")
+        unknown = set(terms) - set(TERM_ORDER)
+        if unknown:
+            raise ValueError(f"unknown distillation terms {sorted(unknown)}; expected some of {TERM_ORDER}")
+        kd_terms = {n: resolve_term(n, terms[n], f"distill.terms.{n}") for n in TERM_ORDER if n in terms}
+        name = str(teacher_model) if isinstance(teacher_model, (str, Path)) else "teacher"
+        if isinstance(teacher_model, (str, Path)):
+            if not Path(teacher_model).is_file():
+                raise FileNotFoundError(f"teacher checkpoint not found: {teacher_model}")
+            teacher_model = load_checkpoint(teacher_model)[0]
+        check_pair(teacher_model, student_model, name)
+        super().__init__(teacher_model, student_model)
+        self.kd_terms = kd_terms
+        self.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 0, "total_iterations": 1}
+        # widths probed by the base class' dummy forward (its projectors map student -> teacher widths)
+        self.student_channels = [p[0].in_channels for p in self.projector]
+        self.teacher_channels = [p[0].out_channels for p in self.projector]
+        self.adapters = None
+        self.fgfi_anchors = None
+        if "fgfi" in self.kd_terms:
+            device = next(student_model.parameters()).device
+            self.adapters = nn.ModuleList(
+                make_adapter(s, t) for s, t in zip(self.student_channels, self.teacher_channels)
+            ).to(device)
+            self.fgfi_anchors = resolve_anchors(self.kd_terms["fgfi"]["anchors"], len(self.student_channels))
+
+    # ------------------------------------------------------------------ teacher
+    def _teacher_outputs(self, img: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Run the frozen teacher under inference mode (FP16 on CUDA); return ordinary FP32 copies.
+
+        Returns:
+            (tuple): Detect-input features per level and the head dict (boxes, scores).
+        """
+        teacher = self.teacher_model
+        if img.device.type == "cuda" and next(teacher.parameters()).dtype != torch.float16:
+            teacher.half()
+        x = img.half() if img.device.type == "cuda" else img
+        self._teacher_feats.clear()
+        with torch.inference_mode():
+            teacher(x)
+        n = len(self.feats_idx) - 1
+        if len(self._teacher_feats) != n + 1:
+            raise RuntimeError(f"teacher hooks captured levels {sorted(self._teacher_feats)}, expected 0..{n}")
+        # clone outside inference mode: inference tensors cannot be saved for backward
+        feats = [self._teacher_feats[i].clone().float() for i in range(n)]
+        head = self.decouple_outputs(self._teacher_feats[n], branch="one2many")
+        head = {k: head[k].clone().float() for k in ("boxes", "scores")}
+        self._teacher_feats.clear()
+        return feats, head
+
+    # ------------------------------------------------------------------ terms
+    def factor(self, name: str) -> float:
+        """Schedule multiplier of term ``name`` at the current ``kd_progress``."""
+        cfg, p = self.kd_terms[name], self.kd_progress
+        off = cfg["off_last_epochs"]
+        if off < 0:
+            off = int(getattr(self.student_model.args, "close_mosaic", 0) or 0)
+        return losses.schedule_factor(
+            cfg["schedule"], p["epoch"], p["epochs"], p["iteration"], p["total_iterations"],
+            cfg["warmup_iters"], off, cfg["final"],
+        )
+
+    def _gt_pixels(self, batch: dict, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GT boxes of the batch as padded (B, M, 4) xyxy pixels and a (B, M) validity mask."""
+        b, (h, w) = img.shape[0], img.shape[2:]
+        idx = batch["batch_idx"].view(-1).long().to(img.device)
+        boxes = batch["bboxes"].to(img.device).float().view(-1, 4)
+        counts = torch.bincount(idx, minlength=b) if idx.numel() else torch.zeros(b, dtype=torch.long)
+        m = int(counts.max()) if idx.numel() else 0
+        gt = torch.zeros(b, m, 4, device=img.device)
+        valid = torch.zeros(b, m, dtype=torch.bool, device=img.device)
+        if m:
+            order = torch.argsort(idx, stable=True)
+            idx, boxes = idx[order], boxes[order]
+            starts = torch.cumsum(counts, 0) - counts
+            j = torch.arange(len(idx), device=img.device) - starts[idx]
+            scale = boxes.new_tensor([w, h, w, h])
+            xywh = boxes * scale
+            gt[idx, j] = torch.cat((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), 1)
+            valid[idx, j] = True
+        return gt, valid
+
+    def _fgfi(self, batch, img, s_feats, t_feats) -> torch.Tensor:
+        """FGFI imitation on the Detect inputs with per-level virtual anchors."""
+        cfg = self.kd_terms["fgfi"]
+        gt, valid = self._gt_pixels(batch, img)
+        strides = [float(s) for s in _detect(self.student_model).stride]
+        anchors = [torch.tensor(a, device=img.device) for a in self.fgfi_anchors]
+        masks = losses.fgfi_mask(
+            gt, valid, [f.shape[-2:] for f in s_feats], strides, anchors, cfg["psi"], cfg["max_over"]
+        )
+        adapted = [a(s) for a, s in zip(self.adapters, s_feats)]
+        return losses.fgfi_loss(adapted, t_feats, masks)
+
+    def _native(self, s_feats, t_feats, t_scores) -> torch.Tensor:
+        """Ultralytics' score-weighted feature L2 through its projector (the baseline to beat)."""
+        parts = torch.split(t_scores, [f.shape[-2] * f.shape[-1] for f in t_feats], dim=-1)
+        weights = tuple(p.sigmoid().max(dim=1, keepdim=True).values for p in parts)
+        total = s_feats[0].new_zeros(())
+        for i, (s, t) in enumerate(zip(s_feats, t_feats)):
+            total = total + self.loss_sl2(self.projector[i](s), t, feat_idx=i, teacher_scores=weights)
+        return total
+
+    def kd_losses(self, batch: dict, img: torch.Tensor, s_feats: list, s_head: dict) -> dict[str, torch.Tensor]:
+        """Raw (unweighted) value of every enabled term on one batch."""
+        t_feats, t_head = self._teacher_outputs(img)
+        out: dict[str, torch.Tensor] = {}
+        for name, cfg in self.kd_terms.items():
+            w = None
+            if "weighting" in cfg:
+                w = losses.teacher_confidence(t_head["scores"], cfg["weighting"], cfg["conf_threshold"])
+            if name == "fgfi":
+                out[name] = self._fgfi(batch, img, s_feats, t_feats)
+            elif name == "response":
+                out[name] = losses.response_loss(
+                    s_head["scores"], t_head["scores"], s_head["boxes"], t_head["boxes"],
+                    cfg["lam"], cfg["temperature"], w,
+                )[0]
+            elif name == "ld":
+                out[name] = losses.ld_loss(s_head["boxes"], t_head["boxes"], cfg["temperature"], w)
+            elif name == "bckd":
+                out[name] = losses.bckd_cls_loss(s_head["scores"], t_head["scores"], cfg["beta"], w)
+            elif name == "native":
+                out[name] = self._native(s_feats, t_feats, t_head["scores"])
+        return out
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, batch: dict, preds=None):
+        """Compute the student detection loss plus every enabled KD term, each its own loss column.
+
+        Returns:
+            loss (torch.Tensor): [box, cls, dfl, *kd terms] each times batch size (the trainer sums it).
+            loss_items (dict[str, torch.Tensor]): Detached components; KD columns hold weight x schedule x term.
+        """
+        columns = [TERM_COLUMNS[n] for n in self.kd_terms]
+        img = batch["img"]
+        if not self.training:  # validation during training: same columns, KD terms zero
+            if preds is None:
+                preds = self.student_model(img)
+            regular, items = self.student_model.loss(batch, preds)
+            zeros = torch.zeros(len(columns), device=img.device)
+            items.update({c: zeros[i].detach() for i, c in enumerate(columns)})
+            return torch.cat([regular, zeros]), items
+        self._student_feats.clear()
+        preds = self.student_model(img)
+        n = len(self.feats_idx) - 1
+        if len(self._student_feats) != n + 1:
+            raise RuntimeError(f"student hooks captured levels {sorted(self._student_feats)}, expected 0..{n}")
+        s_feats = [self._student_feats[i] for i in range(n)]
+        s_head = self.decouple_outputs(self._student_feats[n], branch="one2many")
+        self._student_feats.clear()
+        regular, items = self.student_model.loss(batch, preds)
+        raw = self.kd_losses(batch, img, s_feats, s_head)
+        weighted = torch.stack([raw[n_] * (self.kd_terms[n_]["weight"] * self.factor(n_)) for n_ in self.kd_terms])
+        weighted = weighted.to(regular.dtype)
+        total = torch.cat([regular, weighted * img.shape[0]])
+        if not bool(torch.isfinite(total).all()):
+            bad = {k: float(v) for k, v in {**items, **dict(zip(columns, weighted.detach()))}.items()}
+            raise FloatingPointError(
+                f"non-finite training loss at epoch {self.kd_progress['epoch'] + 1}, iteration "
+                f"{self.kd_progress['iteration']}: {bad}; stopping (lower the KD weights or lr)"
+            )
+        items.update({c: weighted[i].detach() for i, c in enumerate(columns)})
+        return total, items
+
+
+def rebuild_from_checkpoint(weights: KDDistillationModel, student: nn.Module, teacher: str | Path) -> nn.Module:
+    """Rebuild the subclass on resume from an EMA checkpoint model (teacher stripped) and a fresh student.
+
+    Restores the trained adapters and projector, and the resolved term settings (anchors included).
+
+    Args:
+        weights (KDDistillationModel): Model unpickled from last.pt.
+        student (nn.Module): Student built from the checkpoint's student weights, with ``args`` attached.
+        teacher (str | Path): Teacher checkpoint path (``args.distill_model``).
+
+    Returns:
+        (KDDistillationModel): The rebuilt model.
+    """
+    terms = copy.deepcopy(weights.kd_terms)
+    if "fgfi" in terms and weights.fgfi_anchors is not None:
+        terms["fgfi"]["anchors"] = weights.fgfi_anchors
+    model = KDDistillationModel(teacher, student, terms)
+    model.projector.load_state_dict(weights.projector.state_dict())
+    if model.adapters is not None:
+        model.adapters.load_state_dict(weights.adapters.state_dict())
+    return model

@@ -50,8 +50,7 @@ def validate_image_msg(msg: Image | CompressedImage, max_pixels: int | None = No
     """
     check_header(msg.header)
     if isinstance(msg, CompressedImage):
-        if len(msg.data) == 0:
-            raise InvalidImageError("zero_size", "compressed image has no data")
+        _check_compressed(msg)
         return
     _raw_layout(msg, max_pixels)
 
@@ -94,11 +93,19 @@ def raw_image_to_bgr(msg: Image, max_pixels: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(bgr)
 
 
+def _check_compressed(msg: CompressedImage) -> None:
+    data = msg.data
+    if len(data) == 0:
+        raise InvalidImageError("zero_size", "compressed image has no data")
+    # OpenCV decodes a truncated JPEG into a partly grey frame without an error: check the markers.
+    if bytes(data[:2]) == b"\xff\xd8" and b"\xff\xd9" not in bytes(data[-64:]):
+        raise InvalidImageError("corrupt_compressed", f"truncated JPEG ({len(data)} bytes, no end-of-image marker)")
+
+
 def compressed_image_to_bgr(msg: CompressedImage, max_pixels: int | None = None) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG/PNG) into BGR uint8 (H, W, 3)."""
+    _check_compressed(msg)
     data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size == 0:
-        raise InvalidImageError("zero_size", "compressed image has no data")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise InvalidImageError("corrupt_compressed", f"cannot decode {data.size} bytes of format {msg.format!r}")

@@ -1,0 +1,433 @@
+"""Detector node figures: node-overhead, node-throughput, node-bounded and student-vs-teacher (benchmarks.md).
+
+The student (yolov5n) and teacher (yolov5l) detector nodes run as real, separate processes
+(``python -m kd_traffic_light.detector_node``); this process publishes 2048x1024 bgr8 frames and receives
+their ``~/detections`` (Detection2DArray, input header copied verbatim, so answers are matched by stamp).
+The core's own predict time (``TrafficLightDetector.predict``) is measured in this process on the same
+frames. Every repetition runs, in an order that is reversed on odd repetitions, these blocks:
+
+* serial: frames sent one at a time, each after the previous answer -> end-to-end latency;
+* core: ``predict`` on the same frames in this process (student, then teacher) -> predict time P;
+* low: input at ``--low-factor`` x capacity (capacity = 1/P, estimated once at start) -> latencies;
+* high: input above capacity (``--high-rate``, 30 Hz, raised to 1.5 x capacity where 30 Hz is not above
+  it) to the student, then to the teacher -> answered frames/s and latencies.
+
+Figures (median over repetitions of the per-repetition ratio unless said otherwise):
+
+* node-overhead = median serial latency / median student predict time (goal <= 1.15);
+* node-throughput = student frames/s at the high rate x P (goal >= 0.90);
+* node-bounded = p99 latency at the high rate / p99 at the low rate, each pooled over repetitions (goal <= 1.5);
+* student-vs-teacher = student frames/s / teacher frames/s at the same input (report; FLOPs ratio is the
+  ceiling, the core's teacher/student predict-time ratio is this machine's ceiling).
+
+Absolute times are for context only; the ratios are printed last and written to JSON.
+
+    python benchmarks/node_latency.py --quick          # imgsz 320, fewer/shorter reps (~3 minutes)
+    python benchmarks/node_latency.py                  # imgsz 640, full profile
+    python benchmarks/node_latency.py --out runs/bench/node_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+# before rclpy, torch or ultralytics are imported / the participant is created
+os.environ["YOLO_AUTOINSTALL"] = "false"
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE_DATA
+
+import numpy as np  # noqa: E402
+
+WIDTH, HEIGHT = 2048, 1024
+PROFILES = {  # --quick and the full default
+    "quick": {"imgsz": 320, "reps": 4, "serial_frames": 8, "core_frames": 8, "duration": 4.0,
+              "teacher_duration": 5.0},
+    "full": {"imgsz": 640, "reps": 7, "serial_frames": 20, "core_frames": 20, "duration": 12.0,
+             "teacher_duration": 15.0},
+}
+GOALS = {"node-overhead": "<= 1.15", "node-throughput": ">= 0.90", "node-bounded": "<= 1.5",
+         "student-vs-teacher": "report (FLOPs ratio is the ceiling)"}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="quick profile: imgsz 320, 4 short repetitions")
+    p.add_argument("--imgsz", type=int, default=None, help="inference size (default 640, 320 with --quick)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions of the alternating blocks")
+    p.add_argument("--serial-frames", type=int, default=None, help="frames per serial (one-at-a-time) block")
+    p.add_argument("--core-frames", type=int, default=None, help="core predict calls per core block")
+    p.add_argument("--duration", type=float, default=None, help="seconds of each low/high-rate student block")
+    p.add_argument("--teacher-duration", type=float, default=None, help="seconds of each teacher high-rate block")
+    p.add_argument("--high-rate", type=float, default=30.0,
+                   help="input Hz above capacity (raised to 1.5 x capacity where it is not above it)")
+    p.add_argument("--low-factor", type=float, default=0.5, help="sustainable input rate as a fraction of capacity")
+    p.add_argument("--student-cfg", default="yolov5n.yaml", help="student model yaml (built untrained, 2 classes)")
+    p.add_argument("--teacher-cfg", default="yolov5l.yaml", help="teacher model yaml (built untrained, 2 classes)")
+    p.add_argument("--device", default="cpu", help="device for the nodes and the core (cpu, cuda:0)")
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random in 215..232)")
+    p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for a node to be up")
+    p.add_argument("--out", default="runs/bench/node_latency.json", help="JSON output path")
+    return p
+
+
+def make_frames(n: int = 4, seed: int = 0) -> list[np.ndarray]:
+    """Synthetic 2048x1024 street-like frames: gradient sky, noise, a few lit lamp housings."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        y = np.linspace(0, 1, HEIGHT, dtype=np.float32)[:, None, None]
+        img = (np.array([200, 150, 90], np.float32) * (1 - y) + np.array([60, 60, 60], np.float32) * y)
+        img = np.broadcast_to(img, (HEIGHT, WIDTH, 3)) + rng.normal(0, 12, (HEIGHT, WIDTH, 3))
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        for _ in range(6):
+            x0, y0 = int(rng.integers(0, WIDTH - 40)), int(rng.integers(50, HEIGHT // 2))
+            w, h = int(rng.integers(10, 30)), int(rng.integers(25, 80))
+            cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (20, 20, 20), -1)
+            lamp = [(0, 0, 255), (0, 200, 255), (0, 255, 0)][int(rng.integers(0, 3))]
+            cv2.circle(img, (x0 + w // 2, y0 + h // 4), max(2, w // 3), lamp, -1)
+        frames.append(np.ascontiguousarray(img))
+    return frames
+
+
+def image_msg(bgr: np.ndarray):
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.frame_id = "camera"
+    msg.height, msg.width = bgr.shape[:2]
+    msg.encoding, msg.is_bigendian, msg.step = "bgr8", 0, bgr.shape[1] * 3
+    msg.data = bgr.tobytes()  # bytes: an ndarray assignment costs ~50x more
+    return msg
+
+
+def pct(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else float("nan")
+
+
+def med(values) -> float:
+    return float(statistics.median(values)) if len(values) else float("nan")
+
+
+class Bench:
+    """Publishes frames to the nodes and matches their answers by stamp."""
+
+    def __init__(self, probe, targets: dict[str, str]) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray
+
+        self.probe = probe
+        self.cond = threading.Condition()
+        self.sent: dict[tuple[int, int], float] = {}
+        self.recv: dict[tuple[int, int], float] = {}
+        self.diag: dict[str, dict[str, str]] = {}
+        self._last_ns = 0
+        self.pubs = {}
+        node = probe.node
+        reliable_in = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        answers = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for name, ns in targets.items():
+            self.pubs[name] = node.create_publisher(Image, f"/bench/image_{name}", reliable_in)
+            node.create_subscription(Detection2DArray, f"{ns}/detector/detections", self._on_answer, answers)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+
+    def _on_answer(self, msg) -> None:
+        t = time.perf_counter()
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        with self.cond:
+            self.recv.setdefault(key, t)
+            self.cond.notify_all()
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:  # model paths point into the temp dir: keep the file name only
+            self.diag[st.name] = {kv.key: Path(kv.value).name if kv.key == "model" else kv.value
+                                  for kv in st.values}
+
+    def publish(self, target: str, msg) -> tuple[int, int]:
+        """Stamp `msg` uniquely, record the send time and publish it to `target`; returns the stamp."""
+        ns = max(time.time_ns(), self._last_ns + 1)  # unique, real-time stamps
+        self._last_ns = ns
+        key = (ns // 1_000_000_000, ns % 1_000_000_000)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = key
+        with self.cond:
+            self.sent[key] = time.perf_counter()
+        self.pubs[target].publish(msg)
+        return key
+
+    def wait_answer(self, key, timeout: float) -> float | None:
+        """Latency of the answer to stamp `key`, waiting up to `timeout` s; None when it never came."""
+        with self.cond:
+            if self.cond.wait_for(lambda: key in self.recv, timeout=timeout):
+                return self.recv[key] - self.sent[key]
+        return None
+
+    def wait_ready(self, target: str, proc, log: Path, msg, timeout: float) -> None:
+        """Wait until the node subscribes to the input and answers a frame (model loaded and warm)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{target} node exited with {proc.returncode}:\n{_tail(log)}")
+            if self.pubs[target].get_subscription_count() >= 1:
+                key = self.publish(target, msg)
+                if self.wait_answer(key, timeout=5.0) is not None:
+                    return
+            else:
+                time.sleep(0.2)
+        raise TimeoutError(f"{target} node did not answer within {timeout:.0f} s:\n{_tail(log)}")
+
+    def serial(self, target: str, msgs, n: int, timeout: float) -> tuple[list[float], int]:
+        """Send ``n`` frames one at a time, each after the previous answer; returns latencies and losses."""
+        lat, lost = [], 0
+        for i in range(n):
+            got = self.wait_answer(self.publish(target, msgs[i % len(msgs)]), timeout)
+            if got is None:
+                lost += 1
+            else:
+                lat.append(got)
+        return lat, lost
+
+    def at_rate(self, target: str, msgs, rate: float, duration: float, drain: float) -> dict:
+        """Publish at ``rate`` Hz for ``duration`` s; answered frames/s and latencies of the answered frames."""
+        period = 1.0 / rate
+        keys = []
+        t0 = nxt = time.perf_counter()
+        while True:
+            now = time.perf_counter()
+            if now - t0 >= duration:
+                break
+            if nxt > now:
+                time.sleep(nxt - now)
+            keys.append(self.publish(target, msgs[len(keys) % len(msgs)]))
+            nxt += period
+            if time.perf_counter() - nxt > period:  # fell behind by more than a period: no bursts
+                nxt = time.perf_counter()
+        sent_s = time.perf_counter() - t0
+        time.sleep(drain)
+        with self.cond:
+            answered = sorted((self.recv[k], self.recv[k] - self.sent[k]) for k in keys if k in self.recv)
+        times = [t for t, _ in answered]
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
+        return {"sent": len(keys), "sent_hz": len(keys) / sent_s, "answered": len(times), "fps": fps,
+                "latencies": [lat for _, lat in answered]}
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        return Path(path).read_text(errors="replace")[-n:]
+    except OSError as exc:
+        return f"<no log: {exc}>"
+
+
+def core_block(det, frames, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        det.predict(frames[i % len(frames)])
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def gflops(cfg: str, imgsz: int) -> float:
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.torch_utils import get_flops
+
+    model = DetectionModel(cfg, nc=2, verbose=False)
+    return float(get_flops(model, [imgsz * HEIGHT // WIDTH, imgsz]))  # the letterboxed 2:1 input
+
+
+def run(args, prof: dict, tmp: Path) -> dict:
+    from tqdm import tqdm
+
+    from kd_traffic_light.core.config import DetectorConfig
+    from kd_traffic_light.core.detector import TrafficLightDetector
+    from test.model_factory import make_untrained_pt
+    from test.nodes.ros_helpers import RosTestNode, ros_env, start_node, stop
+
+    imgsz = prof["imgsz"]
+    models = {"student": make_untrained_pt(tmp / "student_bench.pt", args.student_cfg),
+              "teacher": make_untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
+    # the tests draw ROS_DOMAIN_ID from 1..101 (ros_helpers.domain_id); 215..232 keeps this benchmark's
+    # /student and /teacher nodes off their graphs, and its DDS ports (7400 + 250 x id) above Linux's
+    # ephemeral port range
+    dom = args.domain_id if args.domain_id is not None else random.SystemRandom().randint(215, 232)
+    env = ros_env(tmp, dom)
+    for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "YOLO_AUTOINSTALL"):
+        os.environ[var] = env[var]  # this process's participant, before rclpy.init
+    targets = {"student": "/student", "teacher": "/teacher"}
+    procs, logs = {}, {}
+    try:
+        for name, ns in targets.items():  # both start (load + warm up) while this process loads its core
+            logs[name] = tmp / f"{name}_node.log"
+            procs[name] = start_node("kd_traffic_light.detector_node", [
+                "--ros-args", "-r", f"__ns:={ns}", "-r", f"image:=/bench/image_{name}",
+                "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={args.device}",
+            ], env, logs[name])
+        print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
+        frames = make_frames()
+        core = {name: TrafficLightDetector(DetectorConfig(model=str(path), imgsz=imgsz, device=args.device))
+                for name, path in models.items()}
+        for det in core.values():
+            det.warmup((HEIGHT, WIDTH))
+        msgs = [image_msg(f) for f in frames]
+        with RosTestNode("node_latency_bench", env) as probe:
+            bench = Bench(probe, targets)
+            for name in targets:
+                bench.wait_ready(name, procs[name], logs[name], msgs[0], args.startup_timeout)
+                bench.serial(name, msgs, 3, timeout=30.0)  # warm the 2048x1024 path end to end
+            # capacity estimate that sets the input rates, taken while both nodes are up and idle
+            p0 = med(core_block(core["student"], frames, 10))
+            capacity = 1.0 / p0
+            high = args.high_rate if args.high_rate >= 1.2 * capacity else 1.5 * capacity
+            low = args.low_factor * capacity
+            print(f"nodes answering; student predict {p0 * 1000:.1f} ms -> capacity {capacity:.1f} Hz; "
+                  f"low {low:.1f} Hz, high {high:.1f} Hz; measuring ...", flush=True)
+            reps = []
+            for rep in tqdm(range(prof["reps"]), desc="repetitions", unit="rep"):
+                r: dict = {}
+                timeout = max(3.0, 20 * p0)
+
+                def b_serial(r=r, timeout=timeout):
+                    r["serial_s"], r["serial_lost"] = bench.serial("student", msgs, prof["serial_frames"], timeout)
+
+                def b_core(r=r):
+                    r["core_s"] = core_block(core["student"], frames, prof["core_frames"])
+                    r["core_teacher_s"] = core_block(core["teacher"], frames, max(3, prof["core_frames"] // 3))
+
+                def b_low(r=r):
+                    r["low"] = bench.at_rate("student", msgs, low, prof["duration"], drain=max(0.3, 4 * p0))
+
+                def b_high(r=r):
+                    r["high"] = bench.at_rate("student", msgs, high, prof["duration"], drain=max(0.3, 4 * p0))
+
+                def b_teacher(r=r):
+                    pt = med(r.get("core_teacher_s") or [10 * p0])
+                    r["teacher"] = bench.at_rate("teacher", msgs, high, prof["teacher_duration"],
+                                                 drain=max(0.5, 3 * pt))
+
+                blocks = [b_serial, b_core, b_low, b_high, b_teacher]
+                for block in blocks if rep % 2 == 0 else blocks[::-1]:
+                    block()
+                p = med(r["core_s"])
+                r["ratio_overhead"] = med(r["serial_s"]) / p
+                r["ratio_throughput"] = r["high"]["fps"] * p
+                r["ratio_student_teacher"] = (r["high"]["fps"] / r["teacher"]["fps"]
+                                              if r["teacher"]["fps"] > 0 else float("nan"))
+                r["ratio_bounded_rep"] = pct(r["high"]["latencies"], 99) / pct(r["low"]["latencies"], 99)
+                reps.append(r)
+            time.sleep(1.2)  # one more diagnostics period
+            diag = dict(bench.diag)
+    finally:
+        codes = {name: stop(proc) for name, proc in procs.items()}
+    return {"imgsz": imgsz, "reps": reps, "capacity_hz": capacity, "low_hz": low, "high_hz": high,
+            "domain_id": dom, "node_exit_codes": codes, "diagnostics": diag,
+            "gflops": {"student": gflops(args.student_cfg, imgsz), "teacher": gflops(args.teacher_cfg, imgsz)}}
+
+
+def summarize(res: dict) -> dict:
+    reps = res["reps"]
+    pool = {k: [x for r in reps for x in r[k]] for k in ("serial_s", "core_s", "core_teacher_s")}
+    for k in ("low", "high", "teacher"):
+        pool[k] = [x for r in reps for x in r[k]["latencies"]]
+    fl = res["gflops"]
+    return {
+        "figures": {
+            "node-overhead": med([r["ratio_overhead"] for r in reps]),
+            "node-throughput": med([r["ratio_throughput"] for r in reps]),
+            "node-bounded": pct(pool["high"], 99) / pct(pool["low"], 99),
+            "student-vs-teacher": med([r["ratio_student_teacher"] for r in reps]),
+        },
+        "goals": GOALS,
+        "context": {
+            "student_predict_ms_median": med(pool["core_s"]) * 1000,
+            "teacher_predict_ms_median": med(pool["core_teacher_s"]) * 1000,
+            "serial_latency_ms_median": med(pool["serial_s"]) * 1000,
+            "serial_latency_ms_p99": pct(pool["serial_s"], 99) * 1000,
+            "serial_lost": sum(r["serial_lost"] for r in reps),
+            "student_fps_high_median": med([r["high"]["fps"] for r in reps]),
+            "teacher_fps_high_median": med([r["teacher"]["fps"] for r in reps]),
+            "ideal_student_fps": 1000 / (med(pool["core_s"]) * 1000),
+            "low_latency_ms_median": med(pool["low"]) * 1000,
+            "low_latency_ms_p99": pct(pool["low"], 99) * 1000,
+            "high_latency_ms_median": med(pool["high"]) * 1000,
+            "high_latency_ms_p99": pct(pool["high"], 99) * 1000,
+            "teacher_latency_ms_p99": pct(pool["teacher"], 99) * 1000,
+            "low_answered_fraction": sum(r["low"]["answered"] for r in reps) / max(1, sum(r["low"]["sent"]
+                                                                                          for r in reps)),
+            "high_sent_hz_median": med([r["high"]["sent_hz"] for r in reps]),
+            "low_sent_hz_median": med([r["low"]["sent_hz"] for r in reps]),
+            "bounded_per_rep_median": med([r["ratio_bounded_rep"] for r in reps]),
+            "core_teacher_over_student_predict": med(pool["core_teacher_s"]) / med(pool["core_s"]),
+            "flops_ratio_teacher_over_student": fl["teacher"] / fl["student"] if fl["student"] else float("nan"),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    prof = dict(PROFILES["quick" if args.quick else "full"])
+    for k in ("imgsz", "reps", "serial_frames", "core_frames", "duration", "teacher_duration"):
+        if getattr(args, k) is not None:
+            prof[k] = getattr(args, k)
+    print(f"node_latency ({'quick' if args.quick else 'full'}): {prof}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="node_latency_") as tmp:
+        res = run(args, prof, Path(tmp))
+    summary = summarize(res)
+    import torch
+
+    out = {"benchmark": "node_latency", "profile": "quick" if args.quick else "full", "settings": prof,
+           "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
+           "device": args.device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+           "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,
+           "run": {k: v for k, v in res.items() if k != "reps"},
+           "reps": [{k: v for k, v in r.items()} for r in res["reps"]]}
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(path.name + ".tmp")
+    tmp_path.write_text(json.dumps(out, indent=2))
+    os.replace(tmp_path, path)
+
+    c = summary["context"]
+    print(f"\nimgsz {res['imgsz']}, {len(res['reps'])} reps, capacity {res['capacity_hz']:.1f} Hz, "
+          f"low {c['low_sent_hz_median']:.1f} Hz, high {c['high_sent_hz_median']:.1f} Hz sent; "
+          f"load avg {os.getloadavg()[0]:.2f}")
+    rows = [
+        ("student core predict (median)", f"{c['student_predict_ms_median']:.1f} ms"),
+        ("teacher core predict (median)", f"{c['teacher_predict_ms_median']:.1f} ms"),
+        ("serial end-to-end latency (median / p99)",
+         f"{c['serial_latency_ms_median']:.1f} / {c['serial_latency_ms_p99']:.1f} ms ({c['serial_lost']} lost)"),
+        ("student fps at high rate / ideal 1/P", f"{c['student_fps_high_median']:.2f} / {c['ideal_student_fps']:.2f}"),
+        ("teacher fps at high rate", f"{c['teacher_fps_high_median']:.2f}"),
+        ("latency at low rate (median / p99)", f"{c['low_latency_ms_median']:.1f} / {c['low_latency_ms_p99']:.1f} ms"),
+        ("latency at high rate (median / p99)",
+         f"{c['high_latency_ms_median']:.1f} / {c['high_latency_ms_p99']:.1f} ms"),
+        ("low-rate frames answered", f"{c['low_answered_fraction']:.1%}"),
+        ("core teacher/student predict time", f"{c['core_teacher_over_student_predict']:.2f}"),
+        ("FLOPs teacher/student", f"{c['flops_ratio_teacher_over_student']:.2f}"),
+    ]
+    width = max(len(a) for a, _ in rows)
+    for a, b in rows:
+        print(f"  {a:<{width}}  {b}")
+    print(f"JSON: {path}")
+    for name, value in summary["figures"].items():  # ratios last
+        print(f"{name}: {value:.3f} (goal {GOALS[name]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

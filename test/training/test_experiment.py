@@ -1,0 +1,231 @@
+"""Tests of training/experiment.py: strict config, resumable grid, tables with mean/spread, plots.
+
+Training and evaluation are replaced by fakes here (the real chain runs in test_demo.py's slow smoke test).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from training import experiment as X
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _minimal(data_yaml: Path) -> dict:
+    return {
+        "data": {"source": "yolo", "yaml": str(data_yaml)},
+        "train": {"epochs": 2, "imgsz": 64, "batch": 2},
+        "teachers": {"s": "yolov5s.yaml"},
+        "students": {"n": "yolov5n.yaml"},
+        "methods": {"baseline": None, "fgfi": {"distill": {"terms": {"fgfi": {"weight": 0.01}}}}},
+        "seeds": [0, 1],
+    }
+
+
+@pytest.fixture
+def data_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "data.yaml"
+    path.write_text("path: .\ntrain: images/train\nval: images/val\nnames: {0: relevant, 1: not_relevant}\n")
+    return path
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c.update(bogus=1), "bogus"),
+    (lambda c: c["data"].update(sequencez=3), "sequencez"),
+    (lambda c: c["train"].update(epochz=3), "epochz"),
+    (lambda c: c["methods"]["fgfi"]["distill"]["terms"]["fgfi"].update(lamda=0.1), "lamda"),
+    (lambda c: c.update(evaluate={"splt": "test"}), "splt"),
+])
+def test_unknown_key_is_an_error_naming_key_and_file(tmp_path, data_yaml, mutate, key):
+    cfg = _minimal(data_yaml)
+    mutate(cfg)
+    path = _write(tmp_path / "exp.yaml", cfg)
+    with pytest.raises(ValueError, match=key) as err:
+        X.load_experiment(path)
+    assert "exp.yaml" in str(err.value)
+
+
+def test_method_config_file_errors_name_that_file(tmp_path, data_yaml):
+    bad = _write(tmp_path / "bad_method.yaml", {"distill": {"terms": {"fgfi": {"psy": 0.5}}}})
+    cfg = _minimal(data_yaml)
+    cfg["methods"]["fgfi"] = str(bad)
+    with pytest.raises(ValueError, match="psy"):
+        X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    cfg["methods"]["fgfi"] = str(tmp_path / "missing.yaml")
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+
+
+def test_wrong_types_are_errors(tmp_path, data_yaml):
+    cfg = _minimal(data_yaml)
+    cfg["seeds"] = "0,1"
+    with pytest.raises(ValueError, match="seeds"):
+        X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    cfg = _minimal(data_yaml)
+    cfg["data"]["source"] = "kitti"
+    with pytest.raises(ValueError, match="data.source"):
+        X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+
+
+def test_methods_share_the_experiment_recipe(tmp_path, data_yaml):
+    cfg = _minimal(data_yaml)
+    cfg["methods"]["native"] = str(REPO / "training" / "configs" / "native.yaml")  # its own train: imgsz 640
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    for name in ("baseline", "fgfi", "native"):
+        assert exp["methods"][name]["train"] == cfg["train"]
+    assert exp["kd"] == {"baseline": False, "fgfi": True, "native": True}
+
+
+def test_shipped_configs_load_and_plan():
+    demo = X.load_experiment(REPO / "training" / "configs" / "demo_cpu.yaml")
+    assert [r["name"] for r in X.plan_runs(demo)] == [
+        "teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0"]
+    study = X.load_experiment(REPO / "training" / "configs" / "dtld_source_study.yaml")
+    assert set(study["teachers"]) == {"m", "l", "x"} and set(study["students"]) == {"n", "s", "m"}
+    assert study["train"]["epochs"] == 30 and study["train"]["imgsz"] == 640 and study["seeds"] == [0, 1]
+    names = [r["name"] for r in X.plan_runs(study)]
+    assert "m_from_m_fgfi_seed0" not in names and "n_from_l_fgfi_seed1" in names
+    assert len(names) == len(set(names))
+
+
+class FakeTrainer:
+    """Stands in for ``python -m training train|distill``: writes best.pt and results.csv, counts calls."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd, check=False):  # noqa: ANN001, ANN204
+        self.calls.append(cmd)
+        arg = dict(zip(cmd[::1], cmd[1::1]))
+        run = Path(arg["--project"]) / arg["--name"]
+        epochs = yaml.safe_load(Path(arg["--config"]).read_text())["train"]["epochs"]
+        (run / "weights").mkdir(parents=True)
+        (run / "weights" / "best.pt").write_bytes(b"x")
+        lines = ["epoch,train/box_loss,train/cls_loss,metrics/mAP50-95(B)"]
+        lines += [f"{e + 1},{1.0 / (e + 1)},{0.5 / (e + 1)},{0.1 * (e + 1)}" for e in range(epochs)]
+        (run / "results.csv").write_text("\n".join(lines) + "\n")
+
+        class Done:
+            returncode = 0
+
+        return Done()
+
+
+def fake_evaluate(weights, data, split="test", imgsz=640, device="cpu", batch=16, latency_reps=20,
+                  project=None):  # noqa: ANN001, ANN201
+    seed = int(Path(weights).parents[1].name[-1])
+    teacher = "teacher" in str(weights)
+    return {"map50": 0.5 + 0.01 * seed, "map50_95": (0.4 if teacher else 0.3) + 0.01 * seed, "gflops": 4.0 if
+            teacher else 1.0, "fp16_mb": 1.0, "params_m": 1.0, "cpu_latency_ms": 2.0,
+            "relevant_map50": 0.6, "relevant_map50_95": 0.3, "not_relevant_map50": None, "not_relevant_map50_95": None}
+
+
+def test_second_run_skips_finished_runs_and_evaluates_once(tmp_path, data_yaml, monkeypatch):
+    import training.evaluate
+
+    trainer, evals = FakeTrainer(), []
+    monkeypatch.setattr(X.subprocess, "run", trainer)
+    monkeypatch.setattr(training.evaluate, "evaluate_model", lambda w, *a, **k: evals.append(w) or fake_evaluate(
+        w, *a, **k))
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
+    out = tmp_path / "exp"
+    first = X.run_experiment(exp, out, device="cpu", workers=0)
+    assert len(trainer.calls) == 5 and len(evals) == 5  # teacher, 2 baselines, 2 fgfi
+    distill = [c for c in trainer.calls if "distill" in c]
+    assert len(distill) == 2 and all(str(out / "runs" / "teacher_s_seed0" / "weights" / "best.pt") in c
+                                     for c in distill)
+    record = json.loads((out / "runs" / "n_baseline_seed1" / "results.json").read_text())
+    assert record["seed"] == 1 and record["epochs"] == 2 and record["weights"].endswith("best.pt")
+    second = X.run_experiment(exp, out, device="cpu", workers=0)
+    assert len(trainer.calls) == 5 and len(evals) == 5  # nothing retrained, nothing re-evaluated
+    assert first["groups"] == second["groups"]
+    for name in ("results.md", "results.json", "runs.json", "map_vs_flops.png", "curves.png"):
+        assert (out / name).is_file(), name
+
+
+def test_unfinished_run_without_checkpoint_starts_anew(tmp_path, data_yaml, monkeypatch):
+    trainer = FakeTrainer()
+    monkeypatch.setattr(X.subprocess, "run", trainer)
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
+    run = X.plan_runs(exp)[0]
+    partial = tmp_path / "exp" / "runs" / run["name"]
+    partial.mkdir(parents=True)
+    (partial / "args.yaml").write_text("{}")
+    record = X.train_run(run, tmp_path / "exp", data_yaml)
+    assert len(trainer.calls) == 1 and (partial / "results.json").is_file() and record["name"] == run["name"]
+
+
+def test_train_command_resumes_from_last_checkpoint(tmp_path, data_yaml):
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
+    run = next(r for r in X.plan_runs(exp) if r.get("kd"))
+    last = tmp_path / "runs" / run["name"] / "weights" / "last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    cmd = X.train_command(run, tmp_path, data_yaml, tmp_path / "c.yaml", "cpu", 0)
+    assert cmd[3:6] == ["distill", "--resume", str(last)] and "--teacher" not in cmd
+
+
+def test_aggregate_mean_and_spread_over_seeds():
+    rows = [
+        {"role": "student", "label": "n", "teacher": "l", "method": "fgfi", "seed": 0, "epochs": 30,
+         "map50": 0.50, "map50_95": 0.20, "gflops": 7.0},
+        {"role": "student", "label": "n", "teacher": "l", "method": "fgfi", "seed": 1, "epochs": 30,
+         "map50": 0.52, "map50_95": 0.24, "gflops": 7.0},
+        {"role": "student", "label": "n", "teacher": None, "method": "baseline", "seed": 0, "epochs": 30,
+         "map50": 0.40, "map50_95": 0.15, "gflops": 7.0},
+    ]
+    groups = X.aggregate(rows)
+    assert [(g["method"], g["n"]) for g in groups] == [("fgfi", 2), ("baseline", 1)]
+    g = groups[0]
+    assert g["map50_mean"] == pytest.approx(0.51) and g["map50_std"] == pytest.approx(0.0141421, rel=1e-4)
+    assert g["map50_95_mean"] == pytest.approx(0.22) and g["map50_95_std"] == pytest.approx(0.0282843, rel=1e-4)
+    assert groups[1]["map50_std"] == 0.0 and groups[1]["relevant_map50_mean"] is None
+    md = X.to_markdown(groups)
+    assert "| n | l | fgfi | 7.00 | 51.0 ± 1.4 | 22.0 ± 2.8 | - |" in md
+    assert "| n | - | baseline | 7.00 | 40.0 | 15.0 | - |" in md
+    for header in ("relevant mAP50", "not relevant mAP50-95", "FLOPs (G)", "epochs"):
+        assert header in md.splitlines()[0]
+
+
+def test_plots_are_written(tmp_path):
+    groups = X.aggregate([
+        {"role": "teacher", "label": "l", "teacher": None, "method": "teacher", "seed": 0, "map50_95": 0.25,
+         "gflops": 100.0},
+        {"role": "student", "label": "n", "teacher": "l", "method": "fgfi", "seed": 0, "map50_95": 0.2,
+         "gflops": 7.0},
+        {"role": "student", "label": "n", "teacher": "l", "method": "fgfi", "seed": 1, "map50_95": 0.22,
+         "gflops": 7.0},
+    ])
+    png = X.plot_map_vs_flops(groups, tmp_path / "plot.png")
+    curves = X.plot_curves({"a": [{"epoch": 1, "metrics/mAP50-95(B)": 0.1, "train/box_loss": 1.0}]},
+                           tmp_path / "curves.png")
+    for p in (png, curves):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_csv_rows_strip_keys_and_skip_text(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("  epoch,  metrics/mAP50-95(B),note\n1, 0.25,abc\n")
+    assert X.csv_rows(path) == [{"epoch": 1.0, "metrics/mAP50-95(B)": 0.25}]
+    assert X.csv_rows(tmp_path / "missing.csv") == []
+
+
+def test_finished_run_with_another_config_is_refused(tmp_path, data_yaml, monkeypatch):
+    monkeypatch.setattr(X.subprocess, "run", FakeTrainer())
+    cfg = _minimal(data_yaml)
+    run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
+    X.train_run(run, tmp_path / "exp", data_yaml)
+    cfg["train"]["epochs"] = 3
+    changed = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
+    with pytest.raises(ValueError, match="fingerprint"):
+        X.train_run(changed, tmp_path / "exp", data_yaml)

@@ -1,0 +1,309 @@
+r"""End-to-end demo on synthetic DTLD-format data, sized for a 2-core CPU (``make demo``).
+
+Stages (each skipped when its outputs exist, so a crashed demo continues where it stopped)::
+
+    generate -> convert -> teacher -> baseline -> ours -> native -> evaluate -> export -> bag -> nodes -> report
+
+The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
+14 epochs, students yolov5n for 8 epochs, all at 256 px on 512x256 frames); ``--quick`` shrinks it to a
+smoke run (64 px, 1 epoch, a handful of images, about 3 minutes). Everything lands in ``--out``, and
+``<out>/REPORT.md`` links it all.
+
+    python -m training.demo --out runs/demo
+    python -m training.demo --quick --out runs/demo_quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.experiment import read_json, write_json
+
+LOG = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "training" / "configs" / "demo_cpu.yaml"
+
+#: Overrides of demo_cpu.yaml for ``--quick``: tiny images, one epoch, a handful of frames.
+QUICK = {
+    "data": {"sequences": 4, "frames": 3, "val_images": 3, "resize_width": 256},
+    "train": {"epochs": 1, "imgsz": 64, "batch": 4, "mosaic": 0.0, "close_mosaic": 0, "warmup_epochs": 0},
+    "teacher_train": {"epochs": 1},
+    "evaluate": {"imgsz": 64, "batch": 4, "latency_reps": 2},
+    "workers": 0,
+}
+BAG_FRAMES = {"full": 20, "quick": 3}
+BAG_WIDTH = {"full": 1024, "quick": 256}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """Build the flags of the demo: where to write and how big to run."""
+    p = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=None, help="output directory (default runs/demo, or runs/demo_quick)")
+    p.add_argument("--quick", action="store_true", help="smoke version: 64 px, 1 epoch, a few images (~3 min)")
+    p.add_argument("--config", default=None,
+                   help="experiment YAML of the demo (default training/configs/demo_cpu.yaml)")
+    p.add_argument("--device", default="cpu", help="training device (default cpu)")
+    p.add_argument("--skip-nodes", action="store_true", help="do not replay the bag through the ROS nodes")
+    return p
+
+
+def _deep_update(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``over`` laid over it, one level of nested mappings deep."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = {**(out.get(k) or {}), **v} if isinstance(v, dict) else v
+    return out
+
+
+def demo_experiment(config: str | Path, quick: bool) -> dict[str, Any]:
+    """Return the resolved demo experiment (``QUICK`` laid over the file with ``--quick``)."""
+    from training.experiment import resolve_experiment
+
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: experiment file not found: {path}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return resolve_experiment(_deep_update(raw, QUICK) if quick else raw, str(path))
+
+
+class Stages:
+    """Runs named stages with banners, skips those whose outputs exist, records their seconds in stages.json."""
+
+    def __init__(self, out: Path, mode: str):
+        self.out, self.path = out, out / "stages.json"
+        self.state = read_json(self.path) or {"mode": mode, "stages": {}}
+        if self.state.get("mode") != mode:
+            raise ValueError(f"{self.path}: mode: this directory holds a {self.state.get('mode')} demo, not {mode};"
+                             " use another --out")
+        self.total = 0
+
+    def run(self, name: str, done: Callable[[], bool], fn: Callable[[], Any], index: int, total: int) -> Any:
+        """Run ``fn`` unless ``done()``; print a banner; record status and seconds."""
+        head = f"[{index}/{total}] {name}"
+        if done():
+            print(f"\n==== {head}: outputs exist, skipped ====", flush=True)
+            self.state["stages"].setdefault(name, {"status": "done", "seconds": None})
+            if self.state["stages"][name].get("status") != "done":
+                self.state["stages"][name]["status"] = "done"
+            self._save()
+            return None
+        print(f"\n==== {head} ====", flush=True)
+        t0 = time.perf_counter()
+        status = "done"
+        try:
+            result = fn()
+            if isinstance(result, dict) and result.get("status"):
+                status = result["status"]
+        finally:
+            seconds = round(time.perf_counter() - t0, 1)
+            self.state["stages"][name] = {"status": status if sys.exc_info()[0] is None else "failed",
+                                          "seconds": seconds}
+            self._save()
+        print(f"==== {head}: {status} in {seconds:.0f} s ====", flush=True)
+        return result
+
+    def _save(self) -> None:
+        write_json(self.path, self.state)
+
+
+def _run_record(out: Path, name: str) -> dict[str, Any] | None:
+    return read_json(out / "experiment" / "runs" / name / "results.json")
+
+
+def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path) -> dict[str, Any]:
+    """Export the distilled student (ONNX + OpenVINO) and the teacher (for the speed table); write exports.json."""
+    from training.experiment import weights_path
+    from training.export import export_model
+
+    result = {}
+    for role in ("student", "teacher"):
+        w = weights_path(records[role], exp_out)
+        manifest = export_model(w, formats=["onnx", "openvino"], imgsz=imgsz, device="cpu")
+        result[role] = {"weights": str(w.relative_to(out)), "exports": {
+            fmt: str((w.parent / e["path"]).relative_to(out)) for fmt, e in manifest["exports"].items()}}
+    write_json(out / "exports.json", result)
+    return result
+
+
+def _median_ms(fn: Callable[[], Any], reps: int, warmup: int = 2) -> float:
+    import statistics
+
+    times = []
+    for k in range(warmup + reps):
+        t0 = time.perf_counter()
+        fn()
+        if k >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def backend_latency(out: Path, exports: dict[str, Any], imgsz: int, reps: int) -> list[dict[str, Any]]:
+    """CPU forward latency (ms, median, batch 1) per backend: PyTorch, ONNX Runtime, OpenVINO; FP16 size."""
+    import numpy as np
+
+    from training.evaluate import cpu_latency_ms, model_cost
+
+    x = np.zeros((1, 3, imgsz, imgsz), np.float32)
+    rows = []
+    for role, entry in exports.items():
+        from ultralytics import YOLO
+
+        model = YOLO(str(out / entry["weights"]), task="detect").model
+        row = {"role": role, "model": Path(str(getattr(model, "yaml", {}).get("yaml_file", role))).stem,
+               "fp16_mb": model_cost(model, imgsz)["fp16_mb"], "pytorch_ms": cpu_latency_ms(model, imgsz, reps)}
+        if "onnx" in entry["exports"]:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(out / entry["exports"]["onnx"]), providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            row["onnxruntime_ms"] = _median_ms(lambda s=sess, n=name: s.run(None, {n: x}), reps)
+        if "openvino" in entry["exports"]:
+            import openvino as ov
+
+            xml = next((out / entry["exports"]["openvino"]).glob("*.xml"))
+            compiled = ov.Core().compile_model(str(xml), "CPU")
+            row["openvino_ms"] = _median_ms(lambda c=compiled: c(x), reps)
+        rows.append(row)
+    return rows
+
+
+def bag_stage(out: Path, mode: str) -> dict[str, Any]:
+    """Write a fresh held-out synthetic drive (its own seed) as a rosbag2 (mcap) in ``out/bag``."""
+    from dataclasses import replace
+
+    from training.data.synth import PRESETS, make_synthetic_dtld, write_drive_bag
+
+    cfg = replace(PRESETS["demo"], test_fraction=0.0)
+    ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg)
+    n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])
+    return {"frames": n}
+
+
+def node_params(out: Path, role: str, imgsz: int) -> Path:
+    """Write the package's detector params for ``role`` with the demo's inference size."""
+    params = yaml.safe_load((REPO / "config" / f"{role}.yaml").read_text(encoding="utf-8"))
+    params["/**"]["ros__parameters"]["imgsz"] = imgsz
+    path = out / "nodes" / f"{role}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> dict[str, Any]:
+    """Replay the bag through student, teacher and comparison nodes (real processes, kd_traffic_light.bag_eval)."""
+    if importlib.util.find_spec("kd_traffic_light.bag_eval") is None or importlib.util.find_spec("rclpy") is None:
+        write_json(out / "node_run" / "skipped.json", {"reason": "kd_traffic_light.bag_eval or rclpy missing"})
+        return {"status": "skipped (bag_eval or rclpy missing)"}
+    student = exports["student"]["exports"].get("onnx") or exports["student"]["weights"]
+    cmd = [sys.executable, "-m", "kd_traffic_light.bag_eval", str(out / "bag"),
+           "--student-model", str((out / student).resolve()),
+           "--teacher-model", str((out / exports["teacher"]["weights"]).resolve()),
+           "--out", str(out / "node_run"), "--device", "cpu",
+           "--student-params", str(node_params(out, "student", imgsz)),
+           "--teacher-params", str(node_params(out, "teacher", imgsz)), "--fps", "5"]
+    if quick:
+        cmd += ["--startup-timeout", "120", "--pace-timeout", "30"]
+    print(" ".join(cmd), flush=True)
+    code = subprocess.run(cmd, check=False).returncode
+    if not (out / "node_run" / "summary.json").is_file():
+        raise RuntimeError(f"bag_eval wrote no summary.json (exit {code}); see {out / 'node_run' / 'logs'}")
+    grid = frame_grid(out / "node_run" / "frames", out / "node_run" / "frames_grid.jpg")
+    return {"status": "done" if code == 0 else f"done (bag_eval exit {code})", "grid": str(grid) if grid else None}
+
+
+def frame_grid(frames_dir: Path, path: Path, n: int = 6, cols: int = 3, width: int = 480) -> Path | None:
+    """Tile up to ``n`` evenly spaced annotated frames into one JPEG; None when there are none."""
+    import cv2
+    import numpy as np
+
+    files = sorted(frames_dir.glob("*.jpg"))
+    if not files:
+        return None
+    pick = [files[round(i * (len(files) - 1) / max(1, n - 1))] for i in range(min(n, len(files)))]
+    tiles = []
+    for f in pick:
+        img = cv2.imread(str(f))
+        tiles.append(cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1]))))
+    h = max(t.shape[0] for t in tiles)
+    tiles = [cv2.copyMakeBorder(t, 0, h - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in tiles]
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + cols]) for i in range(0, len(tiles), cols)]
+    cv2.imwrite(str(path), np.vstack(rows))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the exit code."""
+    args = get_args_parser().parse_args(argv)
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    mode = "quick" if args.quick else "full"
+    out = Path(args.out or ("runs/demo_quick" if args.quick else "runs/demo"))
+    out.mkdir(parents=True, exist_ok=True)
+    return run_demo(demo_experiment(args.config or DEMO_CONFIG, args.quick), out, mode, args.device, args.skip_nodes)
+
+
+def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", skip_nodes: bool = False) -> int:
+    """Every stage of the demo in order (see the module docstring); writes ``out/REPORT.md``."""
+    from training import experiment as X
+    from training.report import write_report
+
+    exp_out, workers = out / "experiment", exp.get("workers")
+    runs = {r["name"]: r for r in X.plan_runs(exp)}
+    names = {"teacher": next(n for n, r in runs.items() if r["role"] == "teacher"),
+             "baseline": next(n for n, r in runs.items() if r["method"] == "baseline"),
+             "ours": next(n for n, r in runs.items() if r["method"] == "ours"),
+             "native": next(n for n, r in runs.items() if r["method"] == "native")}
+    imgsz = int(exp["evaluate"]["imgsz"] or exp["train"]["imgsz"])
+    st = Stages(out, mode)
+    total = 11
+    t_all = time.perf_counter()
+    st.run("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),
+           lambda: X.generate_synth(exp, exp_out, max(1, workers or 1)), 1, total)
+    data_yaml = exp_out / "data" / "yolo" / "data.yaml"
+    st.run("convert DTLD -> YOLO", lambda: (exp_out / "data" / "done.json").is_file(),
+           lambda: X.convert_data(exp, exp_out, max(1, workers or 1)), 2, total)
+    for i, (key, title) in enumerate((("teacher", "train teacher"), ("baseline", "train baseline student"),
+                                      ("ours", "distil student (ours)"),
+                                      ("native", "distil student (ultralytics native)")), start=3):
+        run = runs[names[key]]
+        st.run(f"{title}: {run['name']}", lambda n=run["name"]: _run_record(out, n) is not None,
+               lambda r=run: X.train_run(r, exp_out, data_yaml, device, workers), i, total)
+    st.run("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
+        X.eval_cache(exp_out, n, exp["evaluate"]["split"], imgsz).is_file() for n in runs),
+        lambda: X.run_experiment(exp, exp_out, device, workers), 7, total)
+    records = {"student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])}
+    st.run("export the distilled student (ONNX, OpenVINO) and the teacher",
+           lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, records, imgsz, out), 8, total)
+    exports = read_json(out / "exports.json")
+    st.run("speed per backend", lambda: (out / "speed.json").is_file(), lambda: write_json(
+        out / "speed.json", backend_latency(out, exports, imgsz, max(3, exp["evaluate"]["latency_reps"]))), 9, total)
+    st.run("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),
+           lambda: bag_stage(out, mode), 10, total)
+    if not skip_nodes:
+        st.run("replay through student, teacher and comparison nodes",
+               lambda: (out / "node_run" / "summary.json").is_file(),
+               lambda: nodes_stage(out, exports, imgsz, mode == "quick"), 11, total)
+    st.state["total_seconds_this_invocation"] = round(time.perf_counter() - t_all, 1)
+    st._save()
+    report = write_report(out, exp, names)
+    print(f"\n==== report: {report} ====", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -528,6 +528,11 @@ def plot_map_vs_flops(groups: list[dict[str, Any]], path: Path, metric: str = "m
     ax.grid(True, which="both", alpha=0.3)
     if groups:
         ax.legend(fontsize=6, loc="lower right")
+    return _save_figure(plt, fig, path)
+
+
+def _save_figure(plt, fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` atomically (tmp file + rename) and close it."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.png")
@@ -553,13 +558,7 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
     a1.legend(fontsize=6)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save_figure(plt, fig, path)
 
 
 # ------------------------------------------------------------------------------------------ driver

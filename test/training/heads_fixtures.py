@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 NAMES = {0: "relevant", 1: "not_relevant"}
@@ -20,33 +19,10 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
 def write_tiny_dataset(root: Path, n_train: int = 4, n_val: int = 2, size: int = 64, seed: int = 0) -> Path:
-    """Write a YOLO dataset of ``size`` px PNGs with 1-2 coloured boxes each; returns the data.yaml path.
+    """Write the tiny coloured-box YOLO dataset (test/model_factory.py); return the data.yaml path."""
+    from test.model_factory import write_tiny_yolo_dataset
 
-    Class 0 (relevant) is a green box, class 1 (not_relevant) a red box; the val split doubles as test.
-    """
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("val", n_val)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        for k in range(n):
-            img = np.full((size, size, 3), 110, np.uint8)
-            rows = []
-            for cls in range(1 + k % 2):
-                w, h = rng.integers(size // 6, size // 3, 2)
-                x0, y0 = rng.integers(0, size - w), rng.integers(0, size - h)
-                img[y0 : y0 + h, x0 : x0 + w] = (30, 220, 30) if cls == 0 else (230, 30, 30)
-                xc, yc = (x0 + w / 2) / size, (y0 + h / 2) / size
-                rows.append(f"{cls} {xc:.6f} {yc:.6f} {w / size:.6f} {h / size:.6f}")
-            Image.fromarray(img).save(root / "images" / split / f"{k:03d}.png")
-            (root / "labels" / split / f"{k:03d}.txt").write_text("\n".join(rows) + "\n")
-    data = root / "data.yaml"
-    data.write_text(
-        f"path: {root.as_posix()}\ntrain: images/train\nval: images/val\ntest: images/val\n"
-        "names:\n  0: relevant\n  1: not_relevant\n"
-    )
-    return data
+    return write_tiny_yolo_dataset(root, n_train, n_val, size, seed)
 
 
 def train_tiny(model_yaml: str, data: Path, project: Path, name: str = "run") -> Path:

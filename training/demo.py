@@ -5,7 +5,7 @@ Stages (each skipped when its outputs exist, so a crashed demo continues where i
     generate -> convert -> teacher -> baseline -> ours -> native -> evaluate -> export -> bag -> nodes -> report
 
 The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
-14 epochs, students yolov5n for 8 epochs, all at 256 px on 512x256 frames); ``--quick`` shrinks it to a
+16 epochs, students yolov5n for 8 epochs, all at 256 px on 512x256 frames); ``--quick`` shrinks it to a
 smoke run (64 px, 1 epoch, a handful of images, about 3 minutes). Everything lands in ``--out``, and
 ``<out>/REPORT.md`` links it all.
 

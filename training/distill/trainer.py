@@ -222,16 +222,15 @@ class DistillTrainer(DetectionTrainer):
         add_to_dataset(dataset, aug["blur_p"], aug["clahe_p"])
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
-        """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations."""
+        """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations.
+
+        ``add_to_dataset`` wraps the dataset's ``build_transforms``, so the augmentation survives ultralytics'
+        ``close_mosaic`` rebuild without anything further here.
+        """
         dataset = super().build_dataset(img_path, mode, batch)
         if mode == "train":
             self._augment(dataset)
         return dataset
-
-    def _close_dataloader_mosaic(self):
-        """Close mosaic (ultralytics rebuilds the transforms), then re-add our augmentations."""
-        super()._close_dataloader_mosaic()
-        self._augment(self.train_loader.dataset)
 
     # ------------------------------------------------------------------ run
     def _setup_train(self):

@@ -106,6 +106,30 @@ def test_terms_without_teacher_refused(tmp_path, tiny_data):
         DistillTrainer(overrides=_overrides(cfg, tiny_data, None, tmp_path, "x"), kd_config=cfg)
 
 
+def test_augmentation_survives_close_mosaic_once(tmp_path, tiny_data):
+    # regression: the trainer re-added BlurClahe after ultralytics' close_mosaic rebuild, which the dataset
+    # wrapper had already done, and training stopped at the first close_mosaic epoch
+    from types import SimpleNamespace
+
+    from training.data.augment import BlurClahe
+
+    cfg = resolve_config({"train": {"imgsz": 64, "epochs": 2, "close_mosaic": 1, "mosaic": 1.0, "workers": 0},
+                          "augment": {"blur_p": 0.5, "clahe_p": 0.5}})
+    trainer = DistillTrainer(overrides=_overrides(cfg, tiny_data, None, tmp_path, "aug"), kd_config=cfg)
+    from ultralytics.nn.tasks import DetectionModel
+
+    trainer.model = DetectionModel("yolov5n.yaml", nc=2, verbose=False)  # build_dataset reads its stride
+    train_dir = Path(tiny_data).parent / "images" / "train"
+    dataset = trainer.build_dataset(str(train_dir), mode="train", batch=4)
+    trainer.train_loader = SimpleNamespace(dataset=dataset)
+    for _ in range(2):  # ultralytics may close mosaic again on resume
+        trainer._close_dataloader_mosaic()
+        steps = dataset.transforms.transforms
+        assert sum(isinstance(t, BlurClahe) for t in steps) == 1, steps
+        assert not any(type(t).__name__ == "Mosaic" for t in steps)
+    assert isinstance(dataset[0]["img"], torch.Tensor)
+
+
 def _rows(run_dir):
     with open(run_dir / "results.csv") as f:
         return list(csv.DictReader(f))

@@ -45,13 +45,22 @@ def setup_section(exp: dict[str, Any], names: dict[str, str]) -> str:
         "- Our distillation terms: " + ", ".join(
             f"{k} (weight {v.get('weight', '-')})" for k, v in
             ((exp["methods"].get("ours") or {}).get("distill") or {}).get("terms", {}).items()) + ".",
-        f"- Recipe: SGD lr0 {tr.get('lr0')} -> lrf {tr.get('lrf')}, batch {tr.get('batch')}, "
-        f"augment {exp['augment']}, seeds {exp['seeds']}.",
+        f"- Recipe: {recipe_text(tr)}, batch {tr.get('batch')}, warm-up epochs {tr.get('warmup_epochs', 3)}, "
+        f"close_mosaic {tr.get('close_mosaic', 10)}, augment {exp['augment']}, seeds {exp['seeds']}.",
         "- Why these sizes: lights stay >= ~7 px at the working size (smaller ones never leave the cold start on "
         "this CPU), and the teacher gets more capacity and more epochs than the students, since undertrained "
         "models of different size show no gap to distil.",
         "",
     ])
+
+
+def recipe_text(tr: dict[str, Any]) -> str:
+    """Describe the optimizer and learning rate of a train section as ultralytics will apply them."""
+    opt = str(tr.get("optimizer", "SGD"))
+    if opt.lower() == "auto":
+        return ("optimizer auto (ultralytics picks AdamW at lr 0.002 x 5 / (4 + nc) for runs under 10k "
+                "iterations, else MuSGD)")
+    return f"{opt} lr0 {tr.get('lr0', 0.01)} -> lrf {tr.get('lrf', 0.01)}"
 
 
 def results_section(out: Path) -> str:

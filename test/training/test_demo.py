@@ -48,3 +48,11 @@ def test_quick_experiment_is_tiny():
     assert exp["train"]["imgsz"] == 64 and exp["train"]["epochs"] == 1 and exp["teacher_train"]["epochs"] == 1
     full = demo.demo_experiment(demo.DEMO_CONFIG, quick=False)
     assert full["teacher_train"]["epochs"] > full["train"]["epochs"]
+
+
+def test_report_recipe_names_the_optimizer_actually_used():
+    from training.report import recipe_text
+
+    assert recipe_text({"optimizer": "SGD", "lr0": 0.01, "lrf": 0.1}) == "SGD lr0 0.01 -> lrf 0.1"
+    auto = recipe_text({"optimizer": "auto", "lr0": 0.01})
+    assert "AdamW" in auto and "lr0 0.01" not in auto  # ultralytics ignores lr0 with optimizer=auto

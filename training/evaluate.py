@@ -149,9 +149,10 @@ def evaluate_model(
     train_args = (yolo.ckpt or {}).get("train_args") or {}
     info = run_info(weights, train_args, getattr(yolo.model, "yaml", {}).get("yaml_file", ""))
     LOG.info("validating %s on %s split %s at %d", weights, data, split, imgsz)
+    # absolute: ultralytics 8.4 nests a relative project under runs/<task>/
     metrics = yolo.val(
         data=str(data), split=split, imgsz=imgsz, batch=batch, device=device, plots=False, verbose=False,
-        workers=0, project=str(project) if project else None, name=info["run"], exist_ok=True,
+        workers=0, project=str(Path(project).resolve()) if project else None, name=info["run"], exist_ok=True,
     )
     row = {**info, "weights": str(weights), "split": split, "imgsz": imgsz,
            "map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}

@@ -75,9 +75,12 @@ def test_cli_flags():
 
 
 @pytest.mark.slow
-def test_evaluate_trained_checkpoint_writes_table(coupled_run, tiny_yolo_data, tmp_path):
-    rows = evaluate.evaluate_models([coupled_run / "weights" / "best.pt"], tiny_yolo_data, tmp_path,
+def test_evaluate_trained_checkpoint_writes_table(coupled_run, tiny_yolo_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative output directory stays where it was asked for
+    rows = evaluate.evaluate_models([coupled_run / "weights" / "best.pt"], tiny_yolo_data, "out",
                                     split="test", imgsz=64, latency_reps=2, batch=2)
+    assert (tmp_path / "out" / "val").is_dir() and not (tmp_path / "runs").exists()
+    tmp_path = tmp_path / "out"
     (row,) = rows
     for key in ("map50", "map50_95", "relevant_map50", "not_relevant_map50_95"):
         assert row[key] is None or 0.0 <= row[key] <= 1.0

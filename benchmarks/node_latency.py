@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,8 +289,13 @@ def run(args, prof: dict, tmp: Path) -> dict:
         with RosTestNode("node_latency_bench", env) as probe:
             bench = Bench(probe, targets)
             for name in targets:
-                bench.wait_ready(name, procs[name], logs[name], msgs[0], args.startup_timeout)
-                bench.serial(name, msgs, 3, timeout=30.0)  # warm the 2048x1024 path end to end
+                try:
+                    bench.wait_ready(name, procs[name], logs[name], msgs[0], args.startup_timeout)
+                    bench.serial(name, msgs, 3, timeout=30.0)  # warm the 2048x1024 path end to end
+                except Exception:  # shown now: rclpy's clean-up on the way out has been seen to hang
+                    traceback.print_exc()
+                    sys.stdout.flush()
+                    raise
             # capacity estimate that sets the input rates, taken while both nodes are up and idle
             p0 = med(core_block(core["student"], frames, 10))
             capacity = 1.0 / p0

@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("convert", "kd_step", "node_latency", "kd_gain")
+#: Seconds before a benchmark is stopped (its process group killed) unless --timeout says otherwise.
+TIMEOUTS = {"convert": 900.0, "kd_step": 900.0, "node_latency": 900.0, "kd_gain": 4 * 3600.0}
 #: Headline keys per benchmark (top-level keys of its JSON); other benchmarks get every top-level number.
 HEADLINES = {
     "convert": ("ratio_median", "single_ips_median", "parallel_ips_median"),
@@ -36,7 +40,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=None, choices=BENCHMARKS, help="run only these benchmarks")
     p.add_argument("--skip", nargs="+", default=[], choices=BENCHMARKS, help="do not run these benchmarks")
     p.add_argument("--out-dir", default="runs/bench", help="directory of the JSON files and the summary")
-    p.add_argument("--timeout", type=float, default=None, help="seconds per benchmark before it is stopped")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds per benchmark before it is stopped (default: TIMEOUTS)")
     return p
 
 
@@ -76,16 +81,31 @@ def run_one(name: str, out_dir: Path, timeout: float | None) -> dict[str, Any]:
     print(f"\n==== benchmark {name}: {' '.join(cmd[1:])} ====", flush=True)
     t0 = time.perf_counter()
     tail: list[str] = []
+    limit = timeout if timeout is not None else TIMEOUTS.get(name, 1800.0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                            start_new_session=True)  # its own group: a timeout stops its nodes too
+    expired = threading.Event()
+
+    def stop_group() -> None:
+        expired.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    timer = threading.Timer(limit, stop_group)
+    timer.start()
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
             tail = (tail + [line.rstrip()])[-5:]
-        code = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        code: Any = proc.wait()
+    finally:
+        timer.cancel()
+    if expired.is_set():
         code = "timeout"
+        print(f"benchmark {name} stopped after {limit:.0f} s", flush=True)
     seconds = round(time.perf_counter() - t0, 1)
     data = json.loads(json_path.read_text()) if json_path.is_file() and code == 0 else None
     status = "ok" if code == 0 and data is not None else ("no json" if code == 0 else f"failed ({code})")

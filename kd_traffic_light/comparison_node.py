@@ -24,7 +24,7 @@ import rclpy
 import rclpy.logging
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -230,15 +230,20 @@ def main(args: list[str] | None = None) -> None:
     """Entry point of the `comparison_node` executable."""
     rclpy.init(args=args)
     node = None
+    executor = SingleThreadedExecutor()
     try:
         node = ComparisonNode()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ValueError as exc:  # invalid parameters: fail loudly at start-up
         print(f"comparison_node: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     finally:
+        # An executor interrupted by a signal keeps the node's handles in use; shutting it down releases
+        # them, otherwise destroy_node() can block forever (seen under SIGINT).
+        executor.shutdown(timeout_sec=1.0)
         if node is not None:
             closing = node.close()
             node.destroy_node()

@@ -20,7 +20,7 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -257,6 +257,8 @@ def main(args: list[str] | None = None) -> int:
     """Run the detector node; with ``autostart`` a failed configure exits with code 1."""
     rclpy.init(args=args)
     node = DetectorNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     code = 0
     try:
         if node.autostart:
@@ -266,11 +268,14 @@ def main(args: list[str] | None = None) -> int:
             else:
                 node.trigger_activate()
         if code == 0:
-            rclpy.spin(node)
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.stop_worker()
+        # An executor interrupted by a signal keeps the node's handles in use; shutting it down releases
+        # them, otherwise destroy_node() can block forever (seen under SIGINT).
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return code

@@ -147,9 +147,17 @@ class RosTestNode:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.executor.shutdown(timeout_sec=1)
-        if self.node is not None:
-            self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+
+        def close() -> None:
+            if self.node is not None:
+                self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
+
+        # rclpy's destroy_node() has been seen to block forever waiting for handles "in use" after the
+        # executor stopped; never let that hang a test: give it 10 s in a daemon thread, then move on.
+        closer = threading.Thread(target=close, name=f"{self.name}-close", daemon=True)
+        closer.start()
+        closer.join(timeout=10)
 
     def subscribe(self, topic: str, msg_type, qos: QoSProfile = RELIABLE) -> list:
         """Subscribe and return the list the received messages are appended to."""

@@ -36,6 +36,7 @@ COLUMNS = (
     ("model", "model"),
     ("teacher", "teacher"),
     ("gflops", "FLOPs (G)"),
+    ("head_gflops", "head FLOPs (G)"),
     ("map50", "mAP50"),
     ("map50_95", "mAP50-95"),
     ("relevant_map50", "relevant mAP50"),
@@ -44,6 +45,7 @@ COLUMNS = (
     ("not_relevant_map50_95", "not relevant mAP50-95"),
     ("epochs", "epochs"),
     ("params_m", "params (M)"),
+    ("head_params_m", "head params (M)"),
     ("fp16_mb", "FP16 size (MB)"),
     ("cpu_latency_ms", "CPU latency (ms)"),
 )
@@ -64,7 +66,10 @@ def per_class_map(metrics: Any, names: dict[int, str]) -> dict[str, float | None
 
 
 def model_cost(model: Any, imgsz: int) -> dict[str, float]:
-    """GFLOPs at ``imgsz`` (ultralytics/thop), parameters in millions, FP16 state-dict size in MiB."""
+    """GFLOPs at ``imgsz``, parameters in millions, FP16 size in MiB; head GFLOPs and parameters too.
+
+    The head figures are the integrated-KD paper's Table 1 columns (coupled vs decoupled head).
+    """
     import copy
 
     import torch
@@ -72,10 +77,13 @@ def model_cost(model: Any, imgsz: int) -> dict[str, float]:
 
     buf = io.BytesIO()
     torch.save(copy.deepcopy(model).half().state_dict(), buf)
+    from training.distill.heads import head_cost
+
     return {
         "gflops": float(get_flops(model, imgsz)),
         "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
         "fp16_mb": buf.getbuffer().nbytes / 2**20,
+        **head_cost(model.model[-1], imgsz),
     }
 
 
@@ -169,7 +177,7 @@ def _cell(key: str, value: Any) -> str:
     if "map" in key:
         return f"{100 * float(value):.1f}"
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.3f}" if key.startswith("head_") else f"{value:.2f}"
     return str(value)
 
 

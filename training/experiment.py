@@ -65,6 +65,7 @@ DATA_KEYS = {
     "source": "synth",  # synth | dtld | yolo
     # synth: synthetic DTLD-format scenes converted to YOLO (training.data.synth.make_synthetic_yolo)
     "sequences": 8, "frames": 5, "seed": 0, "preset": "demo", "size_px": None, "tiny_fraction": None,
+    "scene": {},  # further SynthConfig fields, e.g. {test_fraction: 0.5, distractors: [4, 10]}
     # synth and dtld
     "val_images": 0, "resize_width": None,
     # dtld: DTLD tree and label files (relative to root) converted to YOLO under <out>/data
@@ -75,7 +76,7 @@ DATA_KEYS = {
 EVAL_KEYS = {"split": "test", "imgsz": None, "batch": 16, "latency_reps": 20, "device": "cpu"}
 STUDY_METRICS = ("map50", "map50_95", "relevant_map50", "relevant_map50_95", "not_relevant_map50",
                  "not_relevant_map50_95")
-COST_METRICS = ("gflops", "params_m", "fp16_mb", "cpu_latency_ms", "train_s")
+COST_METRICS = ("gflops", "head_gflops", "params_m", "head_params_m", "fp16_mb", "cpu_latency_ms", "train_s")
 
 
 # ------------------------------------------------------------------------------------------ config
@@ -135,6 +136,11 @@ def resolve_experiment(raw: Any, source: str = "<experiment>") -> dict[str, Any]
     data = _mapping(exp["data"], f"{source}: data")
     _unknown(data, DATA_KEYS, f"{source}: data")
     exp["data"] = {**DATA_KEYS, **data}
+    if exp["data"]["source"] == "synth":
+        try:
+            synth_config(exp["data"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
     if exp["data"]["source"] not in {"synth", "dtld", "yolo"}:
         raise ValueError(f"{source}: data.source: expected synth, dtld or yolo, got {exp['data']['source']!r}")
     if exp["data"]["source"] == "yolo" and not exp["data"]["yaml"]:
@@ -242,6 +248,7 @@ def csv_rows(path: Path) -> list[dict[str, float]]:
 
 def synth_config(data: dict[str, Any]) -> Any:
     """Return the ``SynthConfig`` of a ``data`` section (preset with the size / tiny-fraction overrides)."""
+    import dataclasses
     from dataclasses import replace
 
     from training.data.synth import PRESETS
@@ -251,6 +258,24 @@ def synth_config(data: dict[str, Any]) -> Any:
         cfg = replace(cfg, size_px=tuple(float(v) for v in data["size_px"]))
     if data["tiny_fraction"] is not None:
         cfg = replace(cfg, tiny_fraction=float(data["tiny_fraction"]))
+    scene = data.get("scene") or {}
+    if not isinstance(scene, dict):
+        raise ValueError(f"data.scene: expected a mapping of SynthConfig fields, got {scene!r}")
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in scene.items():
+        if key not in fields:
+            raise ValueError(f"data.scene: unknown key '{key}' (allowed: {', '.join(sorted(fields))})")
+        default = getattr(cfg, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)) or len(value) != len(default):
+                raise ValueError(f"data.scene.{key}: expected [min, max], got {value!r}")
+            value = tuple(type(d)(v) for d, v in zip(default, value))
+        elif isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if type(value) is not type(default):
+                raise ValueError(f"data.scene.{key}: expected {type(default).__name__}, got {value!r}")
+        else:
+            value = type(default)(value)
+        cfg = replace(cfg, **{key: value})
     return cfg
 
 
@@ -455,6 +480,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 TABLE_COLUMNS = (
     ("model", "model"), ("teacher", "teacher"), ("method", "method"), ("gflops", "FLOPs (G)"),
+    ("head_gflops", "head FLOPs (G)"), ("params_m", "params (M)"), ("head_params_m", "head params (M)"),
     ("map50", "mAP50"), ("map50_95", "mAP50-95"), ("relevant_map50", "relevant mAP50"),
     ("relevant_map50_95", "relevant mAP50-95"), ("not_relevant_map50", "not relevant mAP50"),
     ("not_relevant_map50_95", "not relevant mAP50-95"), ("epochs", "epochs"), ("n", "repeats"),
@@ -471,7 +497,7 @@ def _cell(group: dict[str, Any], key: str) -> str:
     if mean is None:
         return "-"
     scale = 100.0 if key in STUDY_METRICS else 1.0
-    digits = 1 if key in STUDY_METRICS or key == "train_s" else 2
+    digits = 1 if key in STUDY_METRICS or key == "train_s" else 3 if key.startswith("head_") else 2
     text = f"{scale * mean:.{digits}f}"
     if group.get("n", 1) > 1 and std is not None and key in STUDY_METRICS:
         text += f" ± {scale * std:.{digits}f}"

@@ -4,7 +4,7 @@ A config file has three optional sections::
 
     train:    ultralytics training arguments (validated against ultralytics' own keys), e.g. epochs, lr0
     augment:  blur_p, clahe_p (hooked into the train dataset through training.data.augment)
-    distill:  terms: {fgfi: {...}, response: {...}, ld: {...}, bckd: {...}, native: {...}}
+    distill:  terms: {fgfi: {...}, response: {...}, ld: {...}, bckd: {...}, native: {...}, lad: {...}}
 
 Unknown keys anywhere are an error naming the key and the file. The resolved config (defaults filled in) is a
 plain dict so it pickles into checkpoints and DDP worker state.
@@ -18,36 +18,14 @@ from typing import Any
 
 import yaml
 
+from training.distill.terms import TERMS, TermSettings
+
 # Recipe of the source study: 30 epochs, lr 0.01 -> 0.001, explicit SGD (optimizer=auto ignores lr0), 640 px.
 RECIPE: dict[str, Any] = {"epochs": 30, "lr0": 0.01, "lrf": 0.1, "optimizer": "SGD", "imgsz": 640}
 
-COMMON_TERM_KEYS: dict[str, Any] = {
-    "weight": 1.0,  # multiplier of the term in the total loss
-    "schedule": "constant",  # constant | linear | cosine (1 -> final)
-    "final": 0.1,  # final multiplier of the decaying schedules
-    "warmup_iters": 0,  # iterations with the term off at the start
-    "off_last_epochs": 0,  # final epochs with the term off; -1 = the run's close_mosaic
-}
-
-TERM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fgfi": {
-        "weight": 0.01,
-        "warmup_iters": 400,
-        "psi": 0.5,
-        "max_over": "all",  # all | level
-        "anchors": "yolov5",  # yolov5 | kmeans | [[[w, h], ...] per level] in pixels
-        "anchors_per_level": 3,  # k-means: anchors per level
-    },
-    "response": {"lam": 0.5, "temperature": 1.0, "weighting": "none", "conf_threshold": 0.5},
-    "ld": {"temperature": 10.0, "weighting": "soft", "conf_threshold": 0.5},
-    "bckd": {"beta": 1.0, "weighting": "none", "conf_threshold": 0.5},
-    "native": {"weight": 6.0},  # ultralytics' score-weighted feature L2 (dis=6.0 default)
-}
-
-# Loss column name of each term (native keeps ultralytics' own name).
-TERM_COLUMNS = {
-    "fgfi": "fgfi_loss", "response": "resp_loss", "ld": "ld_loss", "bckd": "bckd_loss", "native": "dis_loss"
-}
+# Every term (defaults, choices, loss column, compute function, docs row) is declared once in the registry.
+TERM_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(spec.defaults) for name, spec in TERMS.items()}
+TERM_COLUMNS: dict[str, str | None] = {name: spec.column for name, spec in TERMS.items()}
 
 AUGMENT_DEFAULTS: dict[str, float] = {"blur_p": 0.0, "clahe_p": 0.0}
 SECTIONS = ("train", "augment", "distill")
@@ -72,8 +50,11 @@ def _unknown(keys: Any, allowed: Any, where: str) -> None:
 
 
 def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    """Fill a term's defaults and validate its keys and types."""
-    defaults = {**COMMON_TERM_KEYS, **TERM_DEFAULTS[name]}
+    """Fill a term's defaults (from the registry) and validate its keys, types and choices."""
+    if name not in TERMS:
+        raise ValueError(f"{where}: unknown distillation term '{name}' (allowed: {', '.join(TERMS)})")
+    spec = TERMS[name]
+    defaults = spec.all_defaults()
     given = given or {}
     if not isinstance(given, dict):
         raise ValueError(f"{where}: expected a mapping of term settings, got {given!r}")
@@ -82,14 +63,13 @@ def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[st
     for k, v in given.items():
         _check_type(v, defaults[k], f"{where}.{k}")
         out[k] = v
-    if out["schedule"] not in {"constant", "linear", "cosine"}:
-        raise ValueError(f"{where}.schedule: expected constant, linear or cosine, got {out['schedule']!r}")
-    for key in ("weighting",):
-        if key in out and out[key] not in {"none", "soft", "hard"}:
-            raise ValueError(f"{where}.{key}: expected none, soft or hard, got {out[key]!r}")
+    for key, allowed in spec.all_choices().items():
+        if key in out and out[key] not in allowed:
+            raise ValueError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {out[key]!r}")
+    for key in ("weight", "final", "warmup_epochs"):
+        if out[key] < 0:
+            raise ValueError(f"{where}.{key}: expected a value >= 0, got {out[key]}")
     if name == "fgfi":
-        if out["max_over"] not in {"all", "level"}:
-            raise ValueError(f"{where}.max_over: expected all or level, got {out['max_over']!r}")
         a = out["anchors"]
         if isinstance(a, str) and a not in {"yolov5", "kmeans"}:
             raise ValueError(f"{where}.anchors: expected yolov5, kmeans or per-level [[w, h], ...], got {a!r}")
@@ -99,7 +79,17 @@ def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[st
             raise ValueError(f"{where}.anchors: expected per-level lists of [w, h] pixel pairs, got {a!r}")
     if name == "response" and not 0 <= out["lam"] <= 1:
         raise ValueError(f"{where}.lam: expected a value in [0, 1], got {out['lam']}")
+    if name == "lad" and not (out["weight"] <= 1 and out["final"] <= 1):
+        raise ValueError(f"{where}: weight and final are the teacher's share of the assignment: expected [0, 1]")
     return out
+
+
+def freeze_terms(terms: dict[str, dict[str, Any]], where: str = "distill.terms") -> tuple[TermSettings, ...]:
+    """Resolve every term once into immutable settings, in registry order."""
+    unknown = set(terms) - set(TERMS)
+    if unknown:
+        raise ValueError(f"unknown distillation terms {sorted(unknown)}; expected some of {tuple(TERMS)}")
+    return tuple(TermSettings.from_dict(n, resolve_term(n, terms[n], f"{where}.{n}")) for n in TERMS if n in terms)
 
 
 def resolve_config(raw: dict[str, Any] | None, source: str = "<config>") -> dict[str, Any]:

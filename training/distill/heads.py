@@ -167,11 +167,35 @@ def register() -> None:
     tasks.CoupledDetect = CoupledDetect
 
 
-def head_gflops(model_yaml: str | Path, nc: int = 2, imgsz: int = 640) -> float:
-    """GFLOPs of the detection head alone (prediction branches, no DFL decoding) at ``imgsz``.
+def head_cost(head: Detect, imgsz: int) -> dict[str, float]:
+    """GFLOPs and parameters (millions) of a detection head alone at a square ``imgsz``.
 
-    The head is profiled with thop (ultralytics' FLOP counter) on feature maps of the size the model's
-    strides give at ``imgsz``; FLOPs = 2 x multiply-accumulates, as in ultralytics' ``get_flops``.
+    The head is profiled with thop (ultralytics' FLOP counter) on feature maps of the size the model's strides
+    give at ``imgsz`` (prediction branches only: the DFL/box decoding is post-processing, not part of the head);
+    FLOPs = 2 x multiply-accumulates, as in ultralytics' ``get_flops``. The head is left as it was.
+
+    Args:
+        head: A built ``Detect`` (or ``CoupledDetect``) with its strides set.
+        imgsz: Square input size in pixels.
+
+    Returns:
+        ``{"head_gflops": ..., "head_params_m": ...}``.
+    """
+    import copy
+
+    import thop
+
+    head = copy.deepcopy(head).float().cpu()
+    chans = [_first_conv(seq).in_channels for seq in head.cv2]
+    feats = [torch.zeros(1, c, max(1, imgsz // int(s)), max(1, imgsz // int(s))) for c, s in zip(chans, head.stride)]
+    head.train()
+    macs = thop.profile(head, inputs=(feats,), verbose=False)[0]
+    params = sum(p.numel() for name, p in head.named_parameters() if not name.startswith("dfl"))
+    return {"head_gflops": macs * 2 / 1e9, "head_params_m": params / 1e6}
+
+
+def head_gflops(model_yaml: str | Path, nc: int = 2, imgsz: int = 640) -> float:
+    """GFLOPs of the detection head alone of a model yaml at ``imgsz`` (see ``head_cost``).
 
     Args:
         model_yaml: Model yaml (e.g. ``yolov5s.yaml`` for the stock decoupled head, or
@@ -182,16 +206,10 @@ def head_gflops(model_yaml: str | Path, nc: int = 2, imgsz: int = 640) -> float:
     Returns:
         The head's GFLOPs.
     """
-    import thop
     from ultralytics.nn.tasks import DetectionModel
 
     model = DetectionModel(str(model_yaml), nc=nc, verbose=False)
-    head = model.model[-1]
-    chans = [_first_conv(seq).in_channels for seq in head.cv2]
-    feats = [torch.zeros(1, c, imgsz // int(s), imgsz // int(s)) for c, s in zip(chans, head.stride)]
-    head.train()  # prediction convs only: the DFL/box decoding is post-processing, not part of the head
-    macs = thop.profile(head, inputs=(feats,), verbose=False)[0]
-    return macs * 2 / 1e9
+    return head_cost(model.model[-1], imgsz)["head_gflops"]
 
 
 def _first_conv(module: nn.Module) -> nn.Conv2d:

@@ -142,26 +142,34 @@ def fgfi_loss(
     return total / (2 * torch.as_tensor(n_p, dtype=total.dtype, device=total.device).clamp(min=1))
 
 
-def teacher_confidence(teacher_scores: torch.Tensor, mode: str = "none", threshold: float = 0.5) -> torch.Tensor:
-    """Per-location weights from the teacher's class scores.
+def teacher_confidence(
+    teacher_scores: torch.Tensor, mode: str = "none", threshold: float = 0.5, assigned: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-location weights from the teacher's class scores or from the label assignment.
 
     Args:
         teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
-        mode (str): ``"none"`` (all 1), ``"soft"`` (max sigmoid score) or ``"hard"`` (1 where the max sigmoid
-            score exceeds ``threshold``, else 0).
+        mode (str): ``"none"`` (all 1), ``"soft"`` (max sigmoid score), ``"hard"`` (1 where the max sigmoid
+            score exceeds ``threshold``, else 0) or ``"assigned"`` (1 on the positives of the batch's label
+            assignment, ``assigned``, else 0).
         threshold (float): Confidence threshold for ``"hard"``.
+        assigned (torch.Tensor, optional): (B, A) bool foreground mask of the assignment (``"assigned"`` only).
 
     Returns:
         (torch.Tensor): (B, A) non-negative weights.
     """
     if mode == "none":
         return teacher_scores.new_ones(teacher_scores.shape[0], teacher_scores.shape[2])
+    if mode == "assigned":
+        if assigned is None:
+            raise ValueError("teacher weighting 'assigned' needs the label assignment's foreground mask")
+        return assigned.to(teacher_scores.dtype)
     conf = teacher_scores.detach().float().sigmoid().amax(1)
     if mode == "soft":
         return conf
     if mode == "hard":
         return (conf > threshold).to(conf.dtype)
-    raise ValueError(f"teacher weighting must be 'none', 'soft' or 'hard', got {mode!r}")
+    raise ValueError(f"teacher weighting must be 'none', 'soft', 'hard' or 'assigned', got {mode!r}")
 
 
 def _weighted_mean(per_loc: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -173,7 +181,10 @@ def _weighted_mean(per_loc: torch.Tensor, weights: torch.Tensor | None) -> torch
 
 
 def dfl_kl(student_dfl: torch.Tensor, teacher_dfl: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Per-location KL(softmax(t/T) || softmax(s/T)) * T^2 on DFL bins, averaged over the 4 box sides.
+    """Per-location KL(softmax(t/T) || softmax(s/T)) * T^2 on DFL bins, mean over bins and over the 4 sides.
+
+    The mean over the ``reg_max`` bins follows mmdetection's ``KnowledgeDistillationKLDivLoss`` (used by LD),
+    so a weight means the same whatever ``reg_max`` is.
 
     Args:
         student_dfl (torch.Tensor): (B, 4 * reg_max, A) student box logits (ultralytics ``preds["boxes"]``).
@@ -189,8 +200,58 @@ def dfl_kl(student_dfl: torch.Tensor, teacher_dfl: torch.Tensor, temperature: fl
     s = student_dfl.float().view(b, 4, c // 4, a) / temperature
     t = teacher_dfl.float().view(b, 4, c // 4, a) / temperature
     log_ps, log_pt = s.log_softmax(2), t.log_softmax(2)
-    kl = (log_pt.exp() * (log_pt - log_ps)).sum(2)  # (B, 4, A)
+    kl = (log_pt.exp() * (log_pt - log_ps)).mean(2)  # (B, 4, A): mean over bins
     return kl.mean(1) * temperature**2
+
+
+def binary_kl(student_scores: torch.Tensor, teacher_scores: torch.Tensor) -> torch.Tensor:
+    """Elementwise KL(Bernoulli(sigmoid(t)) || Bernoulli(sigmoid(s))) from logits.
+
+    Equal to ``BCE(sigmoid(s), sigmoid(t)) - H(sigmoid(t))``: the gradient is that of the BCE against the teacher's
+    soft targets, ``sigmoid(s) - sigmoid(t)`` per logit (no ``sigmoid'`` factor, unlike an L2 on probabilities),
+    and the value is exactly 0 when student equals teacher.
+
+    Args:
+        student_scores (torch.Tensor): Student class logits.
+        teacher_scores (torch.Tensor): Teacher class logits, same shape.
+
+    Returns:
+        (torch.Tensor): Non-negative tensor of the input shape.
+    """
+    s, t_logit = student_scores.float(), teacher_scores.float().detach()
+    t = t_logit.sigmoid()
+    bce = F.binary_cross_entropy_with_logits(s, t, reduction="none")
+    entropy = F.binary_cross_entropy_with_logits(t_logit, t, reduction="none")
+    return (bce - entropy).clamp(min=0)
+
+
+def teacher_score_sum(teacher_scores: torch.Tensor) -> torch.Tensor:
+    """Sum of the teacher's sigmoid class scores, clamped to >= 1: the class-KD normaliser.
+
+    The analogue of ultralytics' ``target_scores_sum`` (the detection class loss is a BCE summed over every
+    anchor and class divided by the sum of the target scores), with the teacher's scores as the targets.
+    """
+    return teacher_scores.detach().float().sigmoid().sum().clamp(min=1.0)
+
+
+def cls_kd_loss(student_scores: torch.Tensor, teacher_scores: torch.Tensor,
+                normalizer: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Class KD as a BCE against the teacher's sigmoid targets, normalised like the detection class loss.
+
+    ``L = sum_{a, c} KL_bin(sigmoid(t_ac) || sigmoid(s_ac)) / N`` with ``N`` the sum of the teacher's scores
+    (``teacher_score_sum``) unless given, so the gradient per logit is ``(sigmoid(s) - sigmoid(t)) / N``, of the
+    same order as the detection class loss' ``(sigmoid(s) - target) / target_scores_sum``.
+
+    Args:
+        student_scores (torch.Tensor): (B, nc, A) student class logits.
+        teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
+        normalizer (torch.Tensor | float, optional): ``N``; default the sum of the teacher's scores.
+
+    Returns:
+        (torch.Tensor): Scalar loss.
+    """
+    n = teacher_score_sum(teacher_scores) if normalizer is None else normalizer
+    return binary_kl(student_scores, teacher_scores).sum() / n
 
 
 def response_loss(
@@ -201,13 +262,20 @@ def response_loss(
     lam: float = 0.5,
     temperature: float = 1.0,
     weights: torch.Tensor | None = None,
+    cls_form: str = "bce",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Integrated (response-based) distillation (Z. Cheng, 2023, "Integrated Knowledge Distillation ...").
 
-    ``L = lam * L_cls + (1 - lam) * L_reg`` with
-    ``L_cls = sum_a w_a * mean_c (sigmoid(s_ac) - sigmoid(t_ac))^2 / sum_a w_a`` (L2 on class scores) and
-    ``L_reg = sum_a w_a * mean_sides KL(softmax(t/T) || softmax(s/T)) * T^2 / sum_a w_a`` on the DFL bins
-    (4 x reg_max per location; "KL after softmax" mapped onto the YOLOv5u DFL head as in LD).
+    ``L = lam * L_cls + (1 - lam) * L_reg`` with the task weight ``lam`` and
+
+    * ``L_cls``: ``cls_form="bce"`` (default) ``cls_kd_loss``: BCE against the teacher's sigmoid targets over
+      every anchor, divided by the sum of the teacher's scores; ``cls_form="l2"`` the paper's L2 on the
+      class probabilities, ``sum_a w_a mean_c (sigmoid(s) - sigmoid(t))^2 / sum_a w_a``. The L2 carries a
+      ``sigmoid'(s)`` factor (about 0.01 for a cold student) and was measured 20,000 times below the detection
+      class loss: keep it only to reproduce the paper.
+    * ``L_reg``: ``sum_a w_a KL_dfl(t || s) / sum_a w_a`` on the DFL bins (mean over bins and sides, times
+      T^2; "KL after softmax" mapped onto the YOLOv5u DFL head as in LD), on the locations ``weights``
+      selects (teacher-confident or assigned ones; uniform if None).
 
     Args:
         student_scores (torch.Tensor): (B, nc, A) student class logits.
@@ -216,15 +284,21 @@ def response_loss(
         teacher_dfl (torch.Tensor): (B, 4 * reg_max, A) teacher box logits.
         lam (float): Task weight between classification and localisation, in [0, 1].
         temperature (float): Softmax temperature T for the DFL bins.
-        weights (torch.Tensor, optional): (B, A) location weights (e.g. teacher confidence); uniform if None.
+        weights (torch.Tensor, optional): (B, A) location weights of the box half (and of the L2 class half).
+        cls_form (str): ``"bce"`` or ``"l2"``.
 
     Returns:
         (tuple[torch.Tensor, torch.Tensor, torch.Tensor]): Total, L_cls and L_reg scalars.
     """
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"response lam must be in [0, 1], got {lam}")
-    l2 = ((student_scores.float().sigmoid() - teacher_scores.float().sigmoid()) ** 2).mean(1)  # (B, A)
-    l_cls = _weighted_mean(l2, weights)
+    if cls_form == "bce":
+        l_cls = cls_kd_loss(student_scores, teacher_scores)
+    elif cls_form == "l2":
+        l2 = ((student_scores.float().sigmoid() - teacher_scores.float().sigmoid()) ** 2).mean(1)  # (B, A)
+        l_cls = _weighted_mean(l2, weights)
+    else:
+        raise ValueError(f"response cls_form must be 'bce' or 'l2', got {cls_form!r}")
     l_reg = _weighted_mean(dfl_kl(student_dfl, teacher_dfl, temperature), weights)
     return lam * l_cls + (1 - lam) * l_reg, l_cls, l_reg
 
@@ -234,8 +308,9 @@ def ld_loss(
 ) -> torch.Tensor:
     """Localization distillation (Zheng et al., CVPR 2022, "Localization Distillation for Dense Object Detection").
 
-    ``L_LD = sum_a w_a * mean_sides KL(softmax(t/T) || softmax(s/T)) * T^2 / sum_a w_a`` on the DFL bins; the
-    paper uses T = 10 and restricts it to positive / teacher-confident locations (``weights``).
+    ``L_LD = sum_a w_a * KL_dfl(t || s) / sum_a w_a`` on the DFL bins (mean over bins and sides, times T^2, as
+    mmdetection's ``KnowledgeDistillationKLDivLoss``); the paper uses T = 10 on the positive locations (the
+    main distillation region): pass the assignment's foreground mask as ``weights``.
 
     Args:
         student_dfl (torch.Tensor): (B, 4 * reg_max, A) student box logits.
@@ -250,28 +325,71 @@ def ld_loss(
 
 
 def bckd_cls_loss(
-    student_scores: torch.Tensor, teacher_scores: torch.Tensor, beta: float = 1.0, weights: torch.Tensor | None = None
+    student_scores: torch.Tensor, teacher_scores: torch.Tensor, beta: float = 1.0,
+    num_pos: torch.Tensor | float = 1.0,
 ) -> torch.Tensor:
     """Binary classification KD (Yang et al., ICCV 2023, "Bridging Cross-task Protocol Inconsistency for KD").
 
-    Per class a binary cross-entropy against the teacher's sigmoid score, modulated as in quality focal loss:
-    ``l_ac = BCE(sigmoid(s_ac), sigmoid(t_ac)) * |sigmoid(t_ac) - sigmoid(s_ac)|^beta``,
-    ``L = sum_a w_a * sum_c l_ac / sum_a w_a``. The modulation makes the loss exactly 0 when student equals teacher.
+    Per anchor and class a binary cross-entropy against the teacher's sigmoid score, modulated as in quality
+    focal loss, summed over every anchor and class and divided by the number of positives (as the authors'
+    ``avg_factor``): ``L = sum_{a, c} BCE(sigmoid(s_ac), sigmoid(t_ac)) * |sigmoid(t_ac) - sigmoid(s_ac)|^beta
+    / max(N_pos, 1)``. The modulation makes the loss exactly 0 when student equals teacher.
 
     Args:
         student_scores (torch.Tensor): (B, nc, A) student class logits.
         teacher_scores (torch.Tensor): (B, nc, A) teacher class logits.
         beta (float): Modulation exponent.
-        weights (torch.Tensor, optional): (B, A) location weights; uniform if None.
+        num_pos (torch.Tensor | float): Number of positive locations of the batch's label assignment.
 
     Returns:
         (torch.Tensor): Scalar loss.
     """
     s = student_scores.float()
-    t = teacher_scores.float().sigmoid()
+    t = teacher_scores.float().detach().sigmoid()
     bce = F.binary_cross_entropy_with_logits(s, t, reduction="none")
     mod = (t - s.sigmoid()).abs().pow(beta)
-    return _weighted_mean((bce * mod).sum(1), weights)
+    n = torch.as_tensor(num_pos, dtype=bce.dtype, device=bce.device).clamp(min=1.0)
+    return (bce * mod).sum() / n
+
+
+def box_iou_pairs(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """IoU of corresponding xyxy boxes ``a[..., i]`` and ``b[..., i]`` (same shape (..., 4))."""
+    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+    return inter / (area_a + area_b - inter + eps)
+
+
+def bckd_box_loss(student_boxes: torch.Tensor, teacher_boxes: torch.Tensor,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
+    """IoU-based localisation KD of BCKD (Yang et al., ICCV 2023): ``sum_a w_a (1 - IoU(b_s, b_t)) / sum_a w_a``.
+
+    Args:
+        student_boxes (torch.Tensor): (B, A, 4) decoded student boxes, xyxy.
+        teacher_boxes (torch.Tensor): (B, A, 4) decoded teacher boxes, xyxy, same units.
+        weights (torch.Tensor, optional): (B, A) location weights (the authors: the teacher's max score).
+
+    Returns:
+        (torch.Tensor): Scalar loss.
+    """
+    return _weighted_mean(1.0 - box_iou_pairs(student_boxes.float(), teacher_boxes.float().detach()), weights)
+
+
+def blend_predictions(student: torch.Tensor, teacher: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``alpha * teacher + (1 - alpha) * student``; exactly ``student`` when ``alpha == 0``, ``teacher`` at 1.
+
+    Used by label-assignment distillation (Nguyen et al., WACV 2022, "Improving Object Detection by Label
+    Assignment Distillation") to feed the assigner a blend of the teacher's and the student's predictions.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"lad blend must be in [0, 1], got {alpha}")
+    if alpha == 0.0:
+        return student
+    if alpha == 1.0:
+        return teacher.to(student.dtype)
+    return alpha * teacher.to(student.dtype) + (1.0 - alpha) * student
 
 
 def schedule_factor(
@@ -286,7 +404,7 @@ def schedule_factor(
 ) -> float:
     """Multiplier of a KD term's weight at one training iteration.
 
-    0 during the first ``warmup_iters`` iterations (FGFI switches imitation off for 400) and during the last
+    0 during the first ``warmup_iters`` iterations (the FGFI paper switches imitation off for 400) and during the last
     ``off_last_epochs`` epochs (e.g. the close_mosaic epochs); otherwise with progress
     ``p = iteration / total_iterations``: ``constant`` 1, ``linear`` ``1 - (1 - final) p``, ``cosine``
     ``final + (1 - final) (1 + cos(pi p)) / 2`` (1 -> final).

@@ -1,10 +1,13 @@
-"""The product's distillation model: ultralytics' ``DistillationModel`` plus FGFI, response, LD and BCKD terms.
+"""The product's distillation model: ultralytics' ``DistillationModel`` plus the registry's KD terms.
 
 The base class (ultralytics 8.4.190) already keeps the teacher frozen and in eval, re-registers picklable hooks
 after deepcopy/unpickling, strips the teacher from the EMA and checkpoints, and provides the native
-score-weighted feature L2 (``projector`` + ``loss_sl2``). This subclass adds, each with its own weight, schedule
-and loss column: ``fgfi`` (adapters on the Detect inputs), ``response`` (integrated distillation on the head
-outputs), ``ld`` and ``bckd`` (head-level terms), and exposes ``native`` as one selectable term among them.
+score-weighted feature L2 (``projector`` + ``loss_sl2``). This subclass adds the terms of
+``training.distill.terms`` (each with its own weight, schedule and loss column): ``fgfi`` (adapters on the Detect
+inputs), ``response`` (integrated distillation on the head outputs), ``ld`` and ``bckd`` (head-level terms),
+``native`` as one selectable term among them, and ``lad`` (label-assignment distillation) at the loss seam: the
+student's TaskAlignedAssigner is fed a blend of the teacher's and the student's predictions. One teacher forward
+per batch serves every term.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from torch import nn
 from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.utils.tal import make_anchors
 
 from training.distill import losses
-from training.distill.config import TERM_COLUMNS, resolve_term
-
-TERM_ORDER = ("fgfi", "response", "ld", "bckd", "native")
+from training.distill.config import freeze_terms
+from training.distill.terms import TERM_ORDER, TERMS, KDContext, TermSettings
 
 
 def _detect(model: nn.Module) -> Detect:
@@ -114,39 +117,75 @@ def resolve_anchors(setting: Any, n_levels: int) -> list:
     return [[[float(w), float(h)] for w, h in lv] for lv in setting]
 
 
-def make_adapter(c_in: int, c_out: int) -> nn.Sequential:
-    """FGFI adaptation layer: 3x3 conv (padding 1) to the teacher's width, then ReLU; weights ~ N(0, 1e-4)."""
+def make_adapter(c_in: int, c_out: int, init: str = "default") -> nn.Sequential:
+    """FGFI adaptation layer: 3x3 conv (padding 1) to the teacher's width, then ReLU.
+
+    Args:
+        c_in (int): Student channels.
+        c_out (int): Teacher channels.
+        init (str): ``"default"`` (PyTorch's conv initialisation, so the adapter passes signal from the first
+            step) or ``"paper"`` (weights ~ N(0, 1e-4), bias 0, as the authors' code; measured to send a gradient
+            5,000 times below the class loss into the student at the start).
+    """
     conv = nn.Conv2d(c_in, c_out, kernel_size=3, stride=1, padding=1)
-    nn.init.normal_(conv.weight, 0.0, 1e-4)
-    nn.init.zeros_(conv.bias)
+    if init == "paper":
+        nn.init.normal_(conv.weight, 0.0, 1e-4)
+        nn.init.zeros_(conv.bias)
+    elif init != "default":
+        raise ValueError(f"fgfi adapter_init must be 'default' or 'paper', got {init!r}")
     return nn.Sequential(conv, nn.ReLU(inplace=False))
+
+
+class AssignmentSeam:
+    """Wraps the student's TaskAlignedAssigner for one loss call: blends in the teacher, records the result.
+
+    With ``alpha > 0`` the assigner's ``pd_scores`` / ``pd_bboxes`` become ``alpha * teacher + (1 - alpha) *
+    student`` (label-assignment distillation); with ``alpha == 0`` the call is the stock one, bit for bit. The
+    assignment's ``fg_mask`` and ``target_scores`` are kept for the KD terms that work on positives.
+    """
+
+    def __init__(self, assigner: Any, t_scores: torch.Tensor | None = None, t_bboxes: torch.Tensor | None = None,
+                 alpha: float = 0.0):
+        """Args: the stock assigner, the teacher's (B, A, nc) sigmoid scores and (B, A, 4) pixel boxes, the blend."""
+        self.assigner, self.t_scores, self.t_bboxes, self.alpha = assigner, t_scores, t_bboxes, float(alpha)
+        self.fg_mask: torch.Tensor | None = None
+        self.target_scores: torch.Tensor | None = None
+
+    def __call__(self, pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra):
+        """Run the assigner on the (blended) predictions and record its positives."""
+        if self.alpha > 0:
+            pd_scores = losses.blend_predictions(pd_scores, self.t_scores, self.alpha)
+            pd_bboxes = losses.blend_predictions(pd_bboxes, self.t_bboxes, self.alpha)
+        out = self.assigner(pd_scores, pd_bboxes, anc_points, gt_labels, gt_bboxes, mask_gt, **extra)
+        self.target_scores, self.fg_mask = out[2], out[3]
+        return out
 
 
 class KDDistillationModel(DistillationModel):
     """DistillationModel with the product's selectable, combinable, individually weighted and scheduled terms.
 
     Attributes:
-        kd_terms (dict): Resolved settings per enabled term (see ``training.distill.config``).
+        kd_terms (tuple[TermSettings, ...]): Frozen settings of every enabled term, in registry order.
         adapters (nn.ModuleList | None): FGFI adapters, one per Detect input level (created before the optimizer).
-        fgfi_anchors (list | None): Per-level virtual anchors in pixels.
+        fgfi_anchors (list | None): Per-level virtual anchors in pixels (fitted k-means anchors live here only).
         kd_progress (dict): epoch, epochs, iteration, total_iterations; set each batch by the trainer.
         student_channels, teacher_channels (list[int]): Probed widths of the Detect inputs.
     """
 
-    def __init__(self, teacher_model: str | Path | nn.Module, student_model: nn.Module, terms: dict[str, dict]):
+    def __init__(self, teacher_model: str | Path | nn.Module, student_model: nn.Module, terms: dict[str, dict],
+                 fgfi_anchors: list | None = None):
         """Load/check the teacher, probe widths with the base class' dummy forward, build adapters.
 
         Args:
             teacher_model (str | Path | nn.Module): Teacher checkpoint path or module.
             student_model (nn.Module): Student DetectionModel with ``args`` (imgsz, dis, close_mosaic) and names.
             terms (dict): Enabled terms ``{name: settings}``; settings are completed with defaults.
+            fgfi_anchors (list, optional): Per-level pixel anchors that replace the ``fgfi.anchors`` setting
+                (k-means anchors fitted by the trainer).
         """
         if not terms:
-            raise ValueError("distillation needs at least one term in distill.terms (fgfi, response, ld, bckd, native)")
-        unknown = set(terms) - set(TERM_ORDER)
-        if unknown:
-            raise ValueError(f"unknown distillation terms {sorted(unknown)}; expected some of {TERM_ORDER}")
-        kd_terms = {n: resolve_term(n, terms[n], f"distill.terms.{n}") for n in TERM_ORDER if n in terms}
+            raise ValueError(f"distillation needs at least one term in distill.terms ({', '.join(TERM_ORDER)})")
+        kd_terms = freeze_terms(terms)
         name = str(teacher_model) if isinstance(teacher_model, (str, Path)) else "teacher"
         if isinstance(teacher_model, (str, Path)):
             if not Path(teacher_model).is_file():
@@ -155,18 +194,29 @@ class KDDistillationModel(DistillationModel):
         check_pair(teacher_model, student_model, name)
         super().__init__(teacher_model, student_model)
         self.kd_terms = kd_terms
-        self.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 0, "total_iterations": 1}
+        self.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 0, "total_iterations": 1, "batches": 1}
         # widths probed by the base class' dummy forward (its projectors map student -> teacher widths)
         self.student_channels = [p[0].in_channels for p in self.projector]
         self.teacher_channels = [p[0].out_channels for p in self.projector]
         self.adapters = None
         self.fgfi_anchors = None
-        if "fgfi" in self.kd_terms:
+        fgfi = self.term("fgfi")
+        if fgfi is not None:
             device = next(student_model.parameters()).device
             self.adapters = nn.ModuleList(
-                make_adapter(s, t) for s, t in zip(self.student_channels, self.teacher_channels)
+                make_adapter(s, t, fgfi["adapter_init"]) for s, t in zip(self.student_channels, self.teacher_channels)
             ).to(device)
-            self.fgfi_anchors = resolve_anchors(self.kd_terms["fgfi"]["anchors"], len(self.student_channels))
+            setting = fgfi_anchors if fgfi_anchors is not None else fgfi.as_dict()["anchors"]
+            self.fgfi_anchors = resolve_anchors(setting, len(self.student_channels))
+
+    def term(self, name: str) -> TermSettings | None:
+        """Return the settings of the enabled term ``name``, or None."""
+        return next((t for t in self.kd_terms if t.name == name), None)
+
+    @property
+    def kd_columns(self) -> list[str]:
+        """Loss columns of the enabled terms that add a loss, in order."""
+        return [TERMS[t.name].column for t in self.kd_terms if TERMS[t.name].compute is not None]
 
     # ------------------------------------------------------------------ teacher
     def _teacher_outputs(self, img: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
@@ -195,13 +245,13 @@ class KDDistillationModel(DistillationModel):
     # ------------------------------------------------------------------ terms
     def factor(self, name: str) -> float:
         """Schedule multiplier of term ``name`` at the current ``kd_progress``."""
-        cfg, p = self.kd_terms[name], self.kd_progress
+        cfg, p = self.term(name), self.kd_progress
         off = cfg["off_last_epochs"]
         if off < 0:
             off = int(getattr(self.student_model.args, "close_mosaic", 0) or 0)
+        warmup = max(int(cfg["warmup_iters"]), int(round(cfg["warmup_epochs"] * p.get("batches", 1))))
         return losses.schedule_factor(
-            cfg["schedule"], p["epoch"], p["epochs"], p["iteration"], p["total_iterations"],
-            cfg["warmup_iters"], off, cfg["final"],
+            cfg["schedule"], p["epoch"], p["epochs"], p["iteration"], p["total_iterations"], warmup, off, cfg["final"],
         )
 
     def _gt_pixels(self, batch: dict, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,59 +274,54 @@ class KDDistillationModel(DistillationModel):
             valid[idx, j] = True
         return gt, valid
 
-    def _fgfi(self, batch, img, s_feats, t_feats) -> torch.Tensor:
+    def fgfi_term(self, ctx: KDContext, cfg: TermSettings) -> torch.Tensor:
         """FGFI imitation on the Detect inputs with per-level virtual anchors."""
-        cfg = self.kd_terms["fgfi"]
-        gt, valid = self._gt_pixels(batch, img)
+        gt, valid = self._gt_pixels(ctx.batch, ctx.img)
         strides = [float(s) for s in _detect(self.student_model).stride]
-        anchors = [torch.tensor(a, device=img.device) for a in self.fgfi_anchors]
+        anchors = [torch.tensor(a, device=ctx.img.device) for a in self.fgfi_anchors]
         masks = losses.fgfi_mask(
-            gt, valid, [f.shape[-2:] for f in s_feats], strides, anchors, cfg["psi"], cfg["max_over"]
+            gt, valid, [f.shape[-2:] for f in ctx.s_feats], strides, anchors, cfg["psi"], cfg["max_over"]
         )
-        adapted = [a(s) for a, s in zip(self.adapters, s_feats)]
-        return losses.fgfi_loss(adapted, t_feats, masks)
+        adapted = [a(s) for a, s in zip(self.adapters, ctx.s_feats)]
+        return losses.fgfi_loss(adapted, ctx.t_feats, masks)
 
-    def _native(self, s_feats, t_feats, t_scores) -> torch.Tensor:
+    def native_term(self, ctx: KDContext) -> torch.Tensor:
         """Ultralytics' score-weighted feature L2 through its projector (the baseline to beat)."""
+        t_feats, t_scores = ctx.t_feats, ctx.t_head["scores"]
         parts = torch.split(t_scores, [f.shape[-2] * f.shape[-1] for f in t_feats], dim=-1)
         weights = tuple(p.sigmoid().max(dim=1, keepdim=True).values for p in parts)
-        total = s_feats[0].new_zeros(())
-        for i, (s, t) in enumerate(zip(s_feats, t_feats)):
+        total = ctx.s_feats[0].new_zeros(())
+        for i, (s, t) in enumerate(zip(ctx.s_feats, t_feats)):
             total = total + self.loss_sl2(self.projector[i](s), t, feat_idx=i, teacher_scores=weights)
         return total
 
-    def kd_losses(self, batch: dict, img: torch.Tensor, s_feats: list, s_head: dict) -> dict[str, torch.Tensor]:
-        """Raw (unweighted) value of every enabled term on one batch."""
-        t_feats, t_head = self._teacher_outputs(img)
-        out: dict[str, torch.Tensor] = {}
-        for name, cfg in self.kd_terms.items():
-            w = None
-            if "weighting" in cfg:
-                w = losses.teacher_confidence(t_head["scores"], cfg["weighting"], cfg["conf_threshold"])
-            if name == "fgfi":
-                out[name] = self._fgfi(batch, img, s_feats, t_feats)
-            elif name == "response":
-                out[name] = losses.response_loss(
-                    s_head["scores"], t_head["scores"], s_head["boxes"], t_head["boxes"],
-                    cfg["lam"], cfg["temperature"], w,
-                )[0]
-            elif name == "ld":
-                out[name] = losses.ld_loss(s_head["boxes"], t_head["boxes"], cfg["temperature"], w)
-            elif name == "bckd":
-                out[name] = losses.bckd_cls_loss(s_head["scores"], t_head["scores"], cfg["beta"], w)
-            elif name == "native":
-                out[name] = self._native(s_feats, t_feats, t_head["scores"])
-        return out
+    def _student_criterion(self) -> Any:
+        """Return the student's v8DetectionLoss (created on first use, as ultralytics does)."""
+        student = self.student_model
+        if getattr(student, "criterion", None) is None:
+            student.criterion = student.init_criterion()
+        return student.criterion
+
+    def _decode(self, crit: Any, head: dict, anchor_points: torch.Tensor) -> torch.Tensor:
+        """(B, A, 4) xyxy boxes in grid units from a head's DFL logits."""
+        return crit.bbox_decode(anchor_points, head["boxes"].permute(0, 2, 1).contiguous())
+
+    def kd_losses(self, ctx: KDContext) -> dict[str, torch.Tensor]:
+        """Raw (unweighted) value of every enabled term that adds a loss, on one batch."""
+        return {t.name: TERMS[t.name].compute(ctx, t) for t in self.kd_terms if TERMS[t.name].compute is not None}
 
     # ------------------------------------------------------------------ loss
     def loss(self, batch: dict, preds=None):
         """Compute the student detection loss plus every enabled KD term, each its own loss column.
 
+        Order: student forward, teacher forward (once), the detection loss with the assigner behind an
+        ``AssignmentSeam`` (teacher-blended when ``lad`` is on; its positives recorded), then the KD terms.
+
         Returns:
             loss (torch.Tensor): [box, cls, dfl, *kd terms] each times batch size (the trainer sums it).
             loss_items (dict[str, torch.Tensor]): Detached components; KD columns hold weight x schedule x term.
         """
-        columns = [TERM_COLUMNS[n] for n in self.kd_terms]
+        columns = self.kd_columns
         img = batch["img"]
         if not self.training:  # validation during training: same columns, KD terms zero
             if preds is None:
@@ -293,10 +338,28 @@ class KDDistillationModel(DistillationModel):
         s_feats = [self._student_feats[i] for i in range(n)]
         s_head = self.decouple_outputs(self._student_feats[n], branch="one2many")
         self._student_feats.clear()
-        regular, items = self.student_model.loss(batch, preds)
-        raw = self.kd_losses(batch, img, s_feats, s_head)
-        weighted = torch.stack([raw[n_] * (self.kd_terms[n_]["weight"] * self.factor(n_)) for n_ in self.kd_terms])
-        weighted = weighted.to(regular.dtype)
+        t_feats, t_head = self._teacher_outputs(img)
+        crit = self._student_criterion()
+        anchor_points, stride_tensor = make_anchors(s_head["feats"], crit.stride, 0.5)
+        t_boxes = self._decode(crit, t_head, anchor_points)
+        alpha = 0.0
+        if self.term("lad") is not None:
+            alpha = min(1.0, self.term("lad")["weight"] * self.factor("lad"))
+        seam = AssignmentSeam(crit.assigner, t_head["scores"].permute(0, 2, 1).sigmoid(),
+                              t_boxes * stride_tensor, alpha)
+        crit.assigner = seam
+        try:
+            regular, items = self.student_model.loss(batch, preds)
+        finally:
+            crit.assigner = seam.assigner
+        ctx = KDContext(self, batch, img, s_feats, t_feats, s_head, t_head, seam.fg_mask, seam.target_scores,
+                        self._decode(crit, s_head, anchor_points), t_boxes)
+        raw = self.kd_losses(ctx)
+        if raw:
+            weighted = torch.stack([raw[t.name] * (t["weight"] * self.factor(t.name)) for t in self.kd_terms
+                                    if t.name in raw]).to(regular.dtype)
+        else:
+            weighted = regular.new_zeros(0)
         total = torch.cat([regular, weighted * img.shape[0]])
         if not bool(torch.isfinite(total).all()):
             bad = {k: float(v) for k, v in {**items, **dict(zip(columns, weighted.detach()))}.items()}
@@ -311,7 +374,7 @@ class KDDistillationModel(DistillationModel):
 def rebuild_from_checkpoint(weights: KDDistillationModel, student: nn.Module, teacher: str | Path) -> nn.Module:
     """Rebuild the subclass on resume from an EMA checkpoint model (teacher stripped) and a fresh student.
 
-    Restores the trained adapters and projector, and the resolved term settings (anchors included).
+    Restores the trained adapters and projector, the resolved term settings and the fitted FGFI anchors.
 
     Args:
         weights (KDDistillationModel): Model unpickled from last.pt.
@@ -321,10 +384,8 @@ def rebuild_from_checkpoint(weights: KDDistillationModel, student: nn.Module, te
     Returns:
         (KDDistillationModel): The rebuilt model.
     """
-    terms = copy.deepcopy(weights.kd_terms)
-    if "fgfi" in terms and weights.fgfi_anchors is not None:
-        terms["fgfi"]["anchors"] = weights.fgfi_anchors
-    model = KDDistillationModel(teacher, student, terms)
+    terms = {t.name: t.as_dict() for t in weights.kd_terms}
+    model = KDDistillationModel(teacher, student, terms, fgfi_anchors=copy.deepcopy(weights.fgfi_anchors))
     model.projector.load_state_dict(weights.projector.state_dict())
     if model.adapters is not None:
         model.adapters.load_state_dict(weights.adapters.state_dict())

@@ -73,6 +73,7 @@ def kd_batch_start(trainer: Any) -> None:
             "epochs": trainer.epochs,
             "iteration": trainer.epoch * nb + i,
             "total_iterations": trainer.epochs * nb,
+            "batches": nb,
         }
     trainer.kd_batch = getattr(trainer, "kd_batch", 0) + 1
 
@@ -140,25 +141,27 @@ class DistillTrainer(DetectionTrainer):
             raise ValueError("the config enables distill.terms but no teacher was given (distill --teacher T.pt)")
 
     # ------------------------------------------------------------------ model
-    def _terms_with_anchors(self) -> dict[str, dict]:
-        """KD terms with k-means FGFI anchors fitted on the train boxes when requested."""
-        terms = copy.deepcopy(self.kd_config["distill"]["terms"])
-        fgfi = terms.get("fgfi")
-        if fgfi and fgfi["anchors"] == "kmeans":
-            ds = build_yolo_dataset(self.args, self.data["train"], 16, self.data, mode="val", stride=32)
-            wh = []
-            for lb in ds.labels:
-                h0, w0 = lb["shape"]
-                r = self.args.imgsz / max(h0, w0)
-                if len(lb["bboxes"]):
-                    wh.append(lb["bboxes"][:, 2:4] * [w0 * r, h0 * r])
-            import numpy as np
+    def _fit_fgfi_anchors(self) -> list | None:
+        """K-means FGFI anchors fitted on the train boxes when ``fgfi.anchors`` is ``kmeans``, else None.
 
-            fgfi["anchors"] = fit_anchors(np.concatenate(wh, 0) if wh else np.zeros((0, 2)),
-                                          per_level=fgfi["anchors_per_level"], seed=self.args.seed)
-            self.kd_config["distill"]["terms"]["fgfi"]["anchors"] = fgfi["anchors"]
-            LOGGER.info(f"FGFI k-means anchors (pixels): {fgfi['anchors']}")
-        return terms
+        The fitted anchors go to the model (``fgfi_anchors``, saved in checkpoints); the config keeps ``kmeans``.
+        """
+        fgfi = self.kd_config["distill"]["terms"].get("fgfi")
+        if not fgfi or fgfi["anchors"] != "kmeans":
+            return None
+        import numpy as np
+
+        ds = build_yolo_dataset(self.args, self.data["train"], 16, self.data, mode="val", stride=32)
+        wh = []
+        for lb in ds.labels:
+            h0, w0 = lb["shape"]
+            r = self.args.imgsz / max(h0, w0)
+            if len(lb["bboxes"]):
+                wh.append(lb["bboxes"][:, 2:4] * [w0 * r, h0 * r])
+        anchors = fit_anchors(np.concatenate(wh, 0) if wh else np.zeros((0, 2)),
+                              per_level=fgfi["anchors_per_level"], seed=self.args.seed)
+        LOGGER.info(f"FGFI k-means anchors (pixels): {anchors}")
+        return anchors
 
     def setup_model(self):
         """Build the student, and for distillation the ``KDDistillationModel`` (also on resume)."""
@@ -178,7 +181,7 @@ class DistillTrainer(DetectionTrainer):
         if self.resume and isinstance(weights, DistillationModel):
             if not isinstance(weights, KDDistillationModel):
                 raise ValueError(f"{self.args.model} was saved by ultralytics' base DistillationModel; start anew")
-            LOGGER.info("Resuming KDDistillationModel (terms: %s)", ", ".join(weights.kd_terms))
+            LOGGER.info("Resuming KDDistillationModel (terms: %s)", ", ".join(t.name for t in weights.kd_terms))
             student = self.get_model(cfg=weights.student_model.yaml, weights=weights.student_model,
                                      verbose=RANK in {-1, 0})
             student.args = self.args
@@ -193,7 +196,7 @@ class DistillTrainer(DetectionTrainer):
                 weights = None
             student = self.get_model(cfg=cfg, weights=weights, verbose=RANK in {-1, 0})
             student.args = self.args
-            model = KDDistillationModel(self.args.distill_model, student, self._terms_with_anchors())
+            model = KDDistillationModel(self.args.distill_model, student, terms, fgfi_anchors=self._fit_fgfi_anchors())
         model.criterion = None
         model.run_config = self.kd_config
         self.model = model
@@ -269,6 +272,7 @@ def write_provenance(trainer: DistillTrainer) -> Path:
         data_text = None
     info = {
         "config": trainer.kd_config,
+        "fgfi_anchors": getattr(unwrap_model(trainer.model), "fgfi_anchors", None),  # fitted k-means ones too
         "config_file": getattr(trainer, "config_file", None),
         "student": str(trainer.args.model),
         "teacher": trainer.args.distill_model,

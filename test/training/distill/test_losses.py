@@ -88,57 +88,157 @@ def _kl(p, q):
     return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
 
 
+BIN_KL = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)  # KL((0.75, 0.25) || (0.5, 0.5)) = 0.1308121
+
+
+def test_binary_kl_golden_and_zero_at_equality():
+    s, t = torch.zeros(1, 1, 1), torch.full((1, 1, 1), math.log(3))  # 0.5 vs teacher 0.75
+    assert losses.binary_kl(s, t).item() == pytest.approx(BIN_KL, rel=1e-5)
+    x = torch.randn(2, 2, 9)
+    assert losses.binary_kl(x, x.clone()).abs().max().item() < 1e-6
+
+
+def test_cls_kd_loss_normalised_by_teacher_score_sum():
+    s, t = torch.zeros(1, 1, 4), torch.full((1, 1, 4), math.log(3))  # 4 anchors, teacher 0.75 each: sum 3
+    assert losses.cls_kd_loss(s, t).item() == pytest.approx(4 * BIN_KL / 3, rel=1e-5)
+    assert losses.cls_kd_loss(s, t, normalizer=2.0).item() == pytest.approx(4 * BIN_KL / 2, rel=1e-5)
+    one = torch.full((1, 1, 1), math.log(3))  # sum 0.75 is clamped to 1
+    assert losses.cls_kd_loss(torch.zeros(1, 1, 1), one).item() == pytest.approx(BIN_KL, rel=1e-5)
+
+
 def test_response_loss_golden():
     s_scores, s_boxes = _head(0.0, [0.0, 0.0])  # sigmoid 0.5; bins (0.5, 0.5)
     t_scores, t_boxes = _head(math.log(3), [math.log(3), 0.0])  # sigmoid 0.75; bins (0.75, 0.25)
     total, l_cls, l_reg = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.5, temperature=1.0)
-    assert l_cls.item() == pytest.approx(0.0625)
-    assert l_reg.item() == pytest.approx(_kl([0.75, 0.25], [0.5, 0.5]), rel=1e-5)
-    assert total.item() == pytest.approx(0.5 * 0.0625 + 0.5 * 0.1308121, rel=1e-5)
+    assert l_cls.item() == pytest.approx(BIN_KL, rel=1e-5)  # BCE form, teacher score sum clamped to 1
+    assert l_reg.item() == pytest.approx(_kl([0.75, 0.25], [0.5, 0.5]) / 2, rel=1e-5)  # mean over 2 bins
+    assert total.item() == pytest.approx(0.5 * BIN_KL + 0.5 * BIN_KL / 2, rel=1e-5)
     # temperature 2: softmax(t / 2) = (sqrt3, 1) / (1 + sqrt3), times T^2 = 4
     r3 = math.sqrt(3)
-    _, _, l_reg2 = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.3, temperature=2.0)
-    assert l_reg2.item() == pytest.approx(4 * _kl([r3 / (1 + r3), 1 / (1 + r3)], [0.5, 0.5]), rel=1e-5)
-    total3, _, _ = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.3, temperature=2.0)
-    assert total3.item() == pytest.approx(0.3 * 0.0625 + 0.7 * l_reg2.item(), rel=1e-6)
+    total2, _, l_reg2 = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.3, temperature=2.0)
+    assert l_reg2.item() == pytest.approx(4 * _kl([r3 / (1 + r3), 1 / (1 + r3)], [0.5, 0.5]) / 2, rel=1e-5)
+    assert total2.item() == pytest.approx(0.3 * BIN_KL + 0.7 * l_reg2.item(), rel=1e-5)
+    # the paper's L2 on probabilities stays available
+    _, l2, _ = losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, lam=0.5, cls_form="l2")
+    assert l2.item() == pytest.approx(0.0625)
+    with pytest.raises(ValueError, match="cls_form"):
+        losses.response_loss(s_scores, t_scores, s_boxes, t_boxes, cls_form="l1")
 
 
-def test_response_loss_weighted_by_teacher_confident_locations():
+def test_response_box_half_on_teacher_confident_or_assigned_locations():
     s = torch.zeros(1, 1, 2)
-    t = torch.tensor([[[math.log(3), -10.0]]])  # location 0: diff^2 0.0625; location 1: ~0.25
-    boxes = torch.zeros(1, 8, 2)
+    t = torch.tensor([[[math.log(3), -10.0]]])
+    s_boxes, t_boxes = torch.zeros(1, 8, 2), torch.zeros(1, 8, 2)
+    t_boxes[0, 0::2, 1] = math.log(3)  # only location 1 differs in its bins
     w = losses.teacher_confidence(t, "hard", threshold=0.5)
     assert w.tolist() == [[1.0, 0.0]]
-    total, l_cls, l_reg = losses.response_loss(s, t, boxes, boxes, lam=1.0, weights=w)
-    assert l_cls.item() == pytest.approx(0.0625) and l_reg.item() == 0.0 and total.item() == pytest.approx(0.0625)
-    soft = losses.teacher_confidence(t, "soft")
-    assert soft[0, 0].item() == pytest.approx(0.75)
+    _, _, l_reg = losses.response_loss(s, t, s_boxes, t_boxes, lam=0.0, weights=w)
+    assert l_reg.item() == 0.0  # location 1 is not teacher-confident
+    fg = torch.tensor([[False, True]])
+    assigned = losses.teacher_confidence(t, "assigned", assigned=fg)
+    assert assigned.tolist() == [[0.0, 1.0]]
+    _, _, l_reg = losses.response_loss(s, t, s_boxes, t_boxes, lam=0.0, weights=assigned)
+    assert l_reg.item() == pytest.approx(_kl([0.75, 0.25], [0.5, 0.5]) / 2, rel=1e-5)
+    assert losses.teacher_confidence(t, "soft")[0, 0].item() == pytest.approx(0.75)
     assert losses.teacher_confidence(t, "none").tolist() == [[1.0, 1.0]]
+    with pytest.raises(ValueError, match="foreground mask"):
+        losses.teacher_confidence(t, "assigned")
 
 
-def test_ld_loss_golden_and_weights():
+def test_ld_loss_golden_mean_over_bins_and_weights():
     s_boxes = torch.zeros(1, 8, 2)
     t_boxes = torch.zeros(1, 8, 2)
     t_boxes[0, 0::2, 0] = 10 * math.log(3)  # at T=10 the teacher bins of location 0 are (0.75, 0.25)
     w = torch.tensor([[1.0, 0.0]])
-    expected = 100 * _kl([0.75, 0.25], [0.5, 0.5])
+    expected = 100 * _kl([0.75, 0.25], [0.5, 0.5]) / 2  # T^2 x KL, mean over the 2 bins
     assert losses.ld_loss(s_boxes, t_boxes, temperature=10.0, weights=w).item() == pytest.approx(expected, rel=1e-5)
     assert losses.ld_loss(s_boxes, t_boxes, temperature=10.0).item() == pytest.approx(expected / 2, rel=1e-5)
 
 
-def test_bckd_cls_loss_golden():
+def test_bckd_cls_loss_golden_divided_by_positives():
     s = torch.zeros(1, 2, 1)
     t = torch.full((1, 2, 1), math.log(3))  # target 0.75, student 0.5: BCE = ln 2, modulation 0.25
     assert losses.bckd_cls_loss(s, t, beta=1.0).item() == pytest.approx(2 * math.log(2) * 0.25, rel=1e-6)
     assert losses.bckd_cls_loss(s, t, beta=2.0).item() == pytest.approx(2 * math.log(2) * 0.0625, rel=1e-6)
+    four = losses.bckd_cls_loss(s, t, beta=1.0, num_pos=torch.tensor(4.0))
+    assert four.item() == pytest.approx(2 * math.log(2) * 0.25 / 4, rel=1e-6)
+    assert losses.bckd_cls_loss(s, t, num_pos=0).item() == pytest.approx(2 * math.log(2) * 0.25, rel=1e-6)
+
+
+def test_bckd_box_loss_golden():
+    s = torch.tensor([[[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 1.0, 1.0]]])
+    t = torch.tensor([[[1.0, 0.0, 3.0, 2.0], [0.0, 0.0, 1.0, 1.0]]])  # IoU 2 / 6; identical
+    assert losses.bckd_box_loss(s, t, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(2 / 3, rel=1e-5)
+    assert losses.bckd_box_loss(s, t).item() == pytest.approx(1 / 3, rel=1e-5)
+    assert losses.bckd_box_loss(t, t.clone()).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_blend_predictions_endpoints_and_mix():
+    s, t = torch.zeros(2, 3), torch.ones(2, 3)
+    assert losses.blend_predictions(s, t, 0.0) is s  # stock assignment, bit for bit
+    assert torch.equal(losses.blend_predictions(s, t, 1.0), t)
+    assert torch.allclose(losses.blend_predictions(s, t, 0.25), torch.full((2, 3), 0.25))
+    with pytest.raises(ValueError, match="blend"):
+        losses.blend_predictions(s, t, 1.5)
 
 
 def test_head_terms_zero_when_student_equals_teacher():
     scores, boxes = torch.randn(2, 2, 7), torch.randn(2, 64, 7)
     total, l_cls, l_reg = losses.response_loss(scores, scores.clone(), boxes, boxes.clone(), lam=0.5, temperature=3)
-    assert total.abs().item() < 1e-6 and l_cls.item() == 0.0
+    assert total.abs().item() < 1e-5 and l_cls.abs().item() < 1e-5
     assert losses.ld_loss(boxes, boxes.clone()).abs().item() < 1e-5
     assert losses.bckd_cls_loss(scores, scores.clone()).item() == 0.0
+
+
+def _grad_norm(loss_fn, logits):
+    x = logits.clone().requires_grad_(True)
+    loss_fn(x).backward()
+    return x.grad.norm().item()
+
+
+def _cold_student_confident_teacher(a=1000, nc=2, objects=10):
+    """A student at ultralytics' class-bias init (sigmoid ~0.01) and a teacher sure of ``objects`` anchors."""
+    student = torch.full((1, nc, a), -4.6)
+    teacher = torch.full((1, nc, a), -6.0)
+    teacher[0, 0, :objects] = 4.0
+    # the detection class loss of a cold student: target scores of the still-random assignment near 0
+    target = torch.zeros(1, nc, a)
+    target[0, 0, :objects] = 0.01
+    return student, teacher, target
+
+
+def test_gradient_share_class_kd_same_order_as_detection_class_loss():
+    student, teacher, target = _cold_student_confident_teacher()
+    bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+    det = _grad_norm(lambda x: bce(x, target).sum() / target.sum().clamp(min=1), student)  # ultralytics' cls loss
+    kd = _grad_norm(lambda x: losses.cls_kd_loss(x, teacher), student)
+    bckd = _grad_norm(lambda x: losses.bckd_cls_loss(x, teacher, num_pos=10), student)
+    l2 = _grad_norm(lambda x: losses.response_loss(x, teacher, torch.zeros(1, 4, 1000), torch.zeros(1, 4, 1000),
+                                                   lam=1.0, cls_form="l2")[0], student)
+    assert 0.1 < kd / det < 10, (kd, det)
+    assert 0.1 < bckd / det < 10, (bckd, det)
+    assert l2 / det < 1e-3  # the L2 on probabilities is dead for a cold student: why it is not the default
+
+
+def test_gradient_share_box_kd_same_order_as_dfl_loss():
+    from ultralytics.utils.loss import DFLoss
+
+    reg_max, n_pos = 16, 10
+    student = torch.zeros(1, 4 * reg_max, n_pos)  # uniform bins: a cold student
+    teacher = torch.zeros(1, 4 * reg_max, n_pos)
+    teacher[0, 3::reg_max] = 8.0  # confident at bin 3 on every side
+    target = torch.full((n_pos, 4), 3.0)
+    dfl = DFLoss(reg_max)
+
+    def det(x):  # ultralytics' DFL on the positives, weighted by target scores of 1, / target_scores_sum
+        return dfl(x[0].permute(1, 0).reshape(-1, reg_max), target).sum() / n_pos
+
+    d = _grad_norm(det, student)
+    ld = _grad_norm(lambda x: losses.ld_loss(x, teacher, 10.0, torch.ones(1, n_pos)), student)
+    resp = _grad_norm(lambda x: losses.response_loss(torch.zeros(1, 1, n_pos), torch.zeros(1, 1, n_pos), x, teacher,
+                                                     lam=0.0, weights=torch.ones(1, n_pos))[0], student)
+    assert 0.01 < ld / d < 10, (ld, d)
+    assert 0.01 < resp / d < 10, (resp, d)
 
 
 def test_response_rejects_bad_lambda_and_shapes():

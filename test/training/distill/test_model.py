@@ -8,14 +8,15 @@ from conftest import NAMES, make_teacher
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
-from training.distill.model import KDDistillationModel, fit_anchors
+from training.distill.model import AssignmentSeam, KDDistillationModel, fit_anchors, make_adapter
 
 ALL_TERMS = {
-    "fgfi": {"weight": 1.0, "warmup_iters": 0, "max_over": "level"},  # every level masked
+    "fgfi": {"weight": 1.0, "warmup_epochs": 0.0, "max_over": "level"},  # every level masked
     "response": {},
-    "ld": {},
+    "ld": {"weighting": "none"},
     "bckd": {},
     "native": {},
+    "lad": {"schedule": "constant"},
 }
 
 
@@ -49,8 +50,12 @@ def test_widths_probed_and_adapters_initialised(kd_model):
         conv = adapter[0]
         assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.padding) == (s, t, (3, 3), (1, 1))
         assert isinstance(adapter[1], torch.nn.ReLU)
-        assert conv.weight.std().item() == pytest.approx(1e-4, rel=0.05)
+        assert conv.weight.std().item() > 1e-2  # PyTorch's conv init: the adapter passes signal from step 1
     assert kd_model.fgfi_anchors[0] == [[10.0, 13.0], [16.0, 30.0], [33.0, 23.0]]
+    paper = make_adapter(64, 128, "paper")[0]
+    assert paper.weight.std().item() == pytest.approx(1e-4, rel=0.05) and paper.bias.abs().sum() == 0
+    with pytest.raises(ValueError, match="adapter_init"):
+        make_adapter(4, 4, "xavier")
 
 
 def test_teacher_frozen_eval_and_unchanged_by_a_training_step(kd_model):
@@ -72,7 +77,7 @@ def test_teacher_frozen_eval_and_unchanged_by_a_training_step(kd_model):
     assert all(torch.equal(before[k], after[k]) for k in before)  # bit-identical (BN buffers included)
     assert torch.equal(seen["t"], seen["s"])  # teacher and student see the same batch
     assert set(items) == {"box_loss", "cls_loss", "dfl_loss", "fgfi_loss", "resp_loss", "ld_loss", "bckd_loss",
-                          "dis_loss"}
+                          "dis_loss"}  # lad adds no column: it acts on the assignment
     assert loss.shape == (8,) and torch.isfinite(loss).all()
     assert all(items[k].item() > 0 for k in ("fgfi_loss", "resp_loss", "ld_loss", "dis_loss"))
 
@@ -84,12 +89,59 @@ def test_eval_mode_returns_same_columns_with_zero_kd(kd_model):
     assert items["fgfi_loss"].item() == 0 and "dis_loss" in items
 
 
-def test_schedule_warmup_zeroes_term(kd_model):
-    model = copy.deepcopy(kd_model).train()
-    model.kd_terms["fgfi"]["warmup_iters"] = 10
-    model.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 3, "total_iterations": 20}
+def test_schedule_warmup_in_epochs_zeroes_term(tmp_path):
+    teacher = make_teacher(tmp_path / "t.pt")
+    model = KDDistillationModel(teacher, _student(), {"fgfi": {"warmup_epochs": 0.5}, "response": {}}).train()
+    with pytest.raises(AttributeError):
+        model.kd_terms[0].values = ()  # the resolved settings are frozen
+    model.kd_progress = {"epoch": 0, "epochs": 2, "iteration": 4, "total_iterations": 20, "batches": 10}
     _, items = model(_batch())
-    assert items["fgfi_loss"].item() == 0.0 and items["resp_loss"].item() > 0
+    assert items["fgfi_loss"].item() == 0.0 and items["resp_loss"].item() > 0  # 4 < 0.5 x 10 batches
+    model.kd_progress = {"epoch": 0, "epochs": 2, "iteration": 5, "total_iterations": 20, "batches": 10}
+    _, items = model(_batch())
+    assert items["fgfi_loss"].item() > 0
+
+
+def _stock_loss(model, batch):
+    """The plain student's detection loss on the same batch (fresh criterion, stock assigner)."""
+    student = copy.deepcopy(model.student_model)
+    student.criterion = None
+    return student.loss(batch)[1]
+
+
+def test_lad_fully_on_student_is_stock_assignment(tmp_path):
+    teacher = make_teacher(tmp_path / "t.pt")
+    model = KDDistillationModel(teacher, _student(), {"lad": {"weight": 0.0}, "response": {}}).train()
+    batch = _batch()
+    stock = _stock_loss(model, batch)
+    _, items = model(batch)
+    for k in ("box_loss", "cls_loss", "dfl_loss"):
+        assert torch.equal(items[k], stock[k]), k
+
+
+def test_lad_fully_on_teacher_follows_the_teacher_predictions():
+    from ultralytics.utils.tal import TaskAlignedAssigner
+
+    torch.manual_seed(1)
+    b, a, nc = 2, 16, 2
+    grid = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="xy"), -1).view(-1, 2) * 8 + 4
+    s_scores, t_scores = torch.rand(b, a, nc) * 0.1, torch.rand(b, a, nc)
+    s_boxes = torch.cat((grid - 2, grid + 2), -1).expand(b, a, 4) + torch.rand(b, a, 4)
+    t_boxes = torch.cat((grid - 6, grid + 6), -1).expand(b, a, 4) + torch.rand(b, a, 4)
+    gt_labels = torch.tensor([[[0.0], [1.0]], [[1.0], [0.0]]])
+    gt_boxes = torch.tensor([[[0.0, 0.0, 14.0, 14.0], [16.0, 16.0, 30.0, 30.0]],
+                             [[4.0, 4.0, 20.0, 20.0], [18.0, 2.0, 30.0, 14.0]]])
+    mask_gt = torch.ones(b, 2, 1)
+    assigner = TaskAlignedAssigner(topk=4, num_classes=nc, alpha=0.5, beta=6.0)
+    args = (grid, gt_labels, gt_boxes, mask_gt)
+    on_teacher = AssignmentSeam(assigner, t_scores, t_boxes, alpha=1.0)(s_scores, s_boxes, *args)
+    teacher_ref = assigner(t_scores, t_boxes, *args)
+    student_ref = assigner(s_scores, s_boxes, *args)
+    assert all(torch.equal(x, y) for x, y in zip(on_teacher, teacher_ref))
+    assert not torch.equal(on_teacher[2], student_ref[2])  # target scores now come from the teacher
+    seam = AssignmentSeam(assigner, t_scores, t_boxes, alpha=0.0)
+    assert all(torch.equal(x, y) for x, y in zip(seam(s_scores, s_boxes, *args), student_ref))
+    assert torch.equal(seam.fg_mask, student_ref[3])  # the positives are recorded for the KD terms
 
 
 def test_non_finite_loss_stops_with_clear_error(kd_model):

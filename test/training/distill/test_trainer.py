@@ -137,10 +137,12 @@ def _rows(run_dir):
 
 COUPLED_N = REPO / "training" / "configs" / "models" / "yolov5n-coupled.yaml"
 METHODS = {
-    "fgfi": ({"fgfi": {"weight": 1.0, "warmup_iters": 0, "anchors": "kmeans", "anchors_per_level": 1}}, ["fgfi_loss"]),
+    "fgfi": ({"fgfi": {"weight": 1.0, "warmup_epochs": 0.0, "anchors": "kmeans", "anchors_per_level": 1}},
+             ["fgfi_loss"]),
     "response": ({"response": {"weighting": "soft"}}, ["resp_loss"]),
     "native": ({"native": {}}, ["dis_loss"]),
     "combined": ({"ld": {}, "bckd": {}, "response": {"schedule": "cosine"}}, ["ld_loss", "bckd_loss", "resp_loss"]),
+    "lad": ({"lad": {}, "response": {}}, ["resp_loss"]),
 }
 
 
@@ -183,8 +185,9 @@ def test_one_epoch_run_per_method(method_runs, method):
 @pytest.mark.slow
 def test_kmeans_anchors_fitted_and_recorded(method_runs):
     prov = yaml.safe_load((method_runs["fgfi"] / "provenance.json").read_text())
-    anchors = prov["config"]["distill"]["terms"]["fgfi"]["anchors"]
+    anchors = prov["fgfi_anchors"]
     assert isinstance(anchors, list) and len(anchors) == 3 and all(len(lv) == 1 for lv in anchors)
+    assert prov["config"]["distill"]["terms"]["fgfi"]["anchors"] == "kmeans"  # the config is not rewritten
 
 
 @pytest.mark.slow
@@ -225,7 +228,8 @@ trainer.train()
 
 @pytest.mark.slow
 def test_kill_and_resume_keeps_kd_setup(tmp_path, tiny_data, teacher_pt):
-    cfg_path = _config(tmp_path, {"fgfi": {"weight": 1.0, "warmup_iters": 0, "psi": 0.4}, "native": {}}, "resume")
+    cfg_path = _config(tmp_path, {"fgfi": {"weight": 1.0, "warmup_epochs": 0.0, "psi": 0.4}, "native": {},
+                                  "lad": {"final": 0.2}}, "resume")
     env = {**os.environ, "PYTHONPATH": str(REPO), "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1"}
     out = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(cfg_path), str(tiny_data), str(teacher_pt),
                           str(tmp_path)], capture_output=True, text=True, timeout=300, env=env, cwd=str(REPO))
@@ -240,6 +244,7 @@ def test_kill_and_resume_keeps_kd_setup(tmp_path, tiny_data, teacher_pt):
 
     trainer = DistillTrainer(overrides={"resume": str(last)})  # no config given: it comes from the checkpoint
     assert trainer.kd_config["distill"]["terms"]["fgfi"]["psi"] == 0.4
+    assert trainer.kd_config["distill"]["terms"]["lad"]["final"] == 0.2
     captured = {}
 
     def grab(t):
@@ -253,6 +258,8 @@ def test_kill_and_resume_keeps_kd_setup(tmp_path, tiny_data, teacher_pt):
     trainer.add_callback("on_pretrain_routine_end", grab)
     trainer.train()
     assert captured["model"] == "KDDistillationModel"
+    assert [t.name for t in trainer.model.kd_terms] == ["fgfi", "native", "lad"]  # every term back, lad included
+    assert trainer.model.term("lad")["final"] == 0.2
     assert torch.allclose(captured["adapter"], saved_adapter, atol=1e-3)  # adapters restored (fp16 in last.pt)
     assert captured["adapter_ids"] <= captured["in_opt"]  # adapters are trained
     assert isinstance(trainer.model, KDDistillationModel)

@@ -1,8 +1,9 @@
-"""The detector core: load a YOLO model once, predict on BGR frames, return :class:`Detection` lists.
+"""The detector core: load a model once, predict on BGR frames, return :class:`Detection` lists.
 
-Wraps ``ultralytics.YOLO`` so the same code serves PyTorch (``.pt``), ONNX Runtime (``.onnx``),
-OpenVINO (``*_openvino_model/``) and TensorRT (``.engine``) models. Boxes come back in original-image
-pixels: ultralytics letterboxes the frame for the network and scales boxes back.
+Exported models run without torch or ultralytics: ``.onnx`` on ONNX Runtime, ``*_openvino_model/`` on
+OpenVINO, ``.engine`` on TensorRT, each with the shared letterbox / decode / NMS code
+(:class:`~kd_traffic_light.core.pipeline.ExportedModel`). ``.pt`` checkpoints run through ultralytics,
+which is imported only then. Boxes come back in original-image pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kd_traffic_light.core.backends import BackendError, model_kind, open_runtime
 from kd_traffic_light.core.config import DetectorConfig
+from kd_traffic_light.core.postprocess import Boxes
 from kd_traffic_light.core.types import Detection
 
 LOG = logging.getLogger(__name__)
@@ -26,32 +29,6 @@ class ModelLoadError(RuntimeError):
     """The model file is missing, of an unknown kind, or cannot be loaded; the message names the path."""
 
 
-def resolve_device(requested: str, half: bool) -> tuple[str, bool, str | None]:
-    """Map the requested device to one that exists here.
-
-    Args:
-        requested: ``cpu``, ``cuda`` or ``cuda:N``.
-        half: Whether FP16 was requested.
-
-    Returns:
-        ``(device, half, warning)``: the device to use, whether FP16 is used, and a warning to log
-        when the request could not be honoured (``None`` otherwise).
-    """
-    warning = None
-    device = requested
-    if requested.startswith("cuda"):
-        import torch
-
-        index = int(requested.split(":")[1]) if ":" in requested else 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            warning = f"device '{requested}' is not available here; falling back to 'cpu'"
-            device = "cpu"
-    if half and device == "cpu":
-        warning = (warning + "; " if warning else "") + "half precision needs CUDA; using FP32 on cpu"
-        half = False
-    return device, half, warning
-
-
 def check_model_path(path: str) -> Path:
     """Return ``path`` as a Path if it names an existing model of a supported kind, else raise.
 
@@ -61,16 +38,41 @@ def check_model_path(path: str) -> Path:
     p = Path(os.path.expanduser(path))
     if not p.exists():
         raise ModelLoadError(f"model '{path}' does not exist (parameter 'model')")
-    if not (p.suffix in MODEL_SUFFIXES or p.name.endswith("_openvino_model")):
+    if model_kind(p) is None:
         raise ModelLoadError(
             f"model '{path}' is not a supported model: expected a .pt, .onnx, .engine file or an "
-            "OpenVINO '*_openvino_model' directory"
+            "OpenVINO '*_openvino_model' directory (parameter 'model')"
         )
     return p
 
 
+def load_model(config: DetectorConfig):
+    """Load ``config.model`` in the runtime its kind needs (see the module docstring).
+
+    Raises:
+        ModelLoadError: the file is missing, of an unknown kind, its runtime is absent, or it cannot load.
+    """
+    path = check_model_path(config.model)  # fail before any slow import when the file is missing
+    kind = model_kind(path)
+    try:
+        if kind == "pt":
+            from kd_traffic_light.core.backends.ultralytics_backend import UltralyticsModel
+
+            return UltralyticsModel(str(path), config.device, config.half)
+        from kd_traffic_light.core.pipeline import ExportedModel
+
+        return ExportedModel(open_runtime(path, kind, config.device, config.half))
+    except ModuleNotFoundError as exc:
+        raise ModelLoadError(f"cannot load model '{config.model}': it needs the '{exc.name}' package, which is "
+                             "not installed here") from exc
+    except BackendError as exc:
+        raise ModelLoadError(f"cannot load model '{config.model}': {exc}") from exc
+    except Exception as exc:  # ultralytics raises many kinds here; name the file in one error
+        raise ModelLoadError(f"cannot load model '{config.model}': {type(exc).__name__}: {exc}") from exc
+
+
 class TrafficLightDetector:
-    """Traffic-light detector around an ultralytics model.
+    """Traffic-light detector around one model (exported or ``.pt``).
 
     Example:
         >>> det = TrafficLightDetector(DetectorConfig(model="student.onnx", imgsz=640))
@@ -84,32 +86,43 @@ class TrafficLightDetector:
             ModelLoadError: the file is missing or cannot be loaded (message names the path).
         """
         self.config = config
-        path = check_model_path(config.model)  # fail before the slow import when the file is missing
-        from ultralytics import YOLO
-
-        self.device, self.half, self.device_warning = resolve_device(config.device, config.half)
+        self.model = load_model(config)
+        self.backend: str = self.model.name
+        self.device: str = self.model.device
+        self.half: bool = bool(getattr(self.model, "half", False))
+        self.device_warning: str | None = "; ".join(self.model.warnings) or None
         if self.device_warning:
             LOG.warning(self.device_warning)
-        try:
-            self.model = YOLO(str(path), task="detect")
-            names = self.model.names  # loads exported backends
-        except Exception as exc:  # ultralytics raises many kinds here; name the file in one error
-            raise ModelLoadError(f"cannot load model '{config.model}': {type(exc).__name__}: {exc}") from exc
-        self.names: dict[int, str] = {int(k): str(v) for k, v in (names or {}).items()}
-        self.last_inference_ms = float("nan")
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Class index -> name, from the model (the export's metadata for exported models)."""
+        return self.model.names
+
+    @property
+    def last_inference_ms(self) -> float:
+        """Time of the network alone in the last predict (ms)."""
+        return self.model.last_inference_ms
 
     def warmup(self, shape: tuple[int, int] = (1024, 2048)) -> float:
-        """Run one prediction on a blank frame (loads exported backends, allocates); returns its seconds.
+        """Run one prediction on a blank frame (allocates, compiles lazily built kernels); returns its seconds.
 
         Raises:
-            ModelLoadError: the backend cannot load the file (exports load lazily, at the first predict).
+            ModelLoadError: the model cannot run (naming the file).
         """
         t0 = time.perf_counter()
         try:
             self.predict(np.zeros((*shape, 3), dtype=np.uint8))
         except Exception as exc:
-            raise ModelLoadError(f"cannot load model '{self.config.model}': {type(exc).__name__}: {exc}") from exc
+            raise ModelLoadError(f"cannot run model '{self.config.model}': {type(exc).__name__}: {exc}") from exc
         return time.perf_counter() - t0
+
+    def predict_boxes(self, bgr: np.ndarray) -> Boxes:
+        """Detect on one BGR uint8 frame (H, W, 3); arrays in frame pixels, highest score first."""
+        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+            raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {bgr.dtype} {bgr.shape}")
+        cfg = self.config
+        return self.model.detect(bgr, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.agnostic_nms)
 
     def predict(self, bgr: np.ndarray) -> list[Detection]:
         """Detect traffic lights on one BGR uint8 frame (H, W, 3).
@@ -117,33 +130,17 @@ class TrafficLightDetector:
         Returns:
             Detections in the frame's own pixel coordinates, highest score first.
         """
-        if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
-            raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {bgr.dtype} {bgr.shape}")
-        cfg = self.config
-        result = self.model.predict(
-            bgr,
-            imgsz=cfg.imgsz,
-            conf=cfg.conf,
-            iou=cfg.iou,
-            max_det=cfg.max_det,
-            agnostic_nms=cfg.agnostic_nms,
-            device=self.device,
-            verbose=False,
-            **({"quantize": 16} if self.half else {}),  # 8.4.190 spells FP16 inference `quantize=16`
-        )[0]
-        self.last_inference_ms = float(result.speed.get("inference", float("nan")))
-        return self._to_detections(result)
+        return to_detections(self.predict_boxes(bgr), self.names)
 
-    def _to_detections(self, result) -> list[Detection]:
-        boxes = result.boxes
-        if boxes is None or len(boxes) == 0:
-            return []
-        xyxy = boxes.xyxy.cpu().numpy().astype(float)
-        scores = boxes.conf.cpu().numpy().astype(float)
-        classes = boxes.cls.cpu().numpy().astype(int)
-        order = np.argsort(-scores, kind="stable")
-        return [
-            Detection(*xyxy[i].tolist(), score=float(scores[i]), class_id=int(classes[i]),
-                      label=self.names.get(int(classes[i]), str(int(classes[i]))))
-            for i in order
-        ]
+
+def to_detections(boxes: Boxes, names: dict[int, str]) -> list[Detection]:
+    """Arrays -> :class:`Detection` list, highest score first (stable for equal scores)."""
+    if len(boxes) == 0:
+        return []
+    xyxy = boxes.xyxy.astype(float)
+    order = np.argsort(-boxes.scores, kind="stable")
+    return [
+        Detection(*xyxy[i].tolist(), score=float(boxes.scores[i]), class_id=int(boxes.classes[i]),
+                  label=names.get(int(boxes.classes[i]), str(int(boxes.classes[i]))))
+        for i in order
+    ]

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     terms = load_config(args.config)["distill"]["terms"]
     for cfg in terms.values():  # time every term at full weight from the first step
-        cfg["warmup_iters"], cfg["off_last_epochs"] = 0, 0
+        cfg["warmup_iters"], cfg["warmup_epochs"], cfg["off_last_epochs"] = 0, 0.0, 0
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in args.pairs.split(","):

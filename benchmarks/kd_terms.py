@@ -85,10 +85,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     terms = {n: {} for n in TERMS if n != "lad"}
     model = KDDistillationModel(args.teacher, _student(args, data), terms).train()
     model.kd_progress = {"epoch": 1, "epochs": 10, "iteration": 100, "total_iterations": 1000, "batches": 20}
+    head = f"model.{len(model.student_model.model) - 1}."  # the Detect head's parameter prefix
+    named = list(model.student_model.named_parameters())
     groups = {
         "student": [p for p in model.student_model.parameters() if p.requires_grad],
-        "cls_branch": [p for n, p in model.student_model.named_parameters() if ".cv3." in n],
-        "box_branch": [p for n, p in model.student_model.named_parameters() if ".cv2." in n],
+        "cls_branch": [p for n, p in named if n.startswith(head + "cv3.")],
+        "box_branch": [p for n, p in named if n.startswith(head + "cv2.")],
     }
     names = ["box_loss", "cls_loss", "dfl_loss", *model.kd_columns]
     sums: dict[str, dict[str, float]] = {n: {"value": 0.0, **dict.fromkeys(groups, 0.0)} for n in names}
@@ -97,7 +99,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for batch in batches:
         total, _ = model.loss(batch)
         for i, name in enumerate(names):
-            sums[name]["value"] += float(total[i]) / batch["img"].shape[0]
+            sums[name]["value"] += float(total[i].detach()) / batch["img"].shape[0]
             for g, params in groups.items():
                 grads = torch.autograd.grad(total[i], params, retain_graph=True, allow_unused=True)
                 sums[name][g] += float(torch.sqrt(sum((x.float() ** 2).sum() for x in grads if x is not None)))
@@ -112,18 +114,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _assignment_stats(model: Any, batch: dict) -> dict[str, float]:
     """Positives and target-score sum of the stock assignment and of the fully teacher-assigned one."""
-    import copy
-
     import torch
 
     from training.distill.config import freeze_terms
 
     out: dict[str, float] = {}
     crit = model._student_criterion()
-    stock = crit.assigner
+    stock, kept = crit.assigner, model.kd_terms
     for label, terms in (("stock", {"lad": {"weight": 0.0}}), ("lad", {"lad": {"schedule": "constant"}})):
-        m = copy.copy(model)  # shallow: same modules, other settings
-        m.kd_terms = freeze_terms(terms)
+        model.kd_terms = freeze_terms(terms)  # the same model with lad alone (no copy: hooks stay registered)
         seen: dict[str, float] = {}
 
         def spy(*a, seen=seen, **k):
@@ -134,9 +133,9 @@ def _assignment_stats(model: Any, batch: dict) -> dict[str, float]:
         crit.assigner = spy
         try:
             with torch.no_grad():
-                m.loss(batch)
+                model.loss(batch)
         finally:
-            crit.assigner = stock
+            crit.assigner, model.kd_terms = stock, kept
         out[f"{label}_pos"], out[f"{label}_tss"] = seen["pos"], seen["tss"]
     return out
 

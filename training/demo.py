@@ -2,12 +2,14 @@ r"""End-to-end demo on synthetic DTLD-format data, sized for a 2-core CPU (``mak
 
 Stages (each skipped when its outputs exist, so a crashed demo continues where it stopped)::
 
-    generate -> convert -> teacher -> baseline -> ours -> native -> evaluate -> export -> bag -> nodes -> report
+    generate -> convert -> teacher -> baseline -> ours -> native -> coupled baseline -> coupled ours
+    -> evaluate -> export -> speed -> bag -> nodes -> report
 
 The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
-16 epochs, students yolov5n for 8 epochs, all at 256 px on 512x256 frames); ``--quick`` shrinks it to a
-smoke run (64 px, 1 epoch, a handful of images, about 3 minutes). Everything lands in ``--out``, and
-``<out>/REPORT.md`` links it all.
+20 epochs, students yolov5n and its coupled-head variant for 10 epochs, all at 160 px on 512x256 frames);
+``--quick`` shrinks it to a smoke run (64 px, 1 epoch, a handful of images, about 3 minutes). Everything lands
+in ``--out``, and ``<out>/REPORT.md`` links it all, with the distillation gain over paired seeds quoted from the
+kd-gain benchmark.
 
     python -m training.demo --out runs/demo
     python -m training.demo --quick --out runs/demo_quick
@@ -44,6 +46,17 @@ QUICK = {
     "workers": 0,
 }
 BAG_FRAMES = {"full": 20, "quick": 3}
+#: The training stages of the demo: (key, title, selector of the run in the grid).
+TRAIN_STAGES = (
+    ("teacher", "train teacher", lambda r: r["role"] == "teacher"),
+    ("baseline", "train baseline student", lambda r: r["method"] == "baseline" and r["label"] == "n"),
+    ("ours", "distil student (ours)", lambda r: r["method"] == "ours" and r["label"] == "n"),
+    ("native", "distil student (ultralytics native)", lambda r: r["method"] == "native" and r["label"] == "n"),
+    ("coupled_baseline", "train coupled-head student",
+     lambda r: r["method"] == "baseline" and r["label"] == "n_coupled"),
+    ("coupled_ours", "distil decoupled teacher -> coupled-head student (ours, as published)",
+     lambda r: r["method"] == "ours" and r["label"] == "n_coupled"),
+)
 BAG_WIDTH = {"full": 1024, "quick": 256}
 
 
@@ -257,47 +270,64 @@ def main(argv: list[str] | None = None) -> int:
     return run_demo(demo_experiment(args.config or DEMO_CONFIG, args.quick), out, mode, args.device, args.skip_nodes)
 
 
+def demo_runs(exp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The grid's runs by name and, per training stage key, the name of its run (stages the grid lacks are left out)."""
+    from training import experiment as X
+
+    runs = {r["name"]: r for r in X.plan_runs(exp)}
+    names = {}
+    for key, _, select in TRAIN_STAGES:
+        match = next((n for n, r in runs.items() if select(r)), None)
+        if match is not None:
+            names[key] = match
+    missing = [k for k in ("teacher", "baseline", "ours", "native") if k not in names]
+    if missing:
+        raise ValueError(f"{exp.get('source')}: the demo grid has no run for {', '.join(missing)} (students 'n', "
+                         "methods baseline / ours / native)")
+    return runs, names
+
+
 def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", skip_nodes: bool = False) -> int:
     """Every stage of the demo in order (see the module docstring); writes ``out/REPORT.md``."""
     from training import experiment as X
     from training.report import write_report
 
     exp_out, workers = out / "experiment", exp.get("workers")
-    runs = {r["name"]: r for r in X.plan_runs(exp)}
-    names = {"teacher": next(n for n, r in runs.items() if r["role"] == "teacher"),
-             "baseline": next(n for n, r in runs.items() if r["method"] == "baseline"),
-             "ours": next(n for n, r in runs.items() if r["method"] == "ours"),
-             "native": next(n for n, r in runs.items() if r["method"] == "native")}
+    runs, names = demo_runs(exp)
+    only = set(names.values())
     imgsz = int(exp["evaluate"]["imgsz"] or exp["train"]["imgsz"])
     st = Stages(out, mode)
-    total = 11
-    t_all = time.perf_counter()
-    st.run("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),
-           lambda: X.generate_synth(exp, exp_out, max(1, workers or 1)), 1, total)
+    stages: list[tuple[str, Callable[[], bool], Callable[[], Any]]] = [
+        ("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),
+         lambda: X.generate_synth(exp, exp_out, max(1, workers or 1))),
+        ("convert DTLD -> YOLO", lambda: (exp_out / "data" / "done.json").is_file(),
+         lambda: X.convert_data(exp, exp_out, max(1, workers or 1))),
+    ]
     data_yaml = exp_out / "data" / "yolo" / "data.yaml"
-    st.run("convert DTLD -> YOLO", lambda: (exp_out / "data" / "done.json").is_file(),
-           lambda: X.convert_data(exp, exp_out, max(1, workers or 1)), 2, total)
-    for i, (key, title) in enumerate((("teacher", "train teacher"), ("baseline", "train baseline student"),
-                                      ("ours", "distil student (ours)"),
-                                      ("native", "distil student (ultralytics native)")), start=3):
-        run = runs[names[key]]
-        st.run(f"{title}: {run['name']}", lambda n=run["name"]: _run_record(out, n) is not None,
-               lambda r=run: X.train_run(r, exp_out, data_yaml, device, workers), i, total)
-    st.run("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
-        X.eval_cache(exp_out, n, exp["evaluate"]["split"], imgsz).is_file() for n in runs),
-        lambda: X.run_experiment(exp, exp_out, device, workers), 7, total)
-    records = {"student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])}
-    st.run("export the distilled student (ONNX, OpenVINO) and the teacher",
-           lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, records, imgsz, out), 8, total)
-    exports = read_json(out / "exports.json")
-    st.run("speed per backend", lambda: (out / "speed.json").is_file(), lambda: write_json(
-        out / "speed.json", backend_latency(out, exports, imgsz, max(3, exp["evaluate"]["latency_reps"]))), 9, total)
-    st.run("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),
-           lambda: bag_stage(out, mode), 10, total)
+    for key, title, _ in TRAIN_STAGES:
+        if key in names:
+            run = runs[names[key]]
+            stages.append((f"{title}: {run['name']}", lambda n=run["name"]: _run_record(out, n) is not None,
+                           lambda r=run: X.train_run(r, exp_out, data_yaml, device, workers)))
+    stages.append(("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
+        X.eval_cache(exp_out, n, exp["evaluate"]["split"], imgsz).is_file() for n in only),
+        lambda: X.run_experiment(exp, exp_out, device, workers, only=only)))
+    stages.append(("export the distilled student (ONNX, OpenVINO) and the teacher",
+                   lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, {
+                       "student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])},
+                       imgsz, out)))
+    stages.append(("speed per backend", lambda: (out / "speed.json").is_file(), lambda: write_json(
+        out / "speed.json", backend_latency(out, read_json(out / "exports.json"), imgsz,
+                                            max(3, exp["evaluate"]["latency_reps"])))))
+    stages.append(("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),
+                   lambda: bag_stage(out, mode)))
     if not skip_nodes:
-        st.run("replay through student, teacher and comparison nodes",
-               lambda: (out / "node_run" / "summary.json").is_file(),
-               lambda: nodes_stage(out, exports, imgsz, mode == "quick"), 11, total)
+        stages.append(("replay through student, teacher and comparison nodes",
+                       lambda: (out / "node_run" / "summary.json").is_file(),
+                       lambda: nodes_stage(out, read_json(out / "exports.json"), imgsz, mode == "quick")))
+    t_all = time.perf_counter()
+    for i, (title, done, fn) in enumerate(stages, start=1):
+        st.run(title, done, fn, i, len(stages))
     st.state["total_seconds_this_invocation"] = round(time.perf_counter() - t_all, 1)
     st._save()
     report = write_report(out, exp, names)

@@ -16,13 +16,16 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     report = (out / "REPORT.md").read_text()
     for part in ("## Held-out results", "relevant mAP50-95", "not relevant mAP50", "map_vs_flops.png",
                  "curves.png", "## Speed", "ONNX Runtime (ms)", "OpenVINO (ms)", "## Node run",
-                 "## Stages and time taken"):
+                 "## Stages and time taken", "head FLOPs (G)", "head params (M)", "## Distillation gain"):
         assert part in report, part
     stages = json.loads((out / "stages.json").read_text())
     assert stages["mode"] == "quick"
     assert all(s["status"] != "failed" for s in stages["stages"].values())
-    for name in ("teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0"):
+    for name in ("teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0",
+                 "n_coupled_baseline_seed0", "n_coupled_from_s_ours_seed0"):
         assert (out / "experiment" / "runs" / name / "results.json").is_file(), name
+    assert not (out / "experiment" / "runs" / "n_coupled_from_s_native_seed0").exists()  # not a demo stage
+    assert len(stages["stages"]) == 13  # every stage of the list ran (nodes included)
     exports = json.loads((out / "exports.json").read_text())
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
     if (out / "node_run" / "summary.json").is_file():  # the node run needs rclpy in the venv
@@ -56,3 +59,18 @@ def test_report_recipe_names_the_optimizer_actually_used():
     assert recipe_text({"optimizer": "SGD", "lr0": 0.01, "lrf": 0.1}) == "SGD lr0 0.01 -> lrf 0.1"
     auto = recipe_text({"optimizer": "auto", "lr0": 0.01})
     assert "AdamW" in auto and "lr0 0.01" not in auto  # ultralytics ignores lr0 with optimizer=auto
+
+
+def test_report_quotes_the_kd_gain_benchmark(tmp_path):
+    from training.report import gain_section
+
+    assert "no kd-gain result" in gain_section((tmp_path / "missing.json",))
+    result = {"profile": "quick", "machine": {"cpu": "x86"}, "chosen": {"ours": "ours_a", "native": "native_b"},
+              "map50_95": {"teacher": 30.0, "baseline": {"0": 10.0, "1": 11.0}, "ours": {"0": 12.0, "1": 13.5},
+                           "native": {"0": 10.5, "1": 11.0}},
+              "D_ours": {"mean": 2.25, "ci95": [-0.9, 5.4]}, "D_native": {"mean": 0.25, "ci95": None},
+              "kd_gap": 0.11, "goals": {"D_ours_ci_excludes_zero": False}}
+    (tmp_path / "kd.json").write_text(json.dumps(result))
+    text = gain_section((tmp_path / "kd.json",))
+    assert "| ours | 12.00 | 13.50 |" in text and "+2.25 (95 % CI -0.90 to +5.40)" in text
+    assert "ours = `ours_a`" in text and "kd-gap 0.11" in text

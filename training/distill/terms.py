@@ -178,7 +178,7 @@ TERMS: dict[str, TermSpec] = {
     for spec in (
         TermSpec(
             "fgfi", "fgfi_loss",
-            {"weight": 0.5, "warmup_epochs": 1.0, "psi": 0.5, "max_over": "all", "anchors": "yolov5",
+            {"weight": 0.1, "warmup_epochs": 1.0, "psi": 0.5, "max_over": "all", "anchors": "yolov5",
              "anchors_per_level": 3, "adapter_init": "default"},
             {"max_over": ("all", "level"), "adapter_init": ("default", "paper")},
             _fgfi,
@@ -197,7 +197,7 @@ TERMS: dict[str, TermSpec] = {
         ),
         TermSpec(
             "ld", "ld_loss",
-            {"temperature": 10.0, "weighting": "assigned", "conf_threshold": 0.5},
+            {"weight": 10.0, "temperature": 10.0, "weighting": "assigned", "conf_threshold": 0.5},
             _BOX_WEIGHTING,
             _ld,
             "KL(softmax(t/T), softmax(s/T)) T^2 on the DFL bins, mean over bins, on weighted locations",
@@ -205,7 +205,7 @@ TERMS: dict[str, TermSpec] = {
         ),
         TermSpec(
             "bckd", "bckd_loss",
-            {"beta": 1.0, "box_weight": 1.0, "weighting": "soft", "conf_threshold": 0.5},
+            {"weight": 5.0, "beta": 1.0, "box_weight": 1.0, "weighting": "soft", "conf_threshold": 0.5},
             _BOX_WEIGHTING,
             _bckd,
             "sum BCE(s, sigmoid(t)) abs(sigmoid(t) - sigmoid(s))^beta / N_pos + box_weight * (1 - IoU(b_s, b_t))",

@@ -39,6 +39,16 @@ def _overrides(cfg, data, teacher, project, name, **extra):
     return over
 
 
+def test_registry_declares_each_term_once():
+    from training.distill.config import TERM_COLUMNS, TERM_DEFAULTS
+    from training.distill.terms import TERMS, docs_table
+
+    assert list(TERM_DEFAULTS) == list(TERMS) == list(TERM_COLUMNS)
+    assert TERM_COLUMNS["lad"] is None and TERMS["lad"].compute is None  # acts on the assignment, adds no loss
+    doc = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    assert docs_table().strip() in doc  # the docs' term table is the registry's (python -m training.distill.terms)
+
+
 def test_all_shipped_configs_resolve():
     # the experiment configs (demo_cpu, dtld_source_study) in the same folder have their own schema
     for stem in ("default", "fgfi", "response", "native", "combined", "tiny_cpu"):
@@ -60,6 +70,11 @@ def test_all_shipped_configs_resolve():
         ({"distill": {"terms": {"fgfi": {"max_over": "best"}}}}, "max_over"),
         ({"distill": {"terms": {"response": {"lam": 2}}}}, "lam"),
         ({"augment": {"blur": 0.1}}, "augment: unknown key 'blur'"),
+        ({"distill": {"terms": {"response": {"cls_form": "l1"}}}}, "response.cls_form: expected one of bce, l2"),
+        ({"distill": {"terms": {"ld": {"weighting": "all"}}}}, "ld.weighting: expected one of none, soft"),
+        ({"distill": {"terms": {"lad": {"weight": 2.0}}}}, "teacher's share"),
+        ({"distill": {"terms": {"fgfi": {"warmup_epochs": -1}}}}, "fgfi.warmup_epochs: expected a value >= 0"),
+        ({"distill": {"terms": {"fgfi": {"adapter_init": "xavier"}}}}, "adapter_init"),
     ],
 )
 def test_strict_config_errors_name_key_and_file(tmp_path, raw, message):

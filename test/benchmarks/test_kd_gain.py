@@ -1,0 +1,92 @@
+"""kd_gain's figures: arms chosen on val only, paired per seed, in the documented JSON form."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _kd_gain():
+    spec = importlib.util.spec_from_file_location("kd_gain", ROOT / "benchmarks" / "kd_gain.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TEST = {
+    "baseline": {"0": 10.0, "1": 12.0, "2": 11.0},
+    "ours_a": {"0": 14.0, "1": 15.0, "2": 15.5},  # better on held-out, worse on val: must not be chosen
+    "ours_b": {"0": 12.0, "1": 13.5, "2": 12.5},
+    "native_dis6": {"0": 9.0, "1": 12.5, "2": 11.0},
+    "native_dis1": {"0": 10.5, "1": 12.0, "2": 11.5},
+}
+VAL = {
+    "baseline": {"0": 20.0, "1": 21.0, "2": 20.0},
+    "ours_a": {"0": 20.0, "1": 21.0, "2": 20.0},
+    "ours_b": {"0": 23.0, "1": 24.0, "2": 23.0},
+    "native_dis6": {"0": 19.0, "1": 22.0, "2": 20.0},
+    "native_dis1": {"0": 21.0, "1": 21.0, "2": 21.0},
+}
+
+
+def test_figures_choose_on_val_and_pair_seeds():
+    fig = _kd_gain().figures(TEST, VAL, teacher=20.0)
+    assert fig["chosen"] == {"ours": "ours_b", "native": "native_dis1"}
+    m = fig["map50_95"]
+    assert m["teacher"] == 20.0 and m["baseline"] == TEST["baseline"] and m["ours"] == TEST["ours_b"]
+    assert m["native"] == TEST["native_dis1"]
+    assert fig["D_ours"]["differences"] == [2.0, 1.5, 1.5] and fig["D_ours"]["excludes_zero"]
+    assert fig["D_native"]["mean"] == pytest.approx(1 / 3)
+    assert fig["kd_gap"] == pytest.approx((5 / 3) / 9)
+    assert fig["goals"] == {"D_ours_ci_excludes_zero": True, "D_ours_vs_native": True, "kd_gap_ge_0.4": False}
+    assert set(fig["D_arms"]) == {"ours_a", "ours_b", "native_dis6", "native_dis1"}
+
+
+def test_figures_need_a_baseline_and_both_families():
+    kd = _kd_gain()
+    with pytest.raises(ValueError, match="baseline"):
+        kd.figures({"ours_b": TEST["ours_b"]}, VAL, 20.0)
+    with pytest.raises(ValueError, match="native"):
+        kd.figures({k: v for k, v in TEST.items() if not k.startswith("native")},
+                   {k: v for k, v in VAL.items() if not k.startswith("native")}, 20.0)
+
+
+def test_quick_profile_is_a_valid_experiment_with_paired_seeds():
+    import argparse
+
+    from training.experiment import plan_runs, resolve_experiment
+
+    kd = _kd_gain()
+    raw = kd.profile_experiment(argparse.Namespace(profile="quick", config=None, seeds=None, device=None))
+    exp = resolve_experiment(raw, str(kd.QUICK_CONFIG))
+    assert len(exp["seeds"]) >= 3 and exp["evaluate"]["split"] == "test"
+    assert any(m.startswith("ours") for m in exp["methods"]) and any(m.startswith("native") for m in exp["methods"])
+    runs = plan_runs(exp)
+    students = [r for r in runs if r["role"] == "student"]
+    by_method = {}
+    for r in students:
+        by_method.setdefault(r["method"], set()).add(r["seed"])
+    assert all(seeds == set(exp["seeds"]) for seeds in by_method.values())  # every arm on the same seeds
+    assert [r["role"] for r in runs].index("student") > 0  # the teacher trains first, once
+
+
+def test_screening_trains_candidates_on_the_first_seed_then_the_chosen_on_all():
+    import argparse
+
+    from training.experiment import resolve_experiment
+
+    kd = _kd_gain()
+    raw = kd.profile_experiment(argparse.Namespace(profile="quick", config=None, seeds=None, device=None))
+    exp = resolve_experiment(raw, str(kd.QUICK_CONFIG))
+    screen, rest = kd.screening_plan(exp)
+    first, others = exp["seeds"][0], exp["seeds"][1:]
+    assert any(n.startswith("teacher_") for n in screen)
+    assert {n for n in screen if "_baseline_" in n} == {f"n_baseline_seed{s}" for s in exp["seeds"]}
+    for method in exp["methods"]:
+        if method == "baseline":
+            assert method not in rest
+            continue
+        assert f"n_from_s_{method}_seed{first}" in screen
+        assert rest[method] == {f"n_from_s_{method}_seed{s}" for s in others}

@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo_runs(exp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """The grid's runs by name and, per training stage key, the name of its run (stages the grid lacks are left out)."""
+    """Return the grid's runs by name and, per training stage key, its run's name (absent stages left out)."""
     from training import experiment as X
 
     runs = {r["name"]: r for r in X.plan_runs(exp)}

@@ -35,6 +35,7 @@ from kd_traffic_light.core.drawing import draw_detections
 from kd_traffic_light.core.matching import ComparisonConfig, FrameMetrics, RollingSummary, Summary, compare_frame
 from kd_traffic_light.core.pairing import Key, StampPairer, stamp_key
 from kd_traffic_light.core.types import CLASS_NAMES
+from kd_traffic_light.shutdown import SignalGuard, init_rclpy, spin_until_requested
 
 DETECTIONS_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -227,22 +228,23 @@ class ComparisonNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the `comparison_node` executable."""
-    rclpy.init(args=args)
+    """Entry point of the `comparison_node` executable (first SIGINT/SIGTERM: clean exit 0, later ones ignored)."""
+    guard = SignalGuard("comparison_node").install()
+    init_rclpy(args)
     node = None
     executor = SingleThreadedExecutor()
     try:
         node = ComparisonNode()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        spin_until_requested(executor, guard)
+    except ExternalShutdownException:
         pass
     except ValueError as exc:  # invalid parameters: fail loudly at start-up
         print(f"comparison_node: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     finally:
-        # An executor interrupted by a signal keeps the node's handles in use; shutting it down releases
-        # them, otherwise destroy_node() can block forever (seen under SIGINT).
+        guard.ignore_further()
+        # The executor is shut down before destroy_node, which else can wait for handles still in use.
         executor.shutdown(timeout_sec=1.0)
         if node is not None:
             closing = node.close()

@@ -3,7 +3,9 @@
 Image decoding honours ``encoding``, ``step`` (row padding) and ``is_bigendian``; colour conversion is
 delegated to rosbags-image (exact for bgr8, rgb8, mono8/16, bayer_*, yuv*, under numpy 2 and
 OpenCV 4/5). Every malformed input raises :class:`InvalidImageError` with the reason, so a node can log,
-count and drop it.
+count and drop it. The image functions take rclpy messages or the zero-copy views of
+:mod:`kd_traffic_light.cdr_image` alike (anything with the messages' field names; compressed images are
+told apart by their ``format`` field).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def check_header(header) -> None:
         raise InvalidImageError("empty_frame_id", "header.frame_id is empty; outputs copy the input frame_id")
 
 
+def is_compressed(msg) -> bool:
+    """Whether ``msg`` is a CompressedImage (message or view): it has a ``format`` field."""
+    return hasattr(msg, "format")
+
+
 def validate_image_msg(msg: Image | CompressedImage, max_pixels: int | None = None) -> None:
     """Cheap structural checks (no decoding): header, size, encoding, ``step`` and data length.
 
@@ -49,7 +56,7 @@ def validate_image_msg(msg: Image | CompressedImage, max_pixels: int | None = No
     inference worker is busy. Raises :class:`InvalidImageError`.
     """
     check_header(msg.header)
-    if isinstance(msg, CompressedImage):
+    if is_compressed(msg):
         _check_compressed(msg)
         return
     _raw_layout(msg, max_pixels)
@@ -76,9 +83,15 @@ def _raw_layout(msg: Image, max_pixels: int | None) -> tuple[np.dtype, int]:
 
 
 def raw_image_to_bgr(msg: Image, max_pixels: int | None = None) -> np.ndarray:
-    """Decode a ``sensor_msgs/Image`` into a contiguous BGR uint8 array (H, W, 3)."""
+    """Decode a ``sensor_msgs/Image`` into a BGR uint8 array (H, W, 3).
+
+    An unpadded ``bgr8`` image comes back as a read-only view of ``msg.data`` (no copy); every other
+    encoding as a new contiguous array.
+    """
     dtype, nchan = _raw_layout(msg, max_pixels)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    if msg.encoding == "bgr8" and step == w * 3:
+        return np.frombuffer(msg.data, dtype=np.uint8, count=h * step).reshape(h, w, 3)
     shape = (h, w) if nchan == 1 else (h, w, nchan)
     strides = (step, dtype.itemsize) if nchan == 1 else (step, nchan * dtype.itemsize, dtype.itemsize)
     buf = np.frombuffer(msg.data, dtype=np.uint8)
@@ -116,7 +129,7 @@ def compressed_image_to_bgr(msg: CompressedImage, max_pixels: int | None = None)
 
 def image_msg_to_bgr(msg: Image | CompressedImage, max_pixels: int | None = None) -> np.ndarray:
     """Decode an Image or CompressedImage into BGR uint8; raises :class:`InvalidImageError`."""
-    if isinstance(msg, CompressedImage):
+    if is_compressed(msg):
         return compressed_image_to_bgr(msg, max_pixels)
     return raw_image_to_bgr(msg, max_pixels)
 

@@ -7,10 +7,16 @@ A thin lifecycle node around :class:`kd_traffic_light.core.detector.TrafficLight
 * activate: subscribe to the camera topic(s), publish ``~/label_info`` (transient local).
 * deactivate / cleanup: unsubscribe / free the model.
 
-Subscription callbacks only put the message into a latest-frame slot; one worker thread decodes,
-predicts and publishes, so the executor never blocks and latency does not grow with the input rate.
-Outputs copy the input header verbatim. Malformed frames are logged (throttled), counted in
+The camera subscriptions are raw (``raw=True``): a callback gets the serialized bytes, reads the few
+fields in front of the pixels to validate and count the frame (:mod:`kd_traffic_light.cdr_image`) and
+puts the bytes into a latest-frame slot. One worker thread takes the newest frame, views its pixels in
+place, predicts and publishes; frames replaced in the slot are never deserialised. So the executor never
+blocks and latency does not grow with the input rate. Outputs copy the input header verbatim; the debug
+image is drawn only while somebody subscribes. Malformed frames are logged (throttled), counted in
 ``/diagnostics`` and dropped.
+
+Ctrl-C: the first SIGINT/SIGTERM stops the node cleanly (exit 0), later ones are ignored
+(:mod:`kd_traffic_light.shutdown`).
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ import threading
 import time
 
 import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from kd_traffic_light.cdr_image import CdrError, read_compressed, read_image
 from kd_traffic_light.conversions import (
     InvalidImageError,
     bgr_to_image_msg,
@@ -40,10 +50,27 @@ from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig
 from kd_traffic_light.core.detector import ModelLoadError, TrafficLightDetector
 from kd_traffic_light.core.drawing import draw_detections
 from kd_traffic_light.core.runtime import LatestSlot, NodeStats
+from kd_traffic_light.shutdown import SignalGuard, init_rclpy, spin_until_requested
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
 THROTTLE_S = 2.0
+
+
+def parse_frame(raw: bytes, compressed: bool):
+    """View of a serialized (Compressed)Image: zero-copy CDR read, rclpy's deserialiser as the fallback."""
+    try:
+        return read_compressed(raw) if compressed else read_image(raw)
+    except CdrError:
+        return deserialize_message(raw, CompressedImage if compressed else Image)
+
+
+def header_msg(view) -> Header:
+    """Return the input header as a ``std_msgs/Header`` for the outputs (stamp and frame_id verbatim)."""
+    if isinstance(view.header, Header):
+        return view.header
+    stamp = view.header.stamp
+    return Header(stamp=TimeMsg(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=view.header.frame_id)
 
 
 def output_prefix(topics: tuple[str, ...], index: int) -> str:
@@ -96,7 +123,7 @@ class DetectorNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             return FAILURE
         self.get_logger().info(
-            f"loaded model '{self.det_cfg.model}' on {self.detector.device} in "
+            f"loaded model '{self.det_cfg.model}' ({self.detector.backend}) on {self.detector.device} in "
             f"{time.perf_counter() - t0:.2f} s (warm-up {warm * 1000:.0f} ms); classes {self.detector.names}"
         )
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -126,7 +153,8 @@ class DetectorNode(LifecycleNode):
             # as image_transport does: remaps apply to the base topic, the transport suffix follows it
             base = self.resolve_topic_name(topic)
             msg_type, name = (CompressedImage, f"{base}/compressed") if compressed else (Image, base)
-            self._subs.append(self.create_subscription(msg_type, name, lambda m, i=i: self._on_image(i, m), qos))
+            self._subs.append(self.create_subscription(msg_type, name, lambda m, i=i: self._on_image(i, m), qos,
+                                                       raw=True))
         header = LabelInfo().header
         header.stamp = self.get_clock().now().to_msg()
         self._pub_label.publish(label_info_msg(self.detector.names, self.det_cfg.conf, header))
@@ -182,17 +210,20 @@ class DetectorNode(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _on_image(self, camera: int, msg) -> None:
+    def _on_image(self, camera: int, raw: bytes) -> None:
         self.stats.received()
         if not self.enabled:
             self.stats.count("paused")
             return
         try:
-            validate_image_msg(msg, self.cfg.max_image_pixels)
+            validate_image_msg(parse_frame(raw, self.cfg.input_transport == "compressed"), self.cfg.max_image_pixels)
         except InvalidImageError as exc:
             self._reject(camera, exc)
             return
-        if self.slot.put(camera, msg):
+        except Exception as exc:  # bytes no reader understands: a callback never raises
+            self._reject(camera, InvalidImageError("undecodable", f"{type(exc).__name__}: {exc}"))
+            return
+        if self.slot.put(camera, raw):
             self.stats.count("dropped_busy")
 
     # ------------------------------------------------------------------ worker
@@ -201,9 +232,9 @@ class DetectorNode(LifecycleNode):
             item = self.slot.get(timeout=0.2)
             if item is None:
                 continue
-            camera, msg = item
+            camera, raw = item
             try:
-                self._process(camera, msg)
+                self._process(camera, parse_frame(raw, self.cfg.input_transport == "compressed"))
             except InvalidImageError as exc:
                 self._reject(camera, exc)
             except Exception as exc:  # a callback never raises: log, count, serve the next frame
@@ -220,8 +251,9 @@ class DetectorNode(LifecycleNode):
         return (self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds / 1e6
 
     def _process(self, camera: int, msg) -> None:
+        header = header_msg(msg)
         max_age = self.cfg.max_image_age_s
-        if max_age > 0 and self._stamp_age_ms(msg.header) > max_age * 1000.0:
+        if max_age > 0 and self._stamp_age_ms(header) > max_age * 1000.0:
             self.stats.count("stale")
             self.get_logger().warning(f"dropped stale frame (older than max_image_age_s={max_age})",
                                       throttle_duration_sec=THROTTLE_S)
@@ -230,10 +262,10 @@ class DetectorNode(LifecycleNode):
         bgr = image_msg_to_bgr(msg, self.cfg.max_image_pixels)
         dets = self.detector.predict(bgr)
         det_pub, dbg_pub = self._outputs[camera]
-        det_pub.publish(detections_to_msg(dets, msg.header, self.cfg.class_id_as_name))
-        self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(msg.header))
+        det_pub.publish(detections_to_msg(dets, header, self.cfg.class_id_as_name))
+        self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(header))
         if self.cfg.publish_debug_image and dbg_pub.get_subscription_count() > 0:
-            dbg_pub.publish(bgr_to_image_msg(draw_detections(bgr, dets), msg.header))
+            dbg_pub.publish(bgr_to_image_msg(draw_detections(bgr, dets), header))
 
     def _publish_diagnostics(self) -> None:
         s = self.stats.summary()
@@ -254,27 +286,32 @@ class DetectorNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the detector node; with ``autostart`` a failed configure exits with code 1."""
-    rclpy.init(args=args)
+    """Run the detector node; with ``autostart`` a failed configure exits with code 1.
+
+    SIGINT/SIGTERM (first one) end it with code 0 after a clean shutdown; later signals are ignored.
+    """
+    guard = SignalGuard("detector_node").install()
+    init_rclpy(args)
     node = DetectorNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
     try:
-        if node.autostart:
+        if node.autostart and not guard.requested.is_set():
             if node.trigger_configure() != SUCCESS:
                 node.get_logger().fatal("could not configure (see the error above); exiting")
                 code = 1
-            else:
+            elif not guard.requested.is_set():
                 node.trigger_activate()
         if code == 0:
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+            spin_until_requested(executor, guard)
+    except ExternalShutdownException:
         pass
     finally:
+        guard.ignore_further()
+        # Order matters: the worker may be inside predict/publish; it must be gone before its publishers
+        # are destroyed. The executor is shut down before destroy_node (which else can wait for handles).
         node.stop_worker()
-        # An executor interrupted by a signal keeps the node's handles in use; shutting it down releases
-        # them, otherwise destroy_node() can block forever (seen under SIGINT).
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()

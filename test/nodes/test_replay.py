@@ -118,7 +118,7 @@ def test_bag_eval_student_teacher_comparison_end_to_end(constant_onnx, tmp_path)
 
     import cv2
 
-    from test.model_factory import make_constant_onnx
+    from test.core.lean_models import make_constant_onnx
 
     teacher = constant_onnx[0]  # boxes (320, 320, 20, 40, cls 0) and (100, 250, 10, 20, cls 1) in net pixels
     student = make_constant_onnx(tmp_path / "student.onnx",

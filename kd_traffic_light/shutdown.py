@@ -1,0 +1,117 @@
+"""Signals of the node processes: the first SIGINT/SIGTERM asks for a clean stop, later ones are ignored.
+
+A terminal's Ctrl-C reaches every process of the group and ``ros2 launch`` forwards one more, so a node
+sees SIGINT twice; the second must not land in the clean-up (rclpy's own handler turns it into a
+``KeyboardInterrupt`` inside ``destroy_node()``). So rclpy is initialised without signal handlers
+(:func:`init_rclpy`) and :class:`SignalGuard` takes SIGINT and SIGTERM: their Python handlers do nothing,
+and the interpreter's wake-up fd (written by its C-level handler, whichever thread the kernel picked)
+is read by one thread of its own, so a signal is seen even while the main thread is stuck in native code:
+
+* the first sets :attr:`SignalGuard.requested` and calls the registered wake-ups; the main loop
+  (:func:`spin_until_requested`) returns and the node cleans up;
+* later signals are ignored;
+* if the process is still alive ``grace_s`` seconds after the first (default 4 s, inside launch's 5 s
+  before SIGTERM), a clean-up is stuck: every thread's Python stack is written to stderr (where it hangs)
+  and the process exits with 1.
+
+:func:`faulthandler.enable` is on too, so a crash prints every thread's stack instead of dying silently.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+GRACE_S = 4.0
+
+
+class SignalGuard:
+    """Turns SIGINT/SIGTERM into one stop request (see the module docstring).
+
+    Args:
+        name: Process name for the messages on stderr.
+        grace_s: Seconds after the first signal before a stuck clean-up is reported and the process exits.
+    """
+
+    def __init__(self, name: str, grace_s: float = GRACE_S) -> None:
+        self.name = name
+        self.grace_s = grace_s
+        self.requested = threading.Event()
+        self.signal: int | None = None
+        self._wake: list[Callable[[], None]] = []
+
+    def install(self) -> SignalGuard:
+        """Take over SIGINT and SIGTERM (call it in the main thread, first thing in ``main()``)."""
+        faulthandler.enable()
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        for sig in SIGNALS:
+            signal.signal(sig, _ignore)  # no KeyboardInterrupt anywhere; the wake-up fd carries the signal
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(target=self._wait, args=(read_fd,), name="signals", daemon=True).start()
+        return self
+
+    def ignore_further(self) -> None:
+        """Ignore SIGINT/SIGTERM from now on (main thread, when the clean-up starts).
+
+        The interpreter restores the default action of Python-handled signals while it finalizes, and a
+        late second Ctrl-C would then kill the exiting process (exit -2); an ignored signal stays ignored.
+        """
+        for sig in SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def on_request(self, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` (from the signal thread) when the stop is requested."""
+        self._wake.append(wake)
+
+    def _next_signal(self, fd: int, timeout: float | None) -> int | None:
+        while True:
+            if timeout is not None:
+                ready, _, _ = select.select([fd], [], [], max(0.0, timeout))
+                if not ready:
+                    return None
+            data = os.read(fd, 1)
+            if data and data[0] in SIGNALS:
+                return data[0]
+
+    def _wait(self, fd: int) -> None:
+        self.signal = self._next_signal(fd, None)
+        self.requested.set()
+        for wake in self._wake:
+            try:
+                wake()
+            except Exception as exc:  # noqa: BLE001 - waking is best effort; the main loop polls too
+                print(f"[{self.name}] wake-up after signal failed: {exc!r}", file=sys.stderr)
+        deadline = time.monotonic() + self.grace_s
+        while (left := deadline - time.monotonic()) > 0:
+            self._next_signal(fd, left)  # a second Ctrl-C, launch's forwarded SIGINT: ignored
+        print(f"[{self.name}] clean shutdown did not finish within {self.grace_s:.0f} s of "
+              f"{signal.Signals(self.signal).name}; stacks of every thread:", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _ignore(signum, frame) -> None:
+    """Python-level handler of SIGINT/SIGTERM: nothing (the signal thread acts on them)."""
+
+
+def init_rclpy(args: Sequence[str] | None):
+    """``rclpy.init`` without rclpy's signal handlers (a :class:`SignalGuard` handles the signals)."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
+def spin_until_requested(executor, guard: SignalGuard, period_s: float = 0.1) -> None:
+    """Spin ``executor`` until a stop is requested or its context shuts down."""
+    while not guard.requested.is_set() and executor.context.ok():
+        executor.spin_once(timeout_sec=period_s)

@@ -89,9 +89,11 @@ def test_methods_share_the_experiment_recipe(tmp_path, data_yaml):
 def test_shipped_configs_load_and_plan():
     demo = X.load_experiment(REPO / "training" / "configs" / "demo_cpu.yaml")
     assert [r["name"] for r in X.plan_runs(demo)] == [
-        "teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0"]
+        "teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0",
+        "n_coupled_baseline_seed0", "n_coupled_from_s_ours_seed0", "n_coupled_from_s_native_seed0"]
     study = X.load_experiment(REPO / "training" / "configs" / "dtld_source_study.yaml")
-    assert set(study["teachers"]) == {"m", "l", "x"} and set(study["students"]) == {"n", "s", "m"}
+    assert set(study["teachers"]) == {"m", "l", "x"} and set(study["students"]) == {"n", "s", "m", "n_coupled"}
+    assert "n_coupled_from_l_response_seed0" in [r["name"] for r in X.plan_runs(study)]  # the published setting
     assert study["train"]["epochs"] == 30 and study["train"]["imgsz"] == 640 and study["seeds"] == [0, 1]
     names = [r["name"] for r in X.plan_runs(study)]
     assert "m_from_m_fgfi_seed0" not in names and "n_from_l_fgfi_seed1" in names

@@ -4,6 +4,7 @@
 
 Starts `detector_node` as `<namespace>/detector` with `config/student.yaml` (override with `params_file:=`),
 its input `image` remapped to `image_topic`, and optionally RViz with the shipped configuration.
+`model:=` is required: without it launch refuses to start and names the argument.
 """
 
 import os
@@ -11,8 +12,8 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.conditions import IfCondition, UnlessCondition
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
+from launch.conditions import IfCondition
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -34,7 +35,6 @@ def generate_launch_description():
         "use_sim_time": ParameterValue(use_sim_time, value_type=bool),
         "input_transport": ParameterValue(input_transport, value_type=str),
     }
-    model_given = PythonExpression(["'", model, "' != ''"])
     detector = {
         "package": PACKAGE,
         "executable": "detector_node",
@@ -51,9 +51,9 @@ def generate_launch_description():
             "params_file", default_value=os.path.join(SHARE, "config", "student.yaml"),
             description="Parameters file of the detector (keyed /**:); default: the installed student.yaml"),
         DeclareLaunchArgument(
-            "model", default_value="",
-            description="Model path (.pt, .onnx, OpenVINO dir, .engine); overrides the params file's "
-                        "'model'; empty keeps the params file value"),
+            "model",
+            description="REQUIRED: model path (.onnx, OpenVINO *_openvino_model dir, .engine, or .pt with "
+                        "ultralytics installed); overrides the params file's 'model'"),
         DeclareLaunchArgument(
             "image_topic", default_value="/camera/image_raw",
             description="Camera topic (sensor_msgs/Image; with input_transport:=compressed its "
@@ -78,9 +78,7 @@ def generate_launch_description():
         SetEnvironmentVariable(
             "FASTDDS_BUILTIN_TRANSPORTS",
             EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA")),
-        Node(**detector, parameters=[params_file, overrides], condition=UnlessCondition(model_given)),
-        Node(**detector, parameters=[params_file, overrides, {"model": ParameterValue(model, value_type=str)}],
-             condition=IfCondition(model_given)),
+        Node(**detector, parameters=[params_file, overrides, {"model": ParameterValue(model, value_type=str)}]),
         Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", rviz_config],
              parameters=[{"use_sim_time": ParameterValue(use_sim_time, value_type=bool)}],
              condition=IfCondition(rviz), output="screen"),

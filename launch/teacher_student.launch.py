@@ -5,8 +5,10 @@
 
 Starts `/student/detector` and `/teacher/detector` (`detector_node` with config/student.yaml and
 config/teacher.yaml), `/comparison/comparison` (`comparison_node` with config/comparison.yaml) and, with
-`bag:=<path>`, `ros2 bag play <path> --clock` with use_sim_time on every node. The pip setup's
-equivalent is `python -m kd_traffic_light.bag_eval`.
+`bag:=<path>`, `ros2 bag play <path> --clock` with use_sim_time on every node (ros2bag and, for .mcap
+bags, rosbag2_storage_mcap: both in package.xml). `student_model:=` and `teacher_model:=` are required:
+without them launch refuses to start and names the missing argument. The pip setup's equivalent is
+`python -m kd_traffic_light.bag_eval`.
 """
 
 import os
@@ -14,7 +16,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, SetEnvironmentVariable
-from launch.conditions import IfCondition, UnlessCondition
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -28,22 +30,11 @@ def _config(name):
 
 
 def _detector(role, params_file, model, image_topic, overrides):
-    """The two alternatives of one detector: with and without a `model` override (exactly one runs)."""
-    model_given = PythonExpression(["'", model, "' != ''"])
-    common = {
-        "package": PACKAGE,
-        "executable": "detector_node",
-        "name": "detector",
-        "namespace": f"/{role}",
-        "output": "screen",
-        "emulate_tty": True,
-        "remappings": [("image", image_topic)],  # the node appends /compressed to the remapped base
-    }
-    return [
-        Node(**common, parameters=[params_file, overrides], condition=UnlessCondition(model_given)),
-        Node(**common, parameters=[params_file, overrides, {"model": ParameterValue(model, value_type=str)}],
-             condition=IfCondition(model_given)),
-    ]
+    """One detector: `<role>/detector` with its params file and the (required) model argument."""
+    return Node(package=PACKAGE, executable="detector_node", name="detector", namespace=f"/{role}",
+                output="screen", emulate_tty=True,
+                remappings=[("image", image_topic)],  # the node appends /compressed to the remapped base
+                parameters=[params_file, overrides, {"model": ParameterValue(model, value_type=str)}])
 
 
 def generate_launch_description():
@@ -67,12 +58,12 @@ def generate_launch_description():
         DeclareLaunchArgument("comparison_params_file", default_value=_config("comparison.yaml"),
                               description="Parameters file of the comparison node (keyed /**:); set "
                                           "records_path there for per-frame CSV/JSONL records"),
-        DeclareLaunchArgument("student_model", default_value="",
-                              description="Student model path; overrides student_params_file's 'model' "
-                                          "(empty keeps it)"),
-        DeclareLaunchArgument("teacher_model", default_value="",
-                              description="Teacher model path; overrides teacher_params_file's 'model' "
-                                          "(empty keeps it)"),
+        DeclareLaunchArgument("student_model",
+                              description="REQUIRED: student model path (.onnx, OpenVINO dir, .engine, or .pt "
+                                          "with ultralytics installed); overrides student_params_file's 'model'"),
+        DeclareLaunchArgument("teacher_model",
+                              description="REQUIRED: teacher model path (.onnx, OpenVINO dir, .engine, or .pt "
+                                          "with ultralytics installed); overrides teacher_params_file's 'model'"),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw",
                               description="Camera topic both detectors and the comparison overlay use"),
         DeclareLaunchArgument("use_sim_time", default_value="false", choices=["true", "false"],
@@ -97,10 +88,10 @@ def generate_launch_description():
         SetEnvironmentVariable(
             "FASTDDS_BUILTIN_TRANSPORTS",
             EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA")),
-        *_detector("student", LaunchConfiguration("student_params_file"), LaunchConfiguration("student_model"),
-                   image_topic, overrides),
-        *_detector("teacher", LaunchConfiguration("teacher_params_file"), LaunchConfiguration("teacher_model"),
-                   image_topic, overrides),
+        _detector("student", LaunchConfiguration("student_params_file"), LaunchConfiguration("student_model"),
+                  image_topic, overrides),
+        _detector("teacher", LaunchConfiguration("teacher_params_file"), LaunchConfiguration("teacher_model"),
+                  image_topic, overrides),
         Node(package=PACKAGE, executable="comparison_node", name="comparison", namespace="/comparison",
              output="screen", emulate_tty=True,
              parameters=[LaunchConfiguration("comparison_params_file"), {

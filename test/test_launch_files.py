@@ -25,6 +25,7 @@ LAUNCH_FILES = ["detector.launch.py", "teacher_student.launch.py"]
 DETECTOR_PARAMS = {f.name: f.default for f in fields(DetectorConfig) + fields(NodeConfig)}
 COMPARISON_PARAMS = {f.name: f.default for f in fields(ComparisonConfig)}
 ROS_PARAMS = {"use_sim_time"}
+MODEL_ARGS = {"detector.launch.py": {"model"}, "teacher_student.launch.py": {"student_model", "teacher_model"}}
 REQUIRED_ARGS = {
     "detector.launch.py": {"params_file", "model", "image_topic", "namespace", "use_sim_time", "input_transport",
                            "rviz"},
@@ -76,12 +77,38 @@ def test_launch_arguments_declared_described_and_used(name):
         (arg,) = _str_args(call)[:1]
         desc = _kw(call, "description")
         assert isinstance(desc, ast.Constant) and len(desc.value) > 10, f"{name}: argument {arg} has no description"
-        assert _kw(call, "default_value") is not None, f"{name}: argument {arg} has no default"
+        if arg not in MODEL_ARGS[name]:
+            assert _kw(call, "default_value") is not None, f"{name}: argument {arg} has no default"
         declared[arg] = call
     assert REQUIRED_ARGS[name] <= set(declared), f"{name} lacks {REQUIRED_ARGS[name] - set(declared)}"
     used = {s for call in _calls(tree, "LaunchConfiguration") for s in _str_args(call)}
     assert used <= set(declared), f"{name} uses undeclared arguments {used - set(declared)}"
     assert set(declared) <= used, f"{name} declares unused arguments {set(declared) - used}"
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_model_arguments_are_required(name):
+    """No default: `ros2 launch` refuses to start without them and names the argument (launch's own check).
+
+    Without this the nodes start on the params file's placeholder model, exit 1, and launch still returns 0.
+    """
+    tree = _tree(name)
+    calls = {_str_args(c)[0]: c for c in _calls(tree, "DeclareLaunchArgument")}
+    for arg in MODEL_ARGS[name]:
+        assert _kw(calls[arg], "default_value") is None, f"{name}: {arg} must have no default_value"
+        assert _kw(calls[arg], "description").value.startswith("REQUIRED"), f"{name}: {arg}"
+    # every detector gets the model argument as its 'model' parameter, with no alternative without it
+    detectors = [c for c in _calls(tree, "Node") if "detector" in ast.dump(c) and "rviz" not in ast.dump(c)]
+    assert detectors and all(_kw(c, "condition") is None for c in detectors), name
+    text = (REPO / "launch" / name).read_text()
+    assert '"model": ParameterValue(model, value_type=str)' in text
+
+
+def test_package_xml_declares_what_the_bag_mode_runs():
+    import xml.etree.ElementTree as ET
+
+    deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().iter("exec_depend")}
+    assert {"ros2bag", "rosbag2_storage_mcap", "launch", "launch_ros", "vision_msgs"} <= deps
 
 
 def _executables(tree: ast.AST) -> set[tuple[str, str]]:
@@ -233,3 +260,40 @@ def test_comparison_node_accepts_its_params_file(tmp_path):
 def test_launch_files_compile():
     for name in LAUNCH_FILES:
         compile((REPO / "launch" / name).read_text(), name, "exec")
+
+
+def test_detector_runs_as_the_launch_file_starts_it(tmp_path):
+    """The launch file's command: installed student.yaml + model:= + remapped image; and the placeholder fails."""
+    import subprocess
+
+    import numpy as np
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    from test.core.lean_models import make_constant_onnx
+    from test.nodes import ros_helpers as rh
+
+    model = make_constant_onnx(tmp_path / "student.onnx")
+    env = rh.ros_env(tmp_path, rh.domain_id(__name__ + "detector_launch"))
+    params = resources.share_path("config", "student.yaml")
+    base = [sys.executable, "-m", "kd_traffic_light.detector_node", "--ros-args", "--params-file", str(params),
+            "-r", "__ns:=/student", "-r", "__node:=detector", "-r", "image:=/camera/image_raw"]
+    placeholder = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert placeholder.returncode == 1 and "models/student.onnx" in placeholder.stdout + placeholder.stderr
+    log = tmp_path / "detector.log"
+    proc = rh.start_node("kd_traffic_light.detector_node", base[3:] + ["-p", f"model:={model}"], env, log)
+    try:
+        with rh.RosTestNode("launch_probe", env) as probe:
+            got = probe.subscribe("/student/detector/detections", Detection2DArray)
+            pub = probe.publisher("/camera/image_raw", Image, rh.RELIABLE)
+            assert probe.wait_for_subscribers(pub, timeout=60), rh.read_log(log)
+            msg = Image(height=64, width=128, encoding="bgr8", step=384, data=np.zeros(64 * 384, np.uint8).tobytes())
+            msg.header.stamp.sec, msg.header.frame_id = 42, "camera"
+            for _ in range(5):
+                pub.publish(msg)
+                if probe.wait_for(lambda: got, timeout=5):
+                    break
+            assert got and len(got[0].detections) == 2, rh.read_log(log)
+    finally:
+        rc = rh.stop(proc)
+    assert rc == 0, rh.read_log(log)

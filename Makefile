@@ -1,10 +1,11 @@
 # kd_traffic_light: every target bootstraps .venv first (a few seconds when it is already complete).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+RT_VENV ?= .venv-runtime
 export YOLO_AUTOINSTALL := false
 export YOLO_OFFLINE := 1
 
-.PHONY: venv venv-rebuild demo test test-fast bench lint clean
+.PHONY: venv venv-rebuild demo test test-fast bench lint clean venv-runtime test-runtime
 
 venv:  ## create or repair .venv (idempotent)
 	@VENV=$(VENV) ./scripts/bootstrap.sh
@@ -16,8 +17,9 @@ venv-rebuild:  ## delete .venv and build it from nothing
 demo: venv  ## the end-to-end demo on synthetic DTLD-format data (CPU); writes runs/demo/REPORT.md
 	$(PY) -m training.demo --out runs/demo
 
-test: venv  ## the whole suite, slow end-to-end tests included
+test: venv  ## the whole suite, slow end-to-end tests included; then the core and node tests in .venv-runtime
 	$(PY) -m pytest -q --timeout=900
+	@$(MAKE) --no-print-directory test-runtime
 
 test-fast: venv  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow" --timeout=300
@@ -30,3 +32,9 @@ lint: venv
 
 clean:
 	rm -rf runs build install log .pytest_cache .ruff_cache
+
+venv-runtime:  ## create or repair .venv-runtime: the runtime alone (no torch, no ultralytics; idempotent)
+	@PROFILE=runtime VENV=$(RT_VENV) ./scripts/bootstrap.sh
+
+test-runtime: venv-runtime  ## core and node tests in the runtime-only venv, on ONNX models, torch absent
+	KD_RUNTIME_VENV=1 $(RT_VENV)/bin/python -m pytest -q --timeout=300 test/core test/nodes

@@ -5,9 +5,17 @@
 # Steps on a fresh machine: python3.11 -m venv; pip install the fully pinned lock (--no-deps, so only
 # the headless OpenCV 4.x lands); build the vision_msgs-compatible interfaces into the venv when
 # `import vision_msgs` fails; pip install -e . (the package itself).
+#
+# PROFILE=runtime VENV=.venv-runtime builds the runtime-only venv the same way from
+# requirements/runtime-lock.txt: the nodes on exported models, no torch, no ultralytics (and checks that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
+PROFILE=${PROFILE:-full}
+case "$PROFILE" in
+  full) VENV=${VENV:-.venv}; LOCK=requirements/lock.txt ;;
+  runtime) VENV=${VENV:-.venv-runtime}; LOCK=requirements/runtime-lock.txt ;;
+  *) echo "error: PROFILE must be 'full' or 'runtime', got '$PROFILE'" >&2; exit 1 ;;
+esac
 STAMP="$VENV/.kd_bootstrap"
 export YOLO_AUTOINSTALL=false PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -24,17 +32,21 @@ find_python() {
 }
 
 inputs_hash() {
-  cat requirements/lock.txt scripts/bootstrap.sh setup.py package.xml interfaces/vision_msgs/CMakeLists.txt \
+  cat "$LOCK" scripts/bootstrap.sh setup.py package.xml interfaces/vision_msgs/CMakeLists.txt \
     interfaces/vision_msgs/msg/*.msg | sha256sum | cut -d' ' -f1
 }
 
 venv_ok() {
   [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ] &&
-    "$VENV/bin/python" - <<'PY' 2>/dev/null
-import importlib.util as u, sys
-mods = ["rclpy", "vision_msgs.msg", "sensor_msgs.msg", "torch", "ultralytics", "cv2", "rosbags",
-        "kd_traffic_light"]
-sys.exit(any(u.find_spec(m.split(".")[0]) is None for m in mods))
+    PROFILE="$PROFILE" "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.util as u, os, sys
+mods = ["rclpy", "vision_msgs.msg", "sensor_msgs.msg", "cv2", "rosbags", "kd_traffic_light", "onnxruntime"]
+absent = []
+if os.environ["PROFILE"] == "full":
+    mods += ["torch", "ultralytics"]
+else:
+    absent = ["torch", "ultralytics"]  # the point of the runtime-only venv
+sys.exit(any(u.find_spec(m.split(".")[0]) is None for m in mods) or any(u.find_spec(m) for m in absent))
 PY
 }
 
@@ -65,8 +77,8 @@ s#/opt/python/cp311-cp311/lib/python3\.11/site-packages/numpy/_core/include#${np
 
 install_all() {
   local py="$VENV/bin/python"
-  log "installing the pinned requirements (requirements/lock.txt)"
-  "$py" -m pip install -q --no-deps -r requirements/lock.txt
+  log "installing the pinned requirements ($LOCK)"
+  "$py" -m pip install -q --no-deps -r "$LOCK"
   if ! "$py" -c 'import vision_msgs.msg' 2>/dev/null; then build_vision_msgs; fi
   log "installing kd_traffic_light (editable)"
   "$py" -m pip install -q --no-deps --no-build-isolation -e .

@@ -12,7 +12,9 @@ is read by one thread of its own, so a signal is seen even while the main thread
 * later signals are ignored;
 * if the process is still alive ``grace_s`` seconds after the first (default 4 s, inside launch's 5 s
   before SIGTERM), a clean-up is stuck: every thread's Python stack is written to stderr (where it hangs)
-  and the process exits with 1.
+  and the process exits with 1. This watchdog is :func:`faulthandler.dump_traceback_later`, a C thread
+  that needs no GIL: rclpy's ``destroy_node()`` has been seen to block while holding the GIL, which would
+  starve any Python-level timer.
 
 :func:`faulthandler.enable` is on too, so a crash prints every thread's stack instead of dying silently.
 """
@@ -25,7 +27,6 @@ import select
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -83,20 +84,17 @@ class SignalGuard:
 
     def _wait(self, fd: int) -> None:
         self.signal = self._next_signal(fd, None)
+        # armed first, so that nothing below (or a clean-up holding the GIL) can keep the process alive
+        faulthandler.dump_traceback_later(self.grace_s, exit=True)
+        print(f"[{self.name}] {signal.Signals(self.signal).name}: shutting down", file=sys.stderr, flush=True)
         self.requested.set()
         for wake in self._wake:
             try:
                 wake()
             except Exception as exc:  # noqa: BLE001 - waking is best effort; the main loop polls too
                 print(f"[{self.name}] wake-up after signal failed: {exc!r}", file=sys.stderr)
-        deadline = time.monotonic() + self.grace_s
-        while (left := deadline - time.monotonic()) > 0:
-            self._next_signal(fd, left)  # a second Ctrl-C, launch's forwarded SIGINT: ignored
-        print(f"[{self.name}] clean shutdown did not finish within {self.grace_s:.0f} s of "
-              f"{signal.Signals(self.signal).name}; stacks of every thread:", file=sys.stderr, flush=True)
-        faulthandler.dump_traceback(all_threads=True)
-        sys.stderr.flush()
-        os._exit(1)
+        while True:
+            self._next_signal(fd, None)  # a second Ctrl-C, launch's forwarded SIGINT: ignored
 
 
 def _ignore(signum, frame) -> None:

@@ -25,8 +25,9 @@ def test_conf_threshold_filters(constant_onnx):
     assert [d.class_id for d in det.predict(np.zeros((1024, 2048, 3), np.uint8))] == [0]
 
 
-def test_untrained_pt_loads_and_predicts(untrained_pt):
+def test_untrained_pt_loads_and_predicts(request):
     pytest.importorskip("ultralytics")
+    untrained_pt = request.getfixturevalue("untrained_pt")
     det = TrafficLightDetector(DetectorConfig(model=str(untrained_pt), imgsz=64, conf=0.0, max_det=5))
     assert det.backend == "ultralytics"
     dets = det.predict(np.zeros((128, 256, 3), np.uint8))

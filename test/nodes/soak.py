@@ -25,7 +25,7 @@ from pathlib import Path
 from test.nodes.ros_helpers import RELIABLE, RosTestNode, domain_id, read_log, ros_env, start_node, stop
 
 BAD_LOG = ("Traceback", "KeyboardInterrupt", "Fatal Python error", "Segmentation fault", "[FATAL]",
-           "terminate called", "did not finish within")
+           "terminate called", "Timeout (0:")  # the last: SignalGuard's watchdog fired (stuck clean-up)
 
 
 @dataclass

@@ -36,5 +36,5 @@ clean:
 venv-runtime:  ## create or repair .venv-runtime: the runtime alone (no torch, no ultralytics; idempotent)
 	@PROFILE=runtime VENV=$(RT_VENV) ./scripts/bootstrap.sh
 
-test-runtime: venv-runtime  ## core and node tests in the runtime-only venv, on ONNX models, torch absent
-	KD_RUNTIME_VENV=1 $(RT_VENV)/bin/python -m pytest -q --timeout=300 test/core test/nodes
+test-runtime: venv-runtime  ## core and node tests (not slow) in the runtime-only venv, on ONNX models, torch absent
+	KD_RUNTIME_VENV=1 $(RT_VENV)/bin/python -m pytest -q -m "not slow" --timeout=300 test/core test/nodes

@@ -61,6 +61,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="training device (default: cpu for quick, 0 for full)")
     p.add_argument("--workers", type=int, default=None, help="dataloader workers")
     p.add_argument("--exp-dir", default=None, help="experiment directory (default: the config's out)")
+    p.add_argument("--also", nargs="+", default=[], metavar="ARM",
+                   help="arms to train on every seed besides the chosen ones (reported under their own names)")
     p.add_argument("--out", default="runs/bench/kd_gain.json", help="JSON result file")
     return p
 
@@ -119,13 +121,15 @@ def choose(val: dict[str, dict[str, float]], prefix: str) -> str:
     return max(family, key=lambda m: statistics.fmean(val[m].values()))
 
 
-def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]], teacher: float) -> dict[str, Any]:
+def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]], teacher: float,
+            chosen: dict[str, str] | None = None) -> dict[str, Any]:
     """kd-gain and kd-gap from per-seed held-out points, arms chosen on val.
 
     Args:
         test: ``{arm: {seed: points}}`` on the held-out split (``baseline`` among the arms).
-        val: The same on the val split.
+        val: The same on the val split (the screening seed's values decide, see ``main``).
         teacher: The teacher's held-out points.
+        chosen: ``{"ours": arm, "native": arm}`` chosen at screening; default: the best mean val of each family.
 
     Returns:
         The JSON body: ``map50_95`` in the documented form, the paired intervals, kd-gap and the goals.
@@ -134,7 +138,8 @@ def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]],
 
     if "baseline" not in test:
         raise ValueError("kd_gain: the experiment has no 'baseline' method")
-    ours_arm, native_arm = choose(val, "ours"), choose(val, "native")
+    chosen = chosen or {"ours": choose(val, "ours"), "native": choose(val, "native")}
+    ours_arm, native_arm = chosen["ours"], chosen["native"]
     base = test["baseline"]
     d_ours, d_native = paired_interval(test[ours_arm], base), paired_interval(test[native_arm], base)
     mean = {arm: statistics.fmean(v.values()) for arm, v in test.items() if v}
@@ -169,11 +174,11 @@ def print_report(fig: dict[str, Any]) -> None:
     """Per-seed table, the intervals, kd-gain and kd-gap (last lines: the figures)."""
     arms = fig["arms"]
     seeds = sorted({s for v in arms.values() for s in v}, key=int)
-    print(f"\n{'arm':<22}" + "".join(f"{'seed ' + s:>10}" for s in seeds) + f"{'mean':>9}{'val mean':>10}")
+    print(f"\n{'arm':<22}" + "".join(f"{'seed ' + s:>10}" for s in seeds) + f"{'mean':>9}{'val ' + seeds[0]:>10}")
     for arm, vals in arms.items():
         tag = {fig["chosen"]["ours"]: " (ours)", fig["chosen"]["native"]: " (native)"}.get(arm, "")
-        val = fig["val_map50_95"].get(arm) or {}
-        vmean = f"{statistics.fmean(val.values()):10.2f}" if val else f"{'-':>10}"
+        val = (fig["val_map50_95"].get(arm) or {}).get(seeds[0])
+        vmean = f"{val:10.2f}" if val is not None else f"{'-':>10}"
         print(f"{arm + tag:<22}" + "".join(f"{vals.get(s, float('nan')):10.2f}" for s in seeds)
               + f"{fig['mean_map50_95'][arm]:9.2f}" + vmean)
     print(f"{'teacher':<22}{fig['map50_95']['teacher']:10.2f}")
@@ -190,12 +195,14 @@ def print_report(fig: dict[str, Any]) -> None:
 
 def _val_points(exp: dict[str, Any], exp_dir: Path, result: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Return ``{method: {seed: val points}}`` of every student run in ``result`` (each evaluated once, cached)."""
-    from training.experiment import evaluate_run
+    from training.experiment import evaluate_run, read_json
 
     imgsz = int(exp["evaluate"]["imgsz"] or exp["train"].get("imgsz") or 640)
     ev = {**exp["evaluate"], "split": "val", "latency_reps": 0}
-    rows = [{**evaluate_run(r, exp_dir, Path(result["data_yaml"]), ev, imgsz), "seed": r["seed"],
-             "role": r["role"], "method": r["method"]} for r in result["runs"] if r["role"] == "student"]
+    records = [read_json(exp_dir / "runs" / r["name"] / "results.json") for r in result["runs"]
+               if r["role"] == "student"]  # the training records (weights relative to the experiment directory)
+    rows = [{**evaluate_run(rec, exp_dir, Path(result["data_yaml"]), ev, imgsz), "seed": rec["seed"],
+             "role": rec["role"], "method": rec["method"]} for rec in records]
     return {m: per_seed(rows, m) for m in exp["methods"] if per_seed(rows, m)}
 
 
@@ -236,16 +243,23 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     screen, rest = screening_plan(exp)
     print(f"kd_gain: screening {len(screen)} runs (baseline on every seed, candidates on seed {exp['seeds'][0]})")
-    val = _val_points(exp, exp_dir, run_experiment(exp, exp_dir, workers=args.workers, only=screen))
-    chosen = {choose(val, "ours"), choose(val, "native")}
-    print(f"kd_gain: chosen on val: {', '.join(sorted(chosen))}; training them on every seed", flush=True)
-    only = screen | {n for m in chosen for n in rest.get(m, ())}
+    screen_val = _val_points(exp, exp_dir, run_experiment(exp, exp_dir, workers=args.workers, only=screen))
+    first = str(exp["seeds"][0])  # candidates are compared on the screening seed only, once
+    screen_val = {m: {first: v[first]} for m, v in screen_val.items() if first in v}
+    picked = {"ours": choose(screen_val, "ours"), "native": choose(screen_val, "native")}
+    chosen = set(picked.values())
+    print(f"kd_gain: chosen on val (seed {first}): {', '.join(sorted(chosen))}; training them on every seed",
+          flush=True)
+    unknown = set(args.also) - set(exp["methods"])
+    if unknown:
+        raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp['methods'])})")
+    only = screen | {n for m in chosen | set(args.also) for n in rest.get(m, ())}
     result = run_experiment(exp, exp_dir, workers=args.workers, only=only)
     rows = result["runs"]
     val = _val_points(exp, exp_dir, result)
     test = {m: per_seed(rows, m) for m in exp["methods"] if per_seed(rows, m)}
     teachers = [100.0 * r["map50_95"] for r in rows if r["role"] == "teacher"]
-    fig = figures(test, val, statistics.fmean(teachers))
+    fig = figures(test, val, statistics.fmean(teachers), picked)
     out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp["evaluate"]["split"], "seeds": exp["seeds"],
            "experiment_dir": str(exp_dir), "seconds": round(time.perf_counter() - t0, 1),
            "train_seconds": {r["name"]: r.get("train_s") for r in rows}, "machine": machine(), **fig}

@@ -90,3 +90,12 @@ def test_screening_trains_candidates_on_the_first_seed_then_the_chosen_on_all():
             continue
         assert f"n_from_s_{method}_seed{first}" in screen
         assert rest[method] == {f"n_from_s_{method}_seed{s}" for s in others}
+
+
+def test_the_arm_chosen_at_screening_stays_chosen():
+    # seeds 1 and 2 of the chosen arm may lower its val mean below a candidate screened on seed 0 alone: the
+    # choice made at screening (same seed for every candidate) must not flip afterwards
+    test = {**TEST, "ours_c": {"0": 30.0}}
+    val = {**VAL, "ours_c": {"0": 23.5}}
+    fig = _kd_gain().figures(test, val, 20.0, chosen={"ours": "ours_b", "native": "native_dis1"})
+    assert fig["chosen"]["ours"] == "ours_b" and fig["map50_95"]["ours"] == TEST["ours_b"]

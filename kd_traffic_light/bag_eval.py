@@ -223,18 +223,21 @@ def run(args: argparse.Namespace) -> int:
     cmds = node_commands(args, out)
     procs: dict[str, subprocess.Popen] = {}
     codes: dict[str, int] = {}
-    saver = None if args.no_video else OverlaySaver(frames_dir)
+    saver = None
     try:
-        for role in ("student", "teacher", "comparison"):
+        # The replay starts first and waits for its subscribers: with Fast DDS LARGE_DATA a participant that
+        # joins after several others started together often never discovers one of them
+        # (test/nodes/discovery_repro.py), and the replay used to be that late joiner.
+        for role in ("replay", "student", "teacher", "comparison"):
             with open(out / "logs" / f"{role}.log", "wb") as log:
                 procs[role] = subprocess.Popen(cmds[role], env=env, stdout=log, stderr=subprocess.STDOUT)
+        saver = None if args.no_video else OverlaySaver(frames_dir)
         if saver is not None:
             deadline = time.monotonic() + args.startup_timeout
             while not saver.ready() and time.monotonic() < deadline:
                 time.sleep(0.1)
-        print(f"bag_eval: detectors and comparison started; replaying {args.bag}", flush=True)
-        with open(out / "logs" / "replay.log", "wb") as log:
-            procs["replay"] = subprocess.Popen(cmds["replay"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        print(f"bag_eval: replay, detectors and comparison started; replaying {args.bag} once they are up",
+              flush=True)
         while procs["replay"].poll() is None:
             dead = [r for r in ("student", "teacher", "comparison") if procs[r].poll() is not None]
             if dead:

@@ -192,13 +192,14 @@ def backend_latency(out: Path, exports: dict[str, Any], imgsz: int, reps: int) -
     return rows
 
 
-def bag_stage(out: Path, mode: str) -> dict[str, Any]:
-    """Write a fresh held-out synthetic drive (its own seed) as a rosbag2 (mcap) in ``out/bag``."""
+def bag_stage(out: Path, mode: str, exp: dict[str, Any]) -> dict[str, Any]:
+    """Write a fresh held-out synthetic drive (its own seed, the experiment's scenes) as a rosbag2 (mcap)."""
     from dataclasses import replace
 
-    from training.data.synth import PRESETS, make_synthetic_dtld, write_drive_bag
+    from training.data.synth import make_synthetic_dtld, write_drive_bag
+    from training.experiment import synth_config
 
-    cfg = replace(PRESETS["demo"], test_fraction=0.0)
+    cfg = replace(synth_config(exp["data"]), test_fraction=0.0)  # lights as large as in training
     ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg)
     n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])
     return {"frames": n}
@@ -320,7 +321,7 @@ def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", ski
         out / "speed.json", backend_latency(out, read_json(out / "exports.json"), imgsz,
                                             max(3, exp["evaluate"]["latency_reps"])))))
     stages.append(("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),
-                   lambda: bag_stage(out, mode)))
+                   lambda: bag_stage(out, mode, exp)))
     if not skip_nodes:
         stages.append(("replay through student, teacher and comparison nodes",
                        lambda: (out / "node_run" / "summary.json").is_file(),

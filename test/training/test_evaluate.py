@@ -20,16 +20,18 @@ ROW = {
     "model": "yolov5n", "teacher": "teacher_l", "gflops": 7.1234, "map50": 0.509, "map50_95": 0.232,
     "relevant_map50": 0.6, "relevant_map50_95": 0.3, "not_relevant_map50": None,
     "not_relevant_map50_95": None, "epochs": 30, "params_m": 2.5, "fp16_mb": 5.0, "cpu_latency_ms": 12.345,
+    "head_gflops": 0.1234, "head_params_m": 0.75,
 }
 
 
 def test_markdown_has_study_columns_percent_and_dashes():
     lines = evaluate.to_markdown([ROW]).splitlines()
     assert lines[0].startswith(
-        "| model | teacher | FLOPs (G) | mAP50 | mAP50-95 | relevant mAP50 | relevant mAP50-95 | "
-        "not relevant mAP50 | not relevant mAP50-95 | epochs |"
+        "| model | teacher | FLOPs (G) | head FLOPs (G) | mAP50 | mAP50-95 | relevant mAP50 | relevant mAP50-95 | "
+        "not relevant mAP50 | not relevant mAP50-95 | epochs | params (M) | head params (M) |"
     )
-    assert lines[2] == "| yolov5n | teacher_l | 7.12 | 50.9 | 23.2 | 60.0 | 30.0 | - | - | 30 | 2.50 | 5.00 | 12.35 |"
+    assert lines[2] == ("| yolov5n | teacher_l | 7.12 | 0.123 | 50.9 | 23.2 | 60.0 | 30.0 | - | - | 30 | 2.50 | 0.750 | "
+                        "5.00 | 12.35 |")
 
 
 def test_per_class_map_marks_class_without_labels_none():

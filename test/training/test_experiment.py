@@ -193,9 +193,10 @@ def test_aggregate_mean_and_spread_over_seeds():
     assert g["map50_95_mean"] == pytest.approx(0.22) and g["map50_95_std"] == pytest.approx(0.0282843, rel=1e-4)
     assert groups[1]["map50_std"] == 0.0 and groups[1]["relevant_map50_mean"] is None
     md = X.to_markdown(groups)
-    assert "| n | l | fgfi | 7.00 | 51.0 ± 1.4 | 22.0 ± 2.8 | - |" in md
-    assert "| n | - | baseline | 7.00 | 40.0 | 15.0 | - |" in md
-    for header in ("relevant mAP50", "not relevant mAP50-95", "FLOPs (G)", "epochs"):
+    assert "| n | l | fgfi | 7.00 | - | - | - | 51.0 ± 1.4 | 22.0 ± 2.8 | - |" in md  # no head / params figures
+    assert "| n | - | baseline | 7.00 | - | - | - | 40.0 | 15.0 | - |" in md
+    for header in ("relevant mAP50", "not relevant mAP50-95", "FLOPs (G)", "head FLOPs (G)", "head params (M)",
+                   "epochs"):
         assert header in md.splitlines()[0]
 
 

@@ -341,19 +341,21 @@ class KDDistillationModel(DistillationModel):
         t_feats, t_head = self._teacher_outputs(img)
         crit = self._student_criterion()
         anchor_points, stride_tensor = make_anchors(s_head["feats"], crit.stride, 0.5)
-        t_boxes = self._decode(crit, t_head, anchor_points)
+        ctx = KDContext(self, batch, img, s_feats, t_feats, s_head, t_head,
+                        decode=lambda head: self._decode(crit, head, anchor_points))
         alpha = 0.0
         if self.term("lad") is not None:
             alpha = min(1.0, self.term("lad")["weight"] * self.factor("lad"))
-        seam = AssignmentSeam(crit.assigner, t_head["scores"].permute(0, 2, 1).sigmoid(),
-                              t_boxes * stride_tensor, alpha)
+        seam = AssignmentSeam(crit.assigner)
+        if alpha > 0:  # the teacher's decoded predictions only when the assignment uses them
+            seam = AssignmentSeam(crit.assigner, t_head["scores"].permute(0, 2, 1).sigmoid(),
+                                  ctx.t_boxes * stride_tensor, alpha)
         crit.assigner = seam
         try:
             regular, items = self.student_model.loss(batch, preds)
         finally:
             crit.assigner = seam.assigner
-        ctx = KDContext(self, batch, img, s_feats, t_feats, s_head, t_head, seam.fg_mask, seam.target_scores,
-                        self._decode(crit, s_head, anchor_points), t_boxes)
+        ctx.fg_mask, ctx.target_scores = seam.fg_mask, seam.target_scores
         raw = self.kd_losses(ctx)
         if raw:
             weighted = torch.stack([raw[t.name] * (t["weight"] * self.factor(t.name)) for t in self.kd_terms

@@ -86,7 +86,8 @@ class KDContext:
         s_head, t_head: Head outputs ``{"boxes": (B, 4*reg_max, A), "scores": (B, nc, A)}``.
         fg_mask: (B, A) bool positives of the batch's label assignment (stock or LAD).
         target_scores: (B, A, nc) target scores of that assignment.
-        s_boxes, t_boxes: (B, A, 4) decoded xyxy boxes in grid units (filled by the model).
+        decode: ``head -> (B, A, 4)`` xyxy boxes in grid units; ``s_boxes`` / ``t_boxes`` decode on first use
+            (only the terms that need boxes pay for the decoding).
     """
 
     model: Any
@@ -98,8 +99,25 @@ class KDContext:
     t_head: dict
     fg_mask: torch.Tensor | None = None
     target_scores: torch.Tensor | None = None
-    s_boxes: torch.Tensor | None = None
-    t_boxes: torch.Tensor | None = None
+    decode: Callable[[dict], torch.Tensor] | None = None
+    _boxes: dict = field(default_factory=dict)
+
+    def _decoded(self, which: str) -> torch.Tensor:
+        if which not in self._boxes:
+            if self.decode is None:
+                raise RuntimeError("KDContext has no box decoder")
+            self._boxes[which] = self.decode(self.s_head if which == "s" else self.t_head)
+        return self._boxes[which]
+
+    @property
+    def s_boxes(self) -> torch.Tensor:
+        """Return the student's decoded (B, A, 4) boxes in grid units (decoded once, on first use)."""
+        return self._decoded("s")
+
+    @property
+    def t_boxes(self) -> torch.Tensor:
+        """Return the teacher's decoded (B, A, 4) boxes in grid units (decoded once, on first use)."""
+        return self._decoded("t")
 
     def weights(self, cfg: TermSettings, key: str = "weighting") -> torch.Tensor:
         """(B, A) location weights of a term's ``weighting`` setting."""

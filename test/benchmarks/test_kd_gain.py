@@ -1,18 +1,13 @@
 """kd_gain's figures: arms chosen on val only, paired per seed, in the documented JSON form."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from test.benchmarks import load_benchmark
 
 
 def _kd_gain():
-    spec = importlib.util.spec_from_file_location("kd_gain", ROOT / "benchmarks" / "kd_gain.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("kd_gain")
 
 
 TEST = {

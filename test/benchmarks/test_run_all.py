@@ -1,19 +1,15 @@
 """`make bench`'s runner: a benchmark that hangs is stopped with its child processes, the others still run."""
 
-import importlib.util
 import json
 import os
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from test.benchmarks import load_benchmark
 
 
 def _run_all():
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("run_all")
 
 
 HANG = """

@@ -162,16 +162,10 @@ def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]],
     }
 
 
-def _interval(d: dict[str, Any]) -> str:
-    """``+1.23 [0.1, 2.3]`` for a paired-difference record."""
-    if d["mean"] is None:
-        return "n/a"
-    ci = "" if d["ci95"] is None else f" [95 % CI {d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
-    return f"{d['mean']:+.2f}{ci}"
-
-
 def print_report(fig: dict[str, Any]) -> None:
     """Per-seed table, the intervals, kd-gain and kd-gap (last lines: the figures)."""
+    from training.stats import format_interval as _interval
+
     arms = fig["arms"]
     seeds = sorted({s for v in arms.values() for s in v}, key=int)
     print(f"\n{'arm':<22}" + "".join(f"{'seed ' + s:>10}" for s in seeds) + f"{'mean':>9}{'val ' + seeds[0]:>10}")
@@ -203,7 +197,7 @@ def _val_points(exp: dict[str, Any], exp_dir: Path, result: dict[str, Any]) -> d
                if r["role"] == "student"]  # the training records (weights relative to the experiment directory)
     rows = [{**evaluate_run(rec, exp_dir, Path(result["data_yaml"]), ev, imgsz), "seed": rec["seed"],
              "role": rec["role"], "method": rec["method"]} for rec in records]
-    return {m: per_seed(rows, m) for m in exp["methods"] if per_seed(rows, m)}
+    return {m: v for m in exp["methods"] if (v := per_seed(rows, m))}
 
 
 def screening_plan(exp: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
@@ -257,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run_experiment(exp, exp_dir, workers=args.workers, only=only)
     rows = result["runs"]
     val = _val_points(exp, exp_dir, result)
-    test = {m: per_seed(rows, m) for m in exp["methods"] if per_seed(rows, m)}
+    test = {m: v for m in exp["methods"] if (v := per_seed(rows, m))}
     teachers = [100.0 * r["map50_95"] for r in rows if r["role"] == "teacher"]
     fig = figures(test, val, statistics.fmean(teachers), picked)
     out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp["evaluate"]["split"], "seeds": exp["seeds"],

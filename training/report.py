@@ -92,13 +92,9 @@ def gain_section(files: tuple[Path, ...] = KD_GAIN_FILES) -> str:
     data = read_json(path) if path else None
     if not data or "D_ours" not in data:
         return "\n".join(lines + ["*(no kd-gain result: run `python benchmarks/kd_gain.py`)*", ""])
-    m, d_o, d_n = data["map50_95"], data["D_ours"], data["D_native"]
+    from training.stats import format_interval as ci
 
-    def ci(d: dict[str, Any]) -> str:
-        if d.get("mean") is None:
-            return "n/a"
-        return f"{d['mean']:+.2f}" + ("" if not d.get("ci95") else
-                                     f" (95 % CI {d['ci95'][0]:+.2f} to {d['ci95'][1]:+.2f})")
+    m, d_o, d_n = data["map50_95"], data["D_ours"], data["D_native"]
 
     seeds = sorted(m["baseline"], key=int)
     lines += [f"From `{path}` ({data.get('profile')} profile, held-out split, machine: "

@@ -45,3 +45,11 @@ def paired_interval(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str,
     lo, hi = mean - half, mean + half
     return {"seeds": seeds, "differences": diffs, "mean": mean, "sd": sd, "ci95": [lo, hi],
             "excludes_zero": lo > 0 or hi < 0}
+
+
+def format_interval(d: Mapping[str, object]) -> str:
+    """``+2.25 (95 % CI -0.90 to +5.40)`` for a ``paired_interval`` record (``n/a`` without a mean)."""
+    if d.get("mean") is None:
+        return "n/a"
+    ci = d.get("ci95")
+    return f"{d['mean']:+.2f}" + (f" (95 % CI {ci[0]:+.2f} to {ci[1]:+.2f})" if ci else "")

@@ -252,6 +252,7 @@ def synth_config(data: dict[str, Any]) -> Any:
     from dataclasses import replace
 
     from training.data.synth import PRESETS
+    from training.distill.config import check_type
 
     cfg = PRESETS[data["preset"]]
     if data["size_px"]:
@@ -261,7 +262,7 @@ def synth_config(data: dict[str, Any]) -> Any:
     scene = data.get("scene") or {}
     if not isinstance(scene, dict):
         raise ValueError(f"data.scene: expected a mapping of SynthConfig fields, got {scene!r}")
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    fields = {f.name for f in dataclasses.fields(cfg)}
     for key, value in scene.items():
         if key not in fields:
             raise ValueError(f"data.scene: unknown key '{key}' (allowed: {', '.join(sorted(fields))})")
@@ -269,11 +270,11 @@ def synth_config(data: dict[str, Any]) -> Any:
         if isinstance(default, tuple):
             if not isinstance(value, (list, tuple)) or len(value) != len(default):
                 raise ValueError(f"data.scene.{key}: expected [min, max], got {value!r}")
+            for d, v in zip(default, value):
+                check_type(v, d, f"data.scene.{key}")
             value = tuple(type(d)(v) for d, v in zip(default, value))
-        elif isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
-            if type(value) is not type(default):
-                raise ValueError(f"data.scene.{key}: expected {type(default).__name__}, got {value!r}")
         else:
+            check_type(value, default, f"data.scene.{key}")
             value = type(default)(value)
         cfg = replace(cfg, **{key: value})
     return cfg

@@ -6,6 +6,7 @@ Training and evaluation are replaced by fakes here (the real chain runs in test_
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,14 @@ def test_finished_run_with_another_config_is_refused(tmp_path, data_yaml, monkey
     changed = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
     with pytest.raises(ValueError, match="fingerprint"):
         X.train_run(changed, tmp_path / "exp", data_yaml)
+
+
+def test_synth_scene_overrides_are_checked_like_configs():
+    base = {**X.DATA_KEYS, "preset": "demo"}
+    cfg = X.synth_config({**base, "scene": {"test_fraction": 0.5, "distractors": [4, 10], "write_v1": False}})
+    assert cfg.test_fraction == 0.5 and cfg.distractors == (4, 10) and cfg.write_v1 is False
+    for scene, message in (({"fog": 1}, "unknown key 'fog'"), ({"distractors": [4]}, "expected [min, max]"),
+                           ({"test_fraction": "half"}, "expected float"), ({"test_fraction": True}, "expected float"),
+                           ({"distractors": [4, 1.5]}, "expected int")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            X.synth_config({**base, "scene": scene})

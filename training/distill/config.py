@@ -31,12 +31,12 @@ AUGMENT_DEFAULTS: dict[str, float] = {"blur_p": 0.0, "clahe_p": 0.0}
 SECTIONS = ("train", "augment", "distill")
 
 
-def _check_type(value: Any, default: Any, where: str) -> None:
+def check_type(value: Any, default: Any, where: str) -> None:
     """Raise ValueError when ``value`` does not have the type of ``default`` (ints are accepted for floats)."""
     if where.endswith(".anchors"):  # a name or per-level pixel lists; checked in resolve_term
         return
     ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-    if isinstance(default, (int, float)) and isinstance(value, bool):
+    if isinstance(value, bool) and not isinstance(default, bool):  # True is an int to Python, not to a config
         ok = False
     if not ok:
         raise ValueError(f"{where}: expected {type(default).__name__}, got {value!r}")
@@ -61,7 +61,7 @@ def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[st
     _unknown(given, defaults, where)
     out = copy.deepcopy(defaults)
     for k, v in given.items():
-        _check_type(v, defaults[k], f"{where}.{k}")
+        check_type(v, defaults[k], f"{where}.{k}")
         out[k] = v
     for key, allowed in spec.all_choices().items():
         if key in out and out[key] not in allowed:
@@ -115,7 +115,7 @@ def resolve_config(raw: dict[str, Any] | None, source: str = "<config>") -> dict
     augment = raw.get("augment") or {}
     _unknown(augment, AUGMENT_DEFAULTS, f"{source}: augment")
     for k, v in augment.items():
-        _check_type(v, AUGMENT_DEFAULTS[k], f"{source}: augment.{k}")
+        check_type(v, AUGMENT_DEFAULTS[k], f"{source}: augment.{k}")
         if not 0 <= v <= 1:
             raise ValueError(f"{source}: augment.{k}: expected a probability in [0, 1], got {v}")
     distill = raw.get("distill") or {}

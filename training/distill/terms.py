@@ -101,6 +101,7 @@ class KDContext:
     target_scores: torch.Tensor | None = None
     decode: Callable[[dict], torch.Tensor] | None = None
     _boxes: dict = field(default_factory=dict)
+    _weights: dict = field(default_factory=dict)
 
     def _decoded(self, which: str) -> torch.Tensor:
         if which not in self._boxes:
@@ -120,8 +121,11 @@ class KDContext:
         return self._decoded("t")
 
     def weights(self, cfg: TermSettings, key: str = "weighting") -> torch.Tensor:
-        """(B, A) location weights of a term's ``weighting`` setting."""
-        return losses.teacher_confidence(self.t_head["scores"], cfg[key], cfg["conf_threshold"], self.fg_mask)
+        """(B, A) location weights of a term's ``weighting`` setting (computed once per setting and batch)."""
+        k = (cfg[key], cfg["conf_threshold"])
+        if k not in self._weights:
+            self._weights[k] = losses.teacher_confidence(self.t_head["scores"], k[0], k[1], self.fg_mask)
+        return self._weights[k]
 
     def num_pos(self) -> torch.Tensor:
         """Return the number of positives of the batch's assignment (a tensor, no host sync)."""

@@ -25,14 +25,14 @@ os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="kd_ros_log_"))
 
 @pytest.fixture(scope="session")
 def constant_onnx(tmp_path_factory):
-    """A real ONNX model whose raw output is two known boxes (see test/model_factory.py).
+    """A real ONNX model whose raw output is two known boxes (built without torch: test/core/lean_models.py).
 
-    Returns ``(path, expected)`` where ``expected`` holds the boxes in pixels of a 2048x1024 frame.
+    Returns ``(path, expected)`` where ``expected`` holds the boxes in pixels of a 2048x1024 frame. Torch-free,
+    so the runtime-only venv's core and node tests use the same fixture.
     """
-    from test.model_factory import make_constant_onnx
+    from test.core.lean_models import make_constant_onnx
 
-    path = make_constant_onnx(tmp_path_factory.mktemp("models") / "constant.onnx",
-                              [(320, 320, 20, 40, 0, 0.9), (100, 250, 10, 20, 1, 0.8)])
+    path = make_constant_onnx(tmp_path_factory.mktemp("models") / "constant.onnx")  # lean_models.BOXES
     # letterbox 2048x1024 -> 640x320 (scale 0.3125) padded to 640x640 (160 px top): x / 0.3125, (y - 160) / 0.3125
     expected = [(992.0, 448.0, 1056.0, 576.0, 0), (304.0, 256.0, 336.0, 320.0, 1)]
     return path, expected

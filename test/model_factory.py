@@ -1,9 +1,6 @@
 """Hermetic model builders for tests: nothing is downloaded, every model is made here.
 
-* :func:`make_constant_onnx` writes a real ONNX detection model (ultralytics' raw output layout,
-  ``(1, 4 + nc, A)`` with xywh in network pixels and class scores) whose output is a known constant: it
-  runs through the real ONNX Runtime backend, NMS and letterbox undo of ultralytics, so the expected
-  boxes in original-image pixels are known exactly.
+* constant-output ONNX models (known boxes, no torch needed) are built by ``test/core/lean_models.py``.
 * :func:`make_untrained_pt` writes an untrained YOLOv5u checkpoint built from its yaml (2 classes).
 """
 
@@ -14,42 +11,6 @@ from pathlib import Path
 import torch
 
 NAMES = {0: "relevant", 1: "not_relevant"}
-
-
-class _ConstantHead(torch.nn.Module):
-    def __init__(self, out: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("out", out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out + 0.0 * x.mean()
-
-
-def make_constant_onnx(path: Path, boxes: list[tuple[float, float, float, float, int, float]],
-                       imgsz: int = 640, nc: int = 2, names: dict[int, str] | None = None) -> Path:
-    """Write an ONNX model whose raw prediction is ``boxes`` (cx, cy, w, h in network pixels, class, score).
-
-    The network input is static ``(1, 3, imgsz, imgsz)``; ultralytics letterboxes every frame to it.
-    """
-    anchors = max(8, len(boxes))
-    out = torch.zeros(1, 4 + nc, anchors)
-    for i, (cx, cy, w, h, cls, score) in enumerate(boxes):
-        out[0, :4, i] = torch.tensor([cx, cy, w, h])
-        out[0, 4 + cls, i] = score
-    path = Path(path)
-    torch.onnx.export(_ConstantHead(out), torch.zeros(1, 3, imgsz, imgsz), str(path), input_names=["images"],
-                      output_names=["output0"], opset_version=17, dynamo=False)
-    import onnx
-
-    model = onnx.load(str(path))
-    meta = {"task": "detect", "stride": "32", "batch": "1", "imgsz": str([imgsz, imgsz]),
-            "names": str(names or NAMES), "args": str({"batch": 1, "dynamic": False, "half": False, "nms": False}),
-            "description": "constant test model", "author": "kd_traffic_light tests"}
-    for k, v in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(model, str(path))
-    return path
 
 
 def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml") -> Path:

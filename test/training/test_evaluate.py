@@ -30,8 +30,8 @@ def test_markdown_has_study_columns_percent_and_dashes():
         "| model | teacher | FLOPs (G) | head FLOPs (G) | mAP50 | mAP50-95 | relevant mAP50 | relevant mAP50-95 | "
         "not relevant mAP50 | not relevant mAP50-95 | epochs | params (M) | head params (M) |"
     )
-    assert lines[2] == ("| yolov5n | teacher_l | 7.12 | 0.123 | 50.9 | 23.2 | 60.0 | 30.0 | - | - | 30 | 2.50 | 0.750 | "
-                        "5.00 | 12.35 |")
+    assert lines[2] == ("| yolov5n | teacher_l | 7.12 | 0.123 | 50.9 | 23.2 | 60.0 | 30.0 | - | - | 30 | 2.50 | "
+                        "0.750 | 5.00 | 12.35 |")
 
 
 def test_per_class_map_marks_class_without_labels_none():

@@ -31,7 +31,8 @@ Figures (median over repetitions of the per-repetition ratio unless said otherwi
 * student-vs-teacher = student frames/s / teacher frames/s at the same input (report; FLOPs ratio is the
   ceiling, the core's teacher/student predict-time ratio is this machine's ceiling).
 
-Absolute times are for context only; the ratios are printed last and written to JSON.
+Absolute times are for context only; the ratios are printed last and written to JSON. Goals and measured values:
+docs/benchmarks.md.
 
     python benchmarks/node_latency.py --quick          # imgsz 320, fewer/shorter reps (~4 minutes)
     python benchmarks/node_latency.py                  # imgsz 640, full profile
@@ -63,6 +64,8 @@ os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
 os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE_DATA
 
 import numpy as np  # noqa: E402
+
+from kd_traffic_light.processes import read_log, rss_mb, start_process, stop  # noqa: E402
 
 WIDTH, HEIGHT = 2048, 1024
 PROFILES = {  # --quick and the full default
@@ -218,14 +221,14 @@ class Bench:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{target} node exited with {proc.returncode}:\n{_tail(log)}")
+                raise RuntimeError(f"{target} node exited with {proc.returncode}:\n{read_log(log, 3000)}")
             if self.pubs[target].get_subscription_count() >= 1:
                 key = self.publish(target, msg)
                 if self.wait_answer(key, timeout=5.0) is not None:
                     return
             else:
                 time.sleep(0.2)
-        raise TimeoutError(f"{target} node did not answer within {timeout:.0f} s:\n{_tail(log)}")
+        raise TimeoutError(f"{target} node did not answer within {timeout:.0f} s:\n{read_log(log, 3000)}")
 
     def serial(self, target: str, msgs, n: int, timeout: float) -> tuple[list[float], int]:
         """Send ``n`` frames one at a time, each after the previous answer; returns latencies and losses."""
@@ -261,13 +264,6 @@ class Bench:
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) >= 2 and times[-1] > times[0] else 0.0
         return {"sent": len(keys), "sent_hz": len(keys) / sent_s, "answered": len(times), "fps": fps,
                 "latencies": [lat for _, lat in answered]}
-
-
-def _tail(path: Path, n: int = 3000) -> str:
-    try:
-        return Path(path).read_text(errors="replace")[-n:]
-    except OSError as exc:
-        return f"<no log: {exc}>"
 
 
 def core_block(det, frames, n: int) -> list[float]:
@@ -361,20 +357,17 @@ def relay_main(ros_args: list[str]) -> int:
     return 0
 
 
-def start_proc(cmd: list[str], env: dict, log: Path):
-    """Start ``cmd`` in its own session with stdout/stderr to ``log``."""
-    import subprocess
+def untrained_pt(path: Path, cfg: str) -> Path:
+    """Write an untrained 2-class checkpoint of the model yaml ``cfg`` that ``ultralytics.YOLO`` loads."""
+    import torch
+    from ultralytics import __version__
+    from ultralytics.nn.tasks import DetectionModel
 
-    with open(log, "wb") as fh:
-        return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process (VmRSS, MiB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    model = DetectionModel(cfg, nc=2, verbose=False)
+    model.names = {0: "relevant", 1: "not_relevant"}
+    model.args = {"imgsz": 64, "task": "detect"}
+    torch.save({"model": model, "train_args": {"imgsz": 64, "task": "detect"}, "version": __version__}, path)
+    return Path(path)
 
 
 def export_onnx(pt: Path, imgsz: int) -> Path:
@@ -398,8 +391,6 @@ def venv_size_mb(path: Path) -> float:
 
 def node_start(bench, cmds: dict[str, list[str]], env: dict, tmp: Path, msg, reps: int, timeout: float) -> dict:
     """Fresh starts of each command: seconds from process start to the first detection, and RSS then (MiB)."""
-    from test.nodes.ros_helpers import stop
-
     out: dict = {}
     for kind, cmd in cmds.items():
         for rep in range(reps):
@@ -407,12 +398,12 @@ def node_start(bench, cmds: dict[str, list[str]], env: dict, tmp: Path, msg, rep
             bench.add_target(name, f"/{name}")
             log = tmp / f"{name}.log"
             t0 = time.perf_counter()
-            proc = start_proc([*cmd, "-r", f"__ns:=/{name}", "-r", f"image:=/bench/image_{name}"], env, log)
+            proc = start_process([*cmd, "-r", f"__ns:=/{name}", "-r", f"image:=/bench/image_{name}"], env, log)
             first = None
             try:
                 while first is None and time.perf_counter() - t0 < timeout:
                     if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_tail(log)}")
+                        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{read_log(log, 3000)}")
                     key = bench.publish(name, msg)
                     if bench.wait_answer(key, timeout=0.1) is not None:
                         first = bench.recv[key] - t0
@@ -436,20 +427,19 @@ def run(args, prof: dict, tmp: Path) -> dict:
 
     from kd_traffic_light.core.config import DetectorConfig
     from kd_traffic_light.core.detector import TrafficLightDetector
-    from test.model_factory import make_untrained_pt
-    from test.nodes.ros_helpers import RosTestNode, ros_env, stop
+    from kd_traffic_light.processes import ProbeNode, ros_env
 
     imgsz = prof["imgsz"]
-    student_pt = make_untrained_pt(tmp / "student_bench.pt", args.student_cfg)
+    student_pt = untrained_pt(tmp / "student_bench.pt", args.student_cfg)
     models = {"student": export_onnx(student_pt, imgsz),
-              "teacher": make_untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
+              "teacher": untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
     node_py = args.node_python or (str(RUNTIME_VENV / "bin" / "python") if (RUNTIME_VENV / "bin" / "python").exists()
                                    else sys.executable)
-    # the tests draw ROS_DOMAIN_ID from 1..101 (ros_helpers.domain_id); 215..232 keeps this benchmark's
+    # the tests draw ROS_DOMAIN_ID from 1..101 (kd_traffic_light.processes.domain_id); 215..232 keeps this benchmark's
     # /student and /teacher nodes off their graphs, and its DDS ports (7400 + 250 x id) above Linux's
     # ephemeral port range
     dom = args.domain_id if args.domain_id is not None else random.SystemRandom().randint(215, 232)
-    env = ros_env(tmp, dom)
+    env = ros_env(tmp / "ros_log", dom)
     for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "YOLO_AUTOINSTALL"):
         os.environ[var] = env[var]  # this process's participant, before rclpy.init
     targets = {"student": "/student", "teacher": "/teacher", "relay": "/relay"}
@@ -458,7 +448,7 @@ def run(args, prof: dict, tmp: Path) -> dict:
     try:
         # The probe joins first: a participant joining after several others started together often never
         # discovers one of them with Fast DDS LARGE_DATA (test/nodes/discovery_repro.py)
-        with RosTestNode("node_latency_bench", env) as probe:
+        with ProbeNode("node_latency_bench", env) as probe:
             for name, ns in targets.items():  # all start (load + warm up) while this process loads its core
                 logs[name] = tmp / f"{name}_node.log"
                 remaps = ["-r", f"__ns:={ns}", "-r", f"image:=/bench/image_{name}"]
@@ -467,7 +457,7 @@ def run(args, prof: dict, tmp: Path) -> dict:
                 else:
                     cmd = [pythons[name], "-m", "kd_traffic_light.detector_node", "--ros-args", *remaps,
                            "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={args.device}"]
-                procs[name] = start_proc(cmd, env, logs[name])
+                procs[name] = start_process(cmd, env, logs[name])
             print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
             frames = make_frames()
             teacher_core = TrafficLightDetector(DetectorConfig(model=str(models["teacher"]), imgsz=imgsz,

@@ -1,0 +1,246 @@
+"""Nodes as child processes: their ROS environment, start, stop, logs, and a probe node to talk to them.
+
+The parent's side of running nodes as real processes, for the tools and benchmarks that do it and for the node
+tests (``test/nodes/ros_helpers.py`` re-exports these). The child's side, how a node reacts to the signals
+sent here, is :mod:`kd_traffic_light.shutdown`.
+
+* :func:`ros_env`: the environment of the children and of this process's own participant: domain id, ROS
+  log directory, Fast DDS ``LARGE_DATA`` transports (2048x1024 frames), unbuffered output;
+* :func:`start_process` / :func:`start_node`: start a command (``python -m <module>``) in its own session, stdout
+  and stderr into a log file;
+* :func:`stop`: SIGINT (a node's clean stop, exit 0), then SIGTERM, then SIGKILL, waiting in between;
+* :func:`read_log`, :func:`wait_until`, :func:`rss_mb`: a log's tail, polling, a child's resident memory;
+* :class:`ProbeNode`: an rclpy node with its own context, spun by a background thread, to publish to the
+  children, subscribe to them and wait for their topics.
+
+Typical use::
+
+    env = ros_env(tmp / "ros_log", domain_id("my_tool"))
+    proc = start_node("kd_traffic_light.comparison_node", ["--ros-args", "-p", "window:=5"], env,
+                      tmp / "comparison.log")
+    try:
+        with ProbeNode("probe", env) as probe:
+            got = probe.subscribe("/diagnostics", DiagnosticArray)
+            assert probe.wait_for(lambda: got, timeout=20), read_log(tmp / "comparison.log")
+    finally:
+        stop(proc)
+
+Start the long-lived participant (the probe) before the nodes it talks to: with Fast DDS ``LARGE_DATA`` a
+participant that joins after several others started together sometimes never discovers one of them (see
+docs/runtime.md). This module imports neither torch nor anything of ``training/``; rclpy is imported only
+when a :class:`ProbeNode` is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+#: What :func:`ros_env` sets (``ROS_LOG_DIR`` and ``ROS_DOMAIN_ID`` come from its arguments).
+ROS_ENV_DEFAULTS = {
+    "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
+    "PYTHONUNBUFFERED": "1",
+    "RCUTILS_COLORIZED_OUTPUT": "0",
+    "YOLO_AUTOINSTALL": "false",
+}
+
+
+def domain_id(salt: str, low: int = 1, high: int = 101) -> int:
+    """Return a ROS_DOMAIN_ID in ``low..high`` derived from this process's pid and ``salt`` (e.g. a module name)."""
+    digest = hashlib.sha1(f"{os.getpid()}:{salt}".encode()).digest()
+    return low + int.from_bytes(digest[:4], "little") % (high - low + 1)
+
+
+def ros_env(log_dir: str | os.PathLike, domain: int | None = None, *,
+            keep_user_settings: bool = False) -> dict[str, str]:
+    """Return the environment for node processes and this process's participant.
+
+    Args:
+        log_dir: ROS log directory (``ROS_LOG_DIR``), created.
+        domain: ``ROS_DOMAIN_ID``; None keeps the inherited one.
+        keep_user_settings: keep variables already set in this process's environment (a user's choice of
+            transports or log directory) instead of overriding them; the domain is set either way when given.
+
+    Returns:
+        A copy of ``os.environ`` with ``ROS_LOG_DIR``, :data:`ROS_ENV_DEFAULTS` and the domain applied. Unless
+        user settings are kept, ``ROS_AUTOMATIC_DISCOVERY_RANGE`` is removed: it would override ``LARGE_DATA``.
+    """
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    settings = {"ROS_LOG_DIR": str(log_dir), **ROS_ENV_DEFAULTS}
+    for key, value in settings.items():
+        if keep_user_settings:
+            env.setdefault(key, value)
+        else:
+            env[key] = value
+    if not keep_user_settings:
+        env.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+    if domain is not None:
+        env["ROS_DOMAIN_ID"] = str(domain)
+    return env
+
+
+def start_process(cmd: Sequence[str], env: dict[str, str], log_path: str | os.PathLike) -> subprocess.Popen:
+    """Start ``cmd`` in its own session (a Ctrl-C of this terminal does not reach it), output into ``log_path``."""
+    log = open(log_path, "wb")  # the child gets its own copy of the descriptor
+    try:
+        return subprocess.Popen(list(cmd), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        log.close()
+
+
+def start_node(module: str, args: Sequence[str], env: dict[str, str], log_path: str | os.PathLike,
+               python: str | None = None) -> subprocess.Popen:
+    """Start ``<python> -m <module> <args>`` (default: this interpreter) with :func:`start_process`."""
+    return start_process([python or sys.executable, "-m", module, *args], env, log_path)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> int | None:
+    """Stop a process: SIGINT, then SIGTERM, then SIGKILL, waiting up to ``timeout`` s after each.
+
+    A node of this package exits 0 on the SIGINT (:mod:`kd_traffic_light.shutdown`); a negative code says which
+    signal it took to end it. Returns the exit code (None for ``proc=None``).
+    """
+    if proc is None:
+        return None
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout if sig != signal.SIGKILL else None)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.returncode
+
+
+def read_log(path: str | os.PathLike, tail: int = 4000) -> str:
+    """Return the last ``tail`` characters of a process's log (for error messages); never raises."""
+    try:
+        return Path(path).read_text(errors="replace")[-tail:]
+    except OSError as exc:
+        return f"<no log: {exc}>"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, period: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is truthy or ``timeout`` seconds passed; return its last truthiness."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return bool(predicate())
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a running process (``VmRSS`` from /proc, MiB); NaN when it is not reported."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class ProbeNode:
+    """An rclpy node with its own context, spun by a background executor thread (a context manager).
+
+    Args:
+        name: Node name.
+        env: Environment from :func:`ros_env`; its domain id is used, and its transport and log variables are
+            exported to this process (unless already set) before the participant is created.
+    """
+
+    def __init__(self, name: str, env: dict[str, str]) -> None:
+        from rclpy.context import Context
+
+        self.name = name
+        self.env = env
+        self.context = Context()
+        self.node: Any = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ProbeNode:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):
+            os.environ.setdefault(var, self.env[var])
+        rclpy.init(context=self.context, domain_id=int(self.env["ROS_DOMAIN_ID"]))
+        self.node = Node(self.name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{self.name}-spin", daemon=True)
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - context shut down while waiting
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                raise
+
+    def __exit__(self, *exc) -> None:
+        import rclpy
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.executor.shutdown(timeout_sec=1)
+
+        def close() -> None:
+            if self.node is not None:
+                self.node.destroy_node()
+            rclpy.try_shutdown(context=self.context)
+
+        # rclpy's destroy_node() has been seen to block forever waiting for handles "in use" after the
+        # executor stopped; never let that hang the caller: give it 10 s in a daemon thread, then move on.
+        closer = threading.Thread(target=close, name=f"{self.name}-close", daemon=True)
+        closer.start()
+        closer.join(timeout=10)
+
+    def subscribe(self, topic: str, msg_type, qos: Any = None) -> list:
+        """Subscribe and return the list the received messages are appended to (default QoS: reliable, depth 50)."""
+        received: list = []
+
+        def cb(msg) -> None:
+            with self._lock:
+                received.append(msg)
+
+        self.node.create_subscription(msg_type, topic, cb, qos if qos is not None else _reliable())
+        return received
+
+    def publisher(self, topic: str, msg_type, qos: Any = None):
+        """Create a publisher on ``topic`` (default QoS: reliable, depth 50)."""
+        return self.node.create_publisher(msg_type, topic, qos if qos is not None else _reliable())
+
+    def wait_for(self, predicate: Callable[[], object], timeout: float = 20.0) -> bool:
+        """Wait until ``predicate()`` is truthy (messages arrive meanwhile); return whether it became so."""
+        return wait_until(predicate, timeout)
+
+    def wait_for_subscribers(self, pub, count: int = 1, timeout: float = 20.0) -> bool:
+        """Wait until ``pub`` has at least ``count`` matched subscriptions."""
+        return wait_until(lambda: pub.get_subscription_count() >= count, timeout)
+
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 20.0) -> bool:
+        """Wait until ``topic`` has at least ``count`` publishers in the graph."""
+        return wait_until(lambda: self.node.count_publishers(topic) >= count, timeout)
+
+
+def _reliable():
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)

@@ -1,0 +1,69 @@
+"""kd_traffic_light.processes: the ROS environment of child processes, starting them, stopping them."""
+
+import os
+import signal
+import subprocess
+import sys
+
+from kd_traffic_light import processes as P
+
+IGNORES_SIGINT = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+CLEAN_ON_SIGINT = """
+import time
+print("ready", flush=True)
+try:
+    time.sleep(60)
+except KeyboardInterrupt:
+    raise SystemExit(0)
+"""
+
+
+def test_module_imports_neither_rclpy_nor_torch_nor_training():
+    probe = ("import sys, kd_traffic_light.processes; "
+             "print(sorted(m for m in ('rclpy', 'torch', 'ultralytics', 'training') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_ros_env_sets_domain_log_dir_and_transports(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
+    env = P.ros_env(tmp_path / "logs", 42)
+    assert (tmp_path / "logs").is_dir()
+    assert env["ROS_DOMAIN_ID"] == "42" and env["ROS_LOG_DIR"] == str(tmp_path / "logs")
+    assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
+    kept = P.ros_env(tmp_path / "other", keep_user_settings=True)
+    assert kept["FASTDDS_BUILTIN_TRANSPORTS"] == "DEFAULT" and kept["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert os.environ["FASTDDS_BUILTIN_TRANSPORTS"] == "DEFAULT"  # a copy: this process's environment untouched
+
+
+def test_domain_id_stays_in_its_range():
+    assert all(1 <= P.domain_id(f"salt{i}") <= 101 for i in range(50))
+    assert all(215 <= P.domain_id(f"salt{i}", 215, 232) <= 232 for i in range(50))
+
+
+def test_start_logs_output_and_stop_escalates_past_an_ignored_sigint(tmp_path):
+    script = tmp_path / "stubborn.py"
+    script.write_text(IGNORES_SIGINT)
+    log = tmp_path / "stubborn.log"
+    proc = P.start_process([sys.executable, str(script)], dict(os.environ), log)
+    assert P.wait_until(lambda: "ready" in P.read_log(log), timeout=30)
+    assert P.rss_mb(proc.pid) > 0
+    assert P.stop(proc, timeout=1.0) == -signal.SIGTERM
+    assert P.stop(None) is None
+    assert P.read_log(tmp_path / "absent.log").startswith("<no log")
+
+
+def test_a_process_that_ends_on_sigint_returns_its_own_exit_code(tmp_path):
+    script = tmp_path / "clean.py"
+    script.write_text(CLEAN_ON_SIGINT)
+    proc = P.start_node("clean", [], {**os.environ, "PYTHONPATH": str(tmp_path)}, tmp_path / "clean.log")
+    assert P.wait_until(lambda: "ready" in P.read_log(tmp_path / "clean.log"), timeout=30)
+    assert P.stop(proc) == 0

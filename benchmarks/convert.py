@@ -3,7 +3,7 @@
 Both sides run in this process on the same synthetic 2048x1024 DTLD tree, alternating A (single process:
 read + demosaic + write PNG per image, no pool) and B (``convert_dtld`` with ``--workers N``, including pool
 start-up and label handling) over several repetitions; the figure is the median of the per-repetition
-ratios (goal >= 0.8, benchmarks.md). Absolute images/s are reported for context. Prints the ratio last and
+ratios (goal >= 0.8, docs/benchmarks.md). Absolute images/s are reported for context. Prints the ratio last and
 writes JSON (default ``runs/bench/convert.json``).
 
 Usage: ``python benchmarks/convert.py [--frames 32] [--workers 2] [--reps 3] [--out runs/bench/convert.json]``

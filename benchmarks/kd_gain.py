@@ -27,7 +27,7 @@ Profiles:
 
 Writes ``runs/bench/kd_gain.json``: ``"map50_95": {"teacher": x, "baseline": {"<seed>": x}, "ours": {...},
 "native": {...}}`` (points, held-out) plus every arm under its own name (``arms``) and the val values used to
-choose (``val_map50_95``).
+choose (``val_map50_95``). Goals and measured values: docs/benchmarks.md.
 """
 
 from __future__ import annotations

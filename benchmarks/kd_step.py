@@ -4,7 +4,7 @@ For each pair (n <- l, s <- l by default; models built from yaml, nothing downlo
 alternate within every repetition (plain student step, teacher forward under inference mode, KD step with the
 config's terms) and the figure is the median over repetitions of the per-repetition ratio. Peak memory is the
 process peak RSS (resource.getrusage) after the plain + teacher phase and after the KD phase (RSS is monotonic,
-so the KD figure is an upper bound of what KD adds). Goal (benchmarks.md): ratio <= 1.10.
+so the KD figure is an upper bound of what KD adds). Goal (docs/benchmarks.md): ratio <= 1.10.
 
     python benchmarks/kd_step.py --imgsz 640 --batch 2 --steps 3 --out runs/bench/kd_step.json
 """

@@ -10,6 +10,7 @@ assignment (positives and target-score sum per batch, stock vs teacher-assigned)
         --data runs/bench/kd_gain_quick/data/yolo/data.yaml --imgsz 160
 
 Writes ``runs/bench/kd_terms.json`` and prints a table (gradient norms; share = term / detection class loss).
+Measured values: docs/benchmarks.md and docs/training.md.
 """
 
 from __future__ import annotations

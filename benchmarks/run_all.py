@@ -3,7 +3,8 @@ r"""Run every benchmark's quick profile and write one summary (``make bench``).
 Each benchmark runs as its own process (``python benchmarks/<name>.py``), with ``--quick`` when it offers
 that flag and ``--out runs/bench/<name>.json`` when it offers ``--out``; its JSON is collected, its last printed
 lines (benchmarks print their ratios last) are kept, and ``SUMMARY.md`` + ``SUMMARY.json`` are written into
-``--out-dir``. A benchmark that is missing or fails is reported as such; the others still run.
+``--out-dir``. A benchmark that is missing or fails is reported as such; the others still run. The figures:
+docs/benchmarks.md.
 
     python benchmarks/run_all.py                         # all quick profiles
     python benchmarks/run_all.py --only convert kd_step  # a subset

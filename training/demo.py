@@ -1,9 +1,16 @@
 r"""End-to-end demo on synthetic DTLD-format data, sized for a 2-core CPU (``make demo``).
 
-Stages (each skipped when its outputs exist, so a crashed demo continues where it stopped)::
+The 13 stages, in order (each skipped when its outputs exist, so a crashed demo continues where it stopped)::
 
     generate -> convert -> teacher -> baseline -> ours -> native -> coupled baseline -> coupled ours
-    -> evaluate -> export -> speed -> bag -> nodes -> report
+    -> evaluate -> export -> speed -> bag -> nodes
+
+generate: synthetic DTLD-format data; convert: DTLD -> YOLO; teacher ... coupled ours: the training runs of
+``TRAIN_STAGES``; evaluate: every run on the held-out split; export: the distilled student and the teacher to
+ONNX and OpenVINO; speed: CPU latency per backend and FP16 size (``speed.json``); bag: a synthetic drive bag
+(mcap); nodes: the bag replayed through student, teacher and comparison nodes as real processes
+(``kd_traffic_light.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
+every time.
 
 The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
 20 epochs, students yolov5n and its coupled-head variant for 10 epochs, all at 160 px on 512x256 frames);

@@ -10,7 +10,7 @@ floor(x / 16), cast to uint8, BGR) and writes a YOLO dataset::
 
 Every output file is written atomically; a re-run skips images already written and produces
 byte-identical output; a killed run restarted ends with the same dataset as an uninterrupted one.
-Format facts: docs/dtld_format.md of the shared docs.
+The format facts this relies on (layout, label fields, attribute values, Bayer decode): docs/dtld_format.md.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
     "reflection": ("reflected", "not_reflected"),
 }
 
-# v1.0 6-digit class id, digits left to right (dtld_format.md section 6.1).
+# v1.0 6-digit class id, digits left to right (docs/dtld_format.md, "The 6-digit class_id").
 V1_DIRECTION = {"1": "front", "2": "back", "3": "left", "4": "right"}
 V1_RELEVANCE = {"0": "not_relevant", "1": "relevant", "2": "not_relevant", "3": "relevant", "4": "not_relevant"}
 V1_ORIENTATION = {

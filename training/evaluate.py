@@ -212,6 +212,17 @@ def evaluate_models(weights: list[str | Path], data: str | Path, out: str | Path
 
 def _run(args: argparse.Namespace) -> int:
     """Entry point of ``python -m training evaluate``."""
+    from training.distill.cli import check_data, check_writable_dir, read_checkpoint
+    from training.errors import UsageError
+
+    for flag, value, low in (("--imgsz", args.imgsz, 32), ("--batch", args.batch, 1),
+                             ("--latency-reps", args.latency_reps, 0)):
+        if value < low:
+            raise UsageError(f"{flag}: expected an int >= {low}, got {value}")
+    check_data(str(args.data))
+    for w in args.weights:
+        read_checkpoint(str(w), "--weights")
+    check_writable_dir(Path(args.out), "--out")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rows = evaluate_models(
         args.weights, args.data, args.out, split=args.split, imgsz=args.imgsz, device=args.device,

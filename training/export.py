@@ -188,6 +188,12 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Entry point of ``python -m training export``."""
+    from training.distill.cli import read_checkpoint
+    from training.errors import UsageError
+
+    if args.imgsz < 32:
+        raise UsageError(f"--imgsz: expected an int >= 32 (square input size in pixels), got {args.imgsz}")
+    read_checkpoint(str(args.weights), "--weights")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     manifest = export_model(
         args.weights, formats=args.formats, imgsz=args.imgsz, half=args.half, device=args.device,

@@ -6,8 +6,12 @@ A config file has three optional sections::
     augment:  blur_p, clahe_p (hooked into the train dataset through training.data.augment)
     distill:  terms: {fgfi: {...}, response: {...}, ld: {...}, bckd: {...}, native: {...}, lad: {...}}
 
-Unknown keys anywhere are an error naming the key and the file. The resolved config (defaults filled in) is a
-plain dict so it pickles into checkpoints and DDP worker state.
+Unknown keys anywhere are an error naming the key and the file; so is a value of the wrong type or out of range,
+``train`` values included (``check_train_value``: ultralytics' own key classes and ranges, plus the ranges it
+leaves to the trainer, e.g. ``batch``, ``imgsz``, ``workers``), so a bad value stops the command before any run
+directory exists. Every such error is a ``training.errors.UsageError`` reading ``<file>: <field>: expected ...,
+got ...``. The resolved config (defaults filled in) is a plain dict so it pickles into checkpoints and DDP worker
+state.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kd_traffic_light.core.atomic_io import read_yaml
 from training.distill.terms import TERMS, TermSettings
+from training.errors import UsageError
 
 # Recipe of the source study: 30 epochs, lr 0.01 -> 0.001, explicit SGD (optimizer=auto ignores lr0), 640 px.
 RECIPE: dict[str, Any] = {"epochs": 30, "lr0": 0.01, "lrf": 0.1, "optimizer": "SGD", "imgsz": 640}
@@ -32,32 +36,32 @@ SECTIONS = ("train", "augment", "distill")
 
 
 def check_type(value: Any, default: Any, where: str) -> None:
-    """Raise ValueError when ``value`` does not have the type of ``default`` (ints are accepted for floats)."""
+    """Raise UsageError when ``value`` does not have the type of ``default`` (ints are accepted for floats)."""
     if where.endswith(".anchors"):  # a name or per-level pixel lists; checked in resolve_term
         return
     ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
     if isinstance(value, bool) and not isinstance(default, bool):  # True is an int to Python, not to a config
         ok = False
     if not ok:
-        raise ValueError(f"{where}: expected {type(default).__name__}, got {value!r}")
+        raise UsageError(f"{where}: expected {type(default).__name__}, got {value!r}")
 
 
 def _unknown(keys: Any, allowed: Any, where: str) -> None:
-    """Raise ValueError naming the first key of ``keys`` not in ``allowed``."""
+    """Raise UsageError naming the first key of ``keys`` not in ``allowed``."""
     for k in keys:
         if k not in allowed:
-            raise ValueError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(map(str, allowed)))})")
+            raise UsageError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(map(str, allowed)))})")
 
 
 def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[str, Any]:
     """Fill a term's defaults (from the registry) and validate its keys, types and choices."""
     if name not in TERMS:
-        raise ValueError(f"{where}: unknown distillation term '{name}' (allowed: {', '.join(TERMS)})")
+        raise UsageError(f"{where}: unknown distillation term '{name}' (allowed: {', '.join(TERMS)})")
     spec = TERMS[name]
     defaults = spec.all_defaults()
     given = given or {}
     if not isinstance(given, dict):
-        raise ValueError(f"{where}: expected a mapping of term settings, got {given!r}")
+        raise UsageError(f"{where}: expected a mapping of term settings, got {given!r}")
     _unknown(given, defaults, where)
     out = copy.deepcopy(defaults)
     for k, v in given.items():
@@ -65,22 +69,22 @@ def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[st
         out[k] = v
     for key, allowed in spec.all_choices().items():
         if key in out and out[key] not in allowed:
-            raise ValueError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {out[key]!r}")
+            raise UsageError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {out[key]!r}")
     for key in ("weight", "final", "warmup_epochs"):
         if out[key] < 0:
-            raise ValueError(f"{where}.{key}: expected a value >= 0, got {out[key]}")
+            raise UsageError(f"{where}.{key}: expected a value >= 0, got {out[key]}")
     if name == "fgfi":
         a = out["anchors"]
         if isinstance(a, str) and a not in {"yolov5", "kmeans"}:
-            raise ValueError(f"{where}.anchors: expected yolov5, kmeans or per-level [[w, h], ...], got {a!r}")
+            raise UsageError(f"{where}.anchors: expected yolov5, kmeans or per-level [[w, h], ...], got {a!r}")
         if not isinstance(a, str) and not (
             isinstance(a, list) and all(isinstance(lv, list) and all(len(p) == 2 for p in lv) for lv in a)
         ):
-            raise ValueError(f"{where}.anchors: expected per-level lists of [w, h] pixel pairs, got {a!r}")
+            raise UsageError(f"{where}.anchors: expected per-level lists of [w, h] pixel pairs, got {a!r}")
     if name == "response" and not 0 <= out["lam"] <= 1:
-        raise ValueError(f"{where}.lam: expected a value in [0, 1], got {out['lam']}")
+        raise UsageError(f"{where}.lam: expected a value in [0, 1], got {out['lam']}")
     if name == "lad" and not (out["weight"] <= 1 and out["final"] <= 1):
-        raise ValueError(f"{where}: weight and final are the teacher's share of the assignment: expected [0, 1]")
+        raise UsageError(f"{where}: weight and final are the teacher's share of the assignment: expected [0, 1]")
     return out
 
 
@@ -88,8 +92,122 @@ def freeze_terms(terms: dict[str, dict[str, Any]], where: str = "distill.terms")
     """Resolve every term once into immutable settings, in registry order."""
     unknown = set(terms) - set(TERMS)
     if unknown:
-        raise ValueError(f"unknown distillation terms {sorted(unknown)}; expected some of {tuple(TERMS)}")
+        raise UsageError(f"unknown distillation terms {sorted(unknown)}; expected some of {tuple(TERMS)}")
     return tuple(TermSettings.from_dict(n, resolve_term(n, terms[n], f"{where}.{n}")) for n in TERMS if n in terms)
+
+
+# Keys the commands set themselves (flags), never a config's.
+TRAIN_RESERVED = frozenset({"distill_model", "resume", "model", "data"})
+# Ranges ultralytics does not check itself (``check_cfg`` only bounds CFG_INT_MIN and the fraction keys); each of
+# these otherwise fails deep in the trainer or, worse, is accepted (``batch: -5`` ran with an automatic batch).
+TRAIN_INT_MIN = {"workers": 0, "close_mosaic": 0, "save_period": -1, "line_width": 1, "opset": 1}
+TRAIN_FLOAT_MIN = {"warmup_epochs": 0.0, "box": 0.0, "cls": 0.0, "dfl": 0.0, "time": 0.0, "workspace": 0.0}
+IMGSZ_MIN = 32  # one stride of the coarsest YOLO level; ultralytics silently raises anything smaller to it
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_train_value(key: str, value: Any, where: str) -> None:
+    """Check one ultralytics training argument's type and range; raise UsageError naming ``where``.
+
+    The key classes are ultralytics' own (``ultralytics.cfg``: CFG_INT_KEYS with CFG_INT_MIN, CFG_FLOAT_KEYS,
+    CFG_FRACTION_KEYS, CFG_BOOL_KEYS, CFG_STR_KEYS); what ``check_cfg`` leaves open is closed here: a bool is not
+    a number, ``batch`` is an int >= 1, -1 (AutoBatch) or a fraction of GPU memory in (0, 1), ``imgsz`` a square
+    size in pixels, ``optimizer`` one the trainer builds. Anything else goes through ``check_cfg`` itself, its
+    error reworded to name ``where``.
+
+    Args:
+        key (str): Ultralytics argument name, e.g. ``epochs``.
+        value: The given value.
+        where (str): What to name in the message: ``<file>: train.<key>`` or a flag such as ``--batch``.
+    """
+    from ultralytics.cfg import (
+        CFG_BOOL_KEYS,
+        CFG_FLOAT_KEYS,
+        CFG_FRACTION_KEYS,
+        CFG_INT_KEYS,
+        CFG_INT_MIN,
+        CFG_STR_KEYS,
+        check_cfg,
+    )
+
+    def bad(expected: str) -> UsageError:
+        return UsageError(f"{where}: expected {expected}, got {value!r}")
+
+    if key == "batch":
+        if not (_is_int(value) and (value >= 1 or value == -1)) and not (
+            isinstance(value, float) and 0.0 < value < 1.0
+        ):
+            raise bad("an int >= 1, -1 (AutoBatch) or a fraction of GPU memory in (0, 1)")
+        return
+    if key == "imgsz":
+        if not _is_int(value) or value < IMGSZ_MIN:
+            raise bad(f"an int >= {IMGSZ_MIN} (square training size in pixels)")
+        return
+    if key == "device":
+        ok = value is None or _is_int(value) or isinstance(value, str)
+        if not ok and not (isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value)):
+            raise bad("'cpu', a CUDA index such as 0, or indices such as '0,1'")
+        return
+    if key == "optimizer":
+        allowed = ("SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "MuSGD", "auto")
+        if value not in allowed:
+            raise bad(f"one of {', '.join(allowed)}")
+        return
+    if key in CFG_INT_KEYS:
+        low = CFG_INT_MIN.get(key, TRAIN_INT_MIN.get(key))
+        if not _is_int(value) or (low is not None and value < low):
+            raise bad("an int" + (f" >= {low}" if low is not None else ""))
+        return
+    if key in CFG_FLOAT_KEYS:
+        low = TRAIN_FLOAT_MIN.get(key)
+        if not _is_number(value) or (low is not None and value < low):
+            raise bad("a number" + (f" >= {low:g}" if low is not None else ""))
+        return
+    if key in CFG_FRACTION_KEYS and key != "fraction":  # fraction also takes counts and split lists: check_cfg
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            raise bad("a number in [0, 1]")
+        return
+    if key in CFG_BOOL_KEYS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return
+    if key in CFG_STR_KEYS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return
+    try:
+        check_cfg({key: value}, hard=True)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def check_train(train: Any, where: str) -> dict[str, Any]:
+    """Validate a config's ``train`` section (keys, types, ranges); return it as a dict."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    if not isinstance(train, dict):
+        raise UsageError(f"{where}: expected a mapping of ultralytics training arguments, got {train!r}")
+    _unknown(train, [k for k in DEFAULT_CFG_DICT if k not in TRAIN_RESERVED], where)
+    for k, v in train.items():
+        check_train_value(k, v, f"{where}.{k}")
+    return dict(train)
+
+
+def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    """Return the mapping under ``name`` ({} when absent or empty); anything else is a UsageError."""
+    value = raw.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"{source}: {name}: expected a mapping, got {value!r}")
+    return value
 
 
 def resolve_config(raw: dict[str, Any] | None, source: str = "<config>") -> dict[str, Any]:
@@ -103,24 +221,22 @@ def resolve_config(raw: dict[str, Any] | None, source: str = "<config>") -> dict
         (dict): ``{"train": {...}, "augment": {...}, "distill": {"terms": {name: settings}}}``; ``train`` holds
         the recipe defaults overlaid with the file's values.
     """
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
-    raw = raw or {}
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}")
+        raise UsageError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}, "
+                         f"got {type(raw).__name__} {raw!r:.60}")
     _unknown(raw, SECTIONS, source)
-    train = raw.get("train") or {}
-    _unknown(train, [k for k in DEFAULT_CFG_DICT if k not in {"distill_model", "resume", "model", "data"}],
-             f"{source}: train")
-    augment = raw.get("augment") or {}
+    train = check_train(_section(raw, "train", source), f"{source}: train")
+    augment = _section(raw, "augment", source)
     _unknown(augment, AUGMENT_DEFAULTS, f"{source}: augment")
     for k, v in augment.items():
         check_type(v, AUGMENT_DEFAULTS[k], f"{source}: augment.{k}")
         if not 0 <= v <= 1:
-            raise ValueError(f"{source}: augment.{k}: expected a probability in [0, 1], got {v}")
-    distill = raw.get("distill") or {}
+            raise UsageError(f"{source}: augment.{k}: expected a probability in [0, 1], got {v}")
+    distill = _section(raw, "distill", source)
     _unknown(distill, ("terms",), f"{source}: distill")
-    terms_raw = distill.get("terms") or {}
+    terms_raw = _section(distill, "terms", f"{source}: distill")
     _unknown(terms_raw, TERM_DEFAULTS, f"{source}: distill.terms")
     terms = {n: resolve_term(n, terms_raw[n], f"{source}: distill.terms.{n}") for n in terms_raw}
     return {
@@ -138,10 +254,16 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Returns:
         (dict): The resolved config (see ``resolve_config``).
+
+    Raises:
+        FileNotFoundError: No such file.
+        UsageError: Malformed YAML (file, line and column), or a bad key, type or value (file and field).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    if path.is_dir():
+        raise UsageError(f"{path}: expected a YAML config file, got a directory")
+    try:
+        raw = read_yaml(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return resolve_config(raw, str(path))

@@ -25,8 +25,10 @@ import threading
 import time
 
 import rclpy
+import rclpy.logging
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -46,7 +48,7 @@ from kd_traffic_light.conversions import (
     label_info_msg,
     validate_image_msg,
 )
-from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig, defaults
+from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig, defaults, type_problems
 from kd_traffic_light.core.detector import ModelLoadError, TrafficLightDetector
 from kd_traffic_light.core.drawing import draw_detections
 from kd_traffic_light.core.runtime import LatestSlot, NodeStats
@@ -87,9 +89,22 @@ class DetectorNode(LifecycleNode):
     def __init__(self, node_name: str = "detector", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         self._param_names = ["model", *defaults(DetectorConfig), *defaults(NodeConfig)]
-        self.declare_parameter("model", "")
-        for name, value in {**defaults(DetectorConfig), **defaults(NodeConfig)}.items():
-            self.declare_parameter(name, list(value) if isinstance(value, tuple) else value)
+        # Typed by the core configs, not by rclpy: a wrong type is reported like a wrong value, one line per
+        # parameter, and an integer is taken for a double. Types are checked here, where the values enter
+        # (and on every later set); ranges when configure builds the configs.
+        for name, value in {"model": "", **defaults(DetectorConfig), **defaults(NodeConfig)}.items():
+            self.declare_parameter(name, list(value) if isinstance(value, tuple) else value,
+                                   ParameterDescriptor(dynamic_typing=True))
+        bad = self._type_problems({name: self.get_parameter(name).value for name in self._param_names})
+        if bad:  # exiting: report the range problems of the other parameters too, one line each
+            try:
+                self.read_configs()
+            except ConfigError as exc:
+                bad = {**exc.problems, **bad}
+            for line in bad.values():
+                self.get_logger().error(line)
+            raise ConfigError(bad)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.autostart = bool(self.get_parameter("autostart").value)
         self.detector: TrafficLightDetector | None = None
         self.stats = NodeStats()
@@ -102,12 +117,29 @@ class DetectorNode(LifecycleNode):
         self._pub_label = self._pub_diag = self._diag_timer = None
         self.create_service(SetBool, "~/enable", self._on_enable)
 
+    @staticmethod
+    def _type_problems(values: dict) -> dict[str, str]:
+        return {**type_problems(DetectorConfig, values), **type_problems(NodeConfig, values)}
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Refuse a ``param set`` of the wrong type; the values take effect at the next configure."""
+        bad = self._type_problems({p.name: p.value for p in params})
+        return SetParametersResult(successful=not bad, reason="; ".join(bad.values()))
+
     # ------------------------------------------------------------------ lifecycle
     def read_configs(self) -> tuple[DetectorConfig, NodeConfig]:
-        """Read the parameters once into validated configs (raises ConfigError naming the parameter)."""
+        """Read the parameters once into validated configs (raises ConfigError, one line per bad parameter)."""
         p = {name: self.get_parameter(name).value for name in self._param_names}
-        det = DetectorConfig(**{k: p[k] for k in defaults(DetectorConfig)}, model=p["model"])
-        node = NodeConfig(**{k: (tuple(p[k]) if k == "image_topics" else p[k]) for k in defaults(NodeConfig)})
+        built, problems = [], {}
+        for cls, kwargs in ((DetectorConfig, {k: p[k] for k in ["model", *defaults(DetectorConfig)]}),
+                            (NodeConfig, {k: p[k] for k in defaults(NodeConfig)})):
+            try:
+                built.append(cls(**kwargs))
+            except ConfigError as exc:
+                problems.update(exc.problems)
+        if problems:
+            raise ConfigError(problems)
+        det, node = built
         return det, node
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -119,8 +151,15 @@ class DetectorNode(LifecycleNode):
             if self.detector.device_warning:
                 self.get_logger().warning(self.detector.device_warning)
             warm = self.detector.warmup()
-        except (ConfigError, ModelLoadError) as exc:
+        except ConfigError as exc:
+            for line in exc.problems.values():
+                self.get_logger().error(f"configure failed: {line}")
+            return FAILURE
+        except ModelLoadError as exc:
             self.get_logger().error(f"configure failed: {exc}")
+            return FAILURE
+        except Exception as exc:  # noqa: BLE001 - never fail a transition without saying why
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
             return FAILURE
         self.get_logger().info(
             f"loaded model '{self.det_cfg.model}' ({self.detector.backend}) on {self.detector.device} in "
@@ -292,7 +331,12 @@ def main(args: list[str] | None = None) -> int:
     """
     guard = SignalGuard("detector_node").install()
     init_rclpy(args)
-    node = DetectorNode()
+    try:
+        node = DetectorNode()
+    except ConfigError:  # each bad parameter is logged on one line already
+        rclpy.logging.get_logger("detector").fatal("invalid parameters (see above); exiting")
+        rclpy.try_shutdown()
+        return 1
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0

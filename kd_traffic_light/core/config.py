@@ -1,22 +1,103 @@
-"""Frozen, validated configurations of the detector core and the detector node.
+"""Frozen, validated configurations of the detector core, the detector node and the comparison node.
 
 Validation happens here, in the core, so that a wrong value fails early with a message naming the
-parameter and the allowed values, whichever front end (node parameters, CLI, tests) supplied it.
+parameter, what is allowed and the value given, whichever front end (node parameters, CLI, tests)
+supplied it. Every field is checked against its annotated type first (an ``int`` is accepted for a
+``float`` and converted; a list of strings for a ``tuple[str, ...]``), then against its range; all bad
+fields are reported together, one line each (:attr:`ConfigError.problems`).
 """
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 
 class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the parameter and what is allowed."""
+    """One or more configuration values are invalid; one line per parameter, each naming it and what is allowed.
+
+    Attributes:
+        problems: ``{parameter: message}`` in the order the fields are declared.
+    """
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("\n".join(self.problems.values()))
 
 
-def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"parameter '{name}' = {value!r} is invalid: expected {allowed}")
+_TYPE_WORDS = {bool: "a boolean (true or false)", int: "an integer", float: "a float", str: "a string"}
+
+
+def problem(name: str, value: Any, allowed: str) -> str:
+    """Return the one-line message of a bad parameter: its name, the value given (and its type), what is allowed."""
+    if value is None:
+        given = "has no value (an empty list [] reads as none)"
+    else:
+        shown = list(value) if isinstance(value, tuple) else value
+        given = f"= {shown!r} ({_kind(value)}) is invalid"
+    return f"parameter '{name}' {given}: expected {allowed}"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        kinds = sorted({_kind(v) for v in value})
+        return f"list of {'/'.join(kinds)}" if kinds else "empty list"
+    return {bool: "bool", int: "integer", float: "float", str: "string"}.get(type(value), type(value).__name__)
+
+
+def coerce(annotation: Any, value: Any) -> tuple[bool, Any]:
+    """Return ``(ok, value)``: `value` converted to the annotated type, or ``ok=False`` when it has another type.
+
+    ``bool`` is never taken for a number (it is an ``int`` subclass in Python), an ``int`` is accepted for a
+    ``float``, a list or tuple of strings for ``tuple[str, ...]``.
+    """
+    if annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if annotation in (bool, str):
+        return isinstance(value, annotation), value
+    if typing.get_origin(annotation) is tuple:
+        (item, *_) = typing.get_args(annotation)
+        ok = isinstance(value, (list, tuple)) and all(coerce(item, v)[0] for v in value)
+        return ok, tuple(value) if ok else value
+    return True, value
+
+
+class _Checks:
+    """Collects the problems of one config: a type check per field, then the range checks of well-typed fields."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.hints = typing.get_type_hints(type(cfg))
+        self.problems: dict[str, str] = {}
+        self.typed: dict[str, bool] = {}
+
+    def _typed(self, name: str, allowed: str) -> bool:
+        if name not in self.typed:
+            ok, value = coerce(self.hints[name], getattr(self.cfg, name))
+            if ok:
+                object.__setattr__(self.cfg, name, value)
+            else:
+                self.problems[name] = problem(name, getattr(self.cfg, name), allowed)
+            self.typed[name] = ok
+        return self.typed[name]
+
+    def __call__(self, name: str, ok: Callable[[Any], bool], allowed: str) -> None:
+        """Check field `name` has its type and `ok(value)`; else record one line naming it and `allowed`."""
+        if self._typed(name, allowed) and name not in self.problems and not ok(getattr(self.cfg, name)):
+            self.problems[name] = problem(name, getattr(self.cfg, name), allowed)
+
+    def done(self) -> None:
+        """Type-check the fields without a range check, then raise ConfigError with every problem found."""
+        for f in fields(self.cfg):
+            self._typed(f.name, _TYPE_WORDS.get(self.hints[f.name], str(self.hints[f.name])))
+        if self.problems:
+            order = [f.name for f in fields(self.cfg)]
+            raise ConfigError({k: self.problems[k] for k in sorted(self.problems, key=order.index)})
 
 
 @dataclass(frozen=True)
@@ -44,16 +125,16 @@ class DetectorConfig:
     agnostic_nms: bool = True
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.model, str) and self.model.strip() != "", "model", self.model,
-               "a non-empty path to a .pt, .onnx, .engine file or an OpenVINO model directory")
-        dev = str(self.device)
-        _check(dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit()),
-               "device", self.device, "'cpu', 'cuda' or 'cuda:N'")
-        _check(isinstance(self.imgsz, int) and 32 <= self.imgsz <= 4096 and self.imgsz % 32 == 0,
-               "imgsz", self.imgsz, "an integer multiple of 32 in [32, 4096]")
-        _check(0.0 <= float(self.conf) <= 1.0, "conf", self.conf, "a float in [0, 1]")
-        _check(0.0 <= float(self.iou) <= 1.0, "iou", self.iou, "a float in [0, 1]")
-        _check(isinstance(self.max_det, int) and self.max_det >= 1, "max_det", self.max_det, "an integer >= 1")
+        check = _Checks(self)
+        check("model", lambda v: v.strip() != "",
+              "a non-empty path to a .pt, .onnx, .engine file or an OpenVINO model directory")
+        check("device", lambda v: v in ("cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()),
+              "'cpu', 'cuda' or 'cuda:N'")
+        check("imgsz", lambda v: 32 <= v <= 4096 and v % 32 == 0, "an integer multiple of 32 in [32, 4096]")
+        check("conf", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check("iou", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check("max_det", lambda v: v >= 1, "an integer >= 1")
+        check.done()
 
 
 TRANSPORTS = ("raw", "compressed")
@@ -85,20 +166,98 @@ class NodeConfig:
     autostart: bool = True
 
     def __post_init__(self) -> None:
-        topics = tuple(self.image_topics)
-        _check(len(topics) >= 1 and all(isinstance(t, str) and t.strip() for t in topics),
-               "image_topics", self.image_topics, "a non-empty list of topic names")
-        _check(len(set(topics)) == len(topics), "image_topics", self.image_topics, "distinct topic names")
-        object.__setattr__(self, "image_topics", topics)
-        _check(self.input_transport in TRANSPORTS, "input_transport", self.input_transport, f"one of {TRANSPORTS}")
-        _check(self.image_reliability in RELIABILITIES, "image_reliability", self.image_reliability,
-               f"one of {RELIABILITIES}")
-        _check(float(self.max_image_age_s) >= 0.0, "max_image_age_s", self.max_image_age_s,
-               "a float >= 0 (0 disables)")
-        _check(isinstance(self.max_image_pixels, int) and self.max_image_pixels > 0, "max_image_pixels",
-               self.max_image_pixels, "an integer > 0")
+        check = _Checks(self)
+        check("image_topics", lambda v: len(v) >= 1 and all(t.strip() for t in v) and len(set(v)) == len(v),
+              "a non-empty list of distinct topic names, e.g. ['image']")
+        check("input_transport", lambda v: v in TRANSPORTS, f"one of {TRANSPORTS}")
+        check("image_reliability", lambda v: v in RELIABILITIES, f"one of {RELIABILITIES}")
+        check("max_image_age_s", lambda v: v >= 0.0, "a float >= 0 (0 disables)")
+        check("max_image_pixels", lambda v: v > 0, "an integer > 0")
+        check.done()
+
+
+MATCH_METHODS = ("greedy", "hungarian")
+RECORD_FORMATS = (".csv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    """Settings of the comparison node (student vs teacher agreement).
+
+    Attributes:
+        student_detections: Student's ``vision_msgs/Detection2DArray`` topic.
+        teacher_detections: Teacher's ``vision_msgs/Detection2DArray`` topic.
+        image_topic: Camera topic, for ``~/overlay``.
+        cache_size: Results kept per side while they wait for their mate; beyond it the oldest is dropped
+            (counted as ``dropped_cache_full``).
+        pair_timeout_s: A result whose mate has not come this long (steady clock) is reported unpaired.
+        window: Paired frames pooled in the ``/diagnostics`` summary.
+        iou_threshold: A match needs IoU >= this and the same class.
+        match_method: ``greedy`` or ``hungarian``.
+        warn_f1: Rolling F1 below this is WARN.
+        error_f1: Rolling F1 below this is ERROR (<= warn_f1).
+        records_path: ``''`` (off) or a ``.csv``/``.jsonl`` file: one record per compared frame.
+        publish_overlay: Publish ``~/overlay`` (teacher dashed, student solid).
+        diagnostics_period_s: Period of the ``/diagnostics`` summary.
+    """
+
+    student_detections: str = "/student/detector/detections"
+    teacher_detections: str = "/teacher/detector/detections"
+    image_topic: str = "/camera/image_raw"
+    cache_size: int = 100
+    pair_timeout_s: float = 5.0
+    window: int = 100
+    iou_threshold: float = 0.5
+    match_method: str = "greedy"
+    warn_f1: float = 0.8
+    error_f1: float = 0.5
+    records_path: str = ""
+    publish_overlay: bool = True
+    diagnostics_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        check = _Checks(self)
+        for name in ("student_detections", "teacher_detections", "image_topic"):
+            check(name, lambda v: v.strip() != "", "a non-empty topic name")
+        check("cache_size", lambda v: v >= 1, "an integer >= 1")
+        check("pair_timeout_s", lambda v: v > 0.0, "a float > 0 (seconds)")
+        check("window", lambda v: v >= 1, "an integer >= 1")
+        check("iou_threshold", lambda v: 0.0 < v <= 1.0, "a float in (0, 1]")
+        check("match_method", lambda v: v in MATCH_METHODS, f"one of {MATCH_METHODS}")
+        check("warn_f1", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check("error_f1", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check("records_path", lambda v: v == "" or v.endswith(RECORD_FORMATS),
+              f"'' (off) or a path ending with one of {RECORD_FORMATS}")
+        check("diagnostics_period_s", lambda v: v > 0.0, "a float > 0 (seconds)")
+        if "warn_f1" not in check.problems:
+            check("error_f1", lambda v: v <= self.warn_f1, f"a float in [0, warn_f1 = {self.warn_f1}]")
+        check.done()
 
 
 def defaults(cls: type) -> dict[str, Any]:
     """Return ``{field: default}`` of a config dataclass (fields without a default are left out)."""
     return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def type_problems(cls: type, values: Mapping[str, Any]) -> dict[str, str]:
+    """Return ``{name: message}`` for the entries of `values` whose type does not fit field `name` of `cls`.
+
+    For a front end that refuses a value of the wrong type where it enters (a node's parameters at
+    start-up, its set-parameters callback) and leaves the range checks to building the config later. The
+    message is the config's own (type and range), e.g. ``parameter 'conf' = 'abc' (string) is invalid:
+    expected a float in [0, 1]``.
+    """
+    hints = typing.get_type_hints(cls)
+    bad = [name for name, value in values.items() if name in hints and not coerce(hints[name], value)[0]]
+    if not bad:
+        return {}
+    known = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    try:
+        cls(**(known | {k: v for k, v in values.items() if k in hints}))
+        found: dict[str, str] = {}
+    except ConfigError as exc:
+        found = exc.problems
+    except TypeError:  # a field without a default is not in `values`
+        found = {}
+    return {name: found.get(name) or problem(name, values[name], _TYPE_WORDS.get(hints[name], str(hints[name])))
+            for name in bad}

@@ -1,4 +1,4 @@
-"""Student-vs-teacher agreement on one frame and over a rolling window (ROS-free).
+"""Student-vs-teacher agreement on one frame (ROS-free); the rolling window is in `core.summary`.
 
 The teacher is the reference: a student box is a true positive when it overlaps an unmatched teacher box
 of the same class at IoU >= the threshold (one-to-one), a false positive otherwise; an unmatched teacher
@@ -13,17 +13,15 @@ box is a false negative. Empty-set conventions (chosen so that "both saw nothing
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
+# MATCH_METHODS and ComparisonConfig live with the other configs; re-exported for older imports
+from kd_traffic_light.core.config import MATCH_METHODS, RECORD_FORMATS, ComparisonConfig  # noqa: F401
 from kd_traffic_light.core.types import Detection
-
-MATCH_METHODS = ("greedy", "hungarian")
-RECORD_FORMATS = (".csv", ".jsonl")
 
 
 class Level(IntEnum):
@@ -270,145 +268,10 @@ def level_for(f1: float, warn_f1: float, error_f1: float) -> Level:
     return Level.OK
 
 
-@dataclass
-class _Entry:
-    metrics: FrameMetrics
-    student_latency: float
-    teacher_latency: float
+def __getattr__(name: str):
+    """Resolve the names moved to :mod:`kd_traffic_light.core.summary`, so old imports keep working."""
+    if name in ("RollingSummary", "Summary"):
+        from kd_traffic_light.core import summary
 
-
-def _mean(values: Iterable[float]) -> float:
-    vals = [v for v in values if not math.isnan(v)]
-    return float(np.mean(vals)) if vals else math.nan
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Pooled agreement over the last `frames` paired frames, with totals since start."""
-
-    frames: int
-    counts: Counts
-    per_class: dict[int, Counts]
-    mean_iou: float
-    class_agreement: float
-    student_latency_mean: float
-    student_latency_max: float
-    teacher_latency_mean: float
-    teacher_latency_max: float
-    total_paired: int
-    student_only: int
-    teacher_only: int
-    level: Level
-    message: str
-
-
-@dataclass
-class RollingSummary:
-    """Aggregates the last `window` paired frames (micro-averaged counts) into a levelled summary.
-
-    Args:
-        window: Number of most recent paired frames pooled.
-        warn_f1: F1 below this is WARN.
-        error_f1: F1 below this is ERROR.
-    """
-
-    window: int
-    warn_f1: float = 0.8
-    error_f1: float = 0.5
-    _entries: deque = field(init=False, repr=False)
-    total_paired: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
-        self._entries = deque(maxlen=self.window)
-
-    def add(self, metrics: FrameMetrics, student_latency: float, teacher_latency: float) -> None:
-        """Add one paired frame with both stamp ages (seconds)."""
-        self._entries.append(_Entry(metrics, student_latency, teacher_latency))
-        self.total_paired += 1
-
-    def summary(self, student_only: int = 0, teacher_only: int = 0) -> Summary:
-        """Pool the window; `student_only`/`teacher_only` are the pairing cache's unmatched counts."""
-        entries = list(self._entries)
-        counts, per_class = Counts(), {}
-        for e in entries:
-            counts = counts + e.metrics.counts
-            for cid, c in e.metrics.per_class.items():
-                per_class[cid] = per_class.get(cid, Counts()) + c
-        ious = [m.iou for e in entries for m in e.metrics.matches]
-        pairs = sum(e.metrics.class_pairs for e in entries)
-        agree = sum(e.metrics.class_agree for e in entries)
-        s_lat = [e.student_latency for e in entries]
-        t_lat = [e.teacher_latency for e in entries]
-        if not entries:
-            level, message = Level.STALE, "no paired student/teacher frames yet"
-        else:
-            level = level_for(counts.f1, self.warn_f1, self.error_f1)
-            message = f"F1 {counts.f1:.3f} over {len(entries)} frames" + (
-                "" if level == Level.OK else f" (warn < {self.warn_f1}, error < {self.error_f1})"
-            )
-        return Summary(
-            frames=len(entries),
-            counts=counts,
-            per_class=dict(sorted(per_class.items())),
-            mean_iou=_mean(ious),
-            class_agreement=agree / pairs if pairs else math.nan,
-            student_latency_mean=_mean(s_lat),
-            student_latency_max=max(s_lat, default=math.nan),
-            teacher_latency_mean=_mean(t_lat),
-            teacher_latency_max=max(t_lat, default=math.nan),
-            total_paired=self.total_paired,
-            student_only=student_only,
-            teacher_only=teacher_only,
-            level=level,
-            message=message,
-        )
-
-
-@dataclass(frozen=True)
-class ComparisonConfig:
-    """Validated parameters of comparison_node.
-
-    Raises:
-        ValueError: Naming the parameter and the allowed values, from `__post_init__`.
-    """
-
-    student_detections: str = "/student/detector/detections"
-    teacher_detections: str = "/teacher/detector/detections"
-    image_topic: str = "/camera/image_raw"
-    cache_size: int = 100
-    window: int = 100
-    iou_threshold: float = 0.5
-    match_method: str = "greedy"
-    warn_f1: float = 0.8
-    error_f1: float = 0.5
-    records_path: str = ""
-    publish_overlay: bool = True
-    diagnostics_period_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("student_detections", "teacher_detections", "image_topic"):
-            if not getattr(self, name):
-                raise ValueError(f"parameter '{name}' must be a non-empty topic name")
-        for name in ("cache_size", "window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"parameter '{name}' must be an integer >= 1, got {getattr(self, name)}")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise ValueError(f"parameter 'iou_threshold' must be in (0, 1], got {self.iou_threshold}")
-        if self.match_method not in MATCH_METHODS:
-            raise ValueError(f"parameter 'match_method' must be one of {MATCH_METHODS}, got {self.match_method!r}")
-        for name in ("warn_f1", "error_f1"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"parameter '{name}' must be in [0, 1], got {getattr(self, name)}")
-        if self.error_f1 > self.warn_f1:
-            raise ValueError(
-                f"parameter 'error_f1' ({self.error_f1}) must be <= parameter 'warn_f1' ({self.warn_f1})"
-            )
-        if self.records_path and not self.records_path.endswith(RECORD_FORMATS):
-            raise ValueError(
-                f"parameter 'records_path' must end with one of {RECORD_FORMATS} (or be '' for off), "
-                f"got {self.records_path!r}"
-            )
-        if self.diagnostics_period_s <= 0:
-            raise ValueError(f"parameter 'diagnostics_period_s' must be > 0, got {self.diagnostics_period_s}")
+        return getattr(summary, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

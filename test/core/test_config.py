@@ -1,6 +1,6 @@
 import pytest
 
-from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig
+from kd_traffic_light.core.config import ComparisonConfig, ConfigError, DetectorConfig, NodeConfig, type_problems
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,41 @@ def test_core_does_not_import_ros():
     import sys
 
     code = "import sys, kd_traffic_light.core.detector, kd_traffic_light.core.runtime; " \
-           "import kd_traffic_light.core.drawing, kd_traffic_light.core.matching; " \
+           "import kd_traffic_light.core.drawing, kd_traffic_light.core.matching, kd_traffic_light.core.summary; " \
+           "import kd_traffic_light.core.pairing, kd_traffic_light.core.config; " \
            "bad = [m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs', 'vision_msgs')]; " \
            "assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_bad_field_is_reported_on_its_own_line():
+    with pytest.raises(ConfigError) as err:
+        DetectorConfig(model="", conf="abc", imgsz=64.0, half=1)
+    assert list(err.value.problems) == ["model", "imgsz", "half", "conf"]  # field order
+    assert str(err.value).splitlines() == list(err.value.problems.values())
+    assert err.value.problems["conf"] == "parameter 'conf' = 'abc' (string) is invalid: expected a float in [0, 1]"
+    assert err.value.problems["imgsz"].startswith("parameter 'imgsz' = 64.0 (float) is invalid: expected an integer")
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [(DetectorConfig, "conf", True), (DetectorConfig, "max_det", 2.0), (DetectorConfig, "agnostic_nms", "yes"),
+     (NodeConfig, "image_topics", "image"), (NodeConfig, "image_topics", ["a", 1]), (NodeConfig, "autostart", 1),
+     (ComparisonConfig, "window", "10"), (ComparisonConfig, "records_path", 5),
+     (ComparisonConfig, "pair_timeout_s", 0)],
+)
+def test_wrong_types_are_config_errors_naming_the_parameter(cls, field, value):
+    kwargs = {"model": "m.onnx"} if cls is DetectorConfig else {}
+    with pytest.raises(ConfigError, match=f"^parameter '{field}' "):
+        cls(**kwargs, **{field: value})
+
+
+def test_type_problems_leave_ranges_to_the_config():
+    assert type_problems(DetectorConfig, {"conf": 7.0, "model": ""}) == {}  # well typed; the range is checked later
+    assert list(type_problems(NodeConfig, {"image_topics": ["a"], "autostart": "no"})) == ["autostart"]
+
+
+def test_comparison_config_cross_check_and_defaults():
+    with pytest.raises(ConfigError, match=r"parameter 'error_f1' = 0.5 \(float\) is invalid: expected .* warn_f1"):
+        ComparisonConfig(warn_f1=0.3, error_f1=0.5)
+    assert ComparisonConfig(iou_threshold=1).iou_threshold == 1.0

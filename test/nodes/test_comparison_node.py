@@ -11,10 +11,10 @@ from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray
+from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from kd_traffic_light.comparison_node import RecordWriter, frame_record
-from kd_traffic_light.conversions import bgr_to_image_msg, detections_to_msg, image_msg_to_bgr
+from kd_traffic_light.conversions import bgr_to_image_msg, detections_to_msg, image_msg_to_bgr, label_info_msg
 from kd_traffic_light.core.matching import compare_frame
 from kd_traffic_light.core.types import Detection
 
@@ -33,6 +33,7 @@ def header(stamp_s: float, frame_id: str = "cam") -> Header:
     return Header(stamp=Time(sec=sec, nanosec=int(round((stamp_s - sec) * 1e9))), frame_id=frame_id)
 
 
+NAMES = {0: "relevant", 1: "not_relevant"}
 A, B, C, D, E = (box(0, 0, 10, 10, 0), box(20, 0, 30, 10, 0), box(40, 0, 50, 10, 1), box(60, 0, 70, 10, 0),
                  box(80, 0, 90, 10, 0))
 
@@ -52,8 +53,8 @@ def test_record_writer_csv_and_jsonl(tmp_path):
     m = compare_frame([A, C], [A, D])
     for name in ("r.csv", "r.jsonl"):
         w = RecordWriter(str(tmp_path / "sub" / name))
-        w.write(frame_record((1_500_000_000, "cam"), m, 0.01, 0.2))
-        w.write(frame_record((2_000_000_000, "cam"), compare_frame([], [A]), math.nan, 0.2))
+        w.write(frame_record((1_500_000_000, "cam"), m, 0.01, 0.2, NAMES))
+        w.write(frame_record((2_000_000_000, "cam"), compare_frame([], [A]), math.nan, 0.2, NAMES))
         w.close()
     rows = list(csv.DictReader((tmp_path / "sub" / "r.csv").read_text().splitlines()))
     assert [r["stamp_ns"] for r in rows] == ["1500000000", "2000000000"]
@@ -63,7 +64,7 @@ def test_record_writer_csv_and_jsonl(tmp_path):
     assert lines[0]["tp"] == 1 and lines[0]["recall_relevant"] == 0.5 and lines[1]["mean_iou"] is None
     # appending to an existing CSV does not repeat the header
     w = RecordWriter(str(tmp_path / "sub" / "r.csv"))
-    w.write(frame_record((3, "cam"), m, 0.0, 0.0))
+    w.write(frame_record((3, "cam"), m, 0.0, 0.0, NAMES))
     w.close()
     assert len(list(csv.DictReader((tmp_path / "sub" / "r.csv").read_text().splitlines()))) == 3
 
@@ -88,9 +89,14 @@ def test_comparison_node_end_to_end(tmp_path):
             pubs = {side: probe.publisher(f"/{side}/detector/detections", Detection2DArray)
                     for side in ("student", "teacher")}
             image_pub = probe.publisher("/camera/image_raw", Image)
+            # the class names of the records come from the detectors' latched label_info
+            label_pub = probe.publisher("/teacher/detector/label_info", LabelInfo, rh.LATCHED)
+            label_pub.publish(label_info_msg(NAMES, 0.25, Header()))
             for pub in [*pubs.values(), image_pub]:
                 assert probe.wait_for_subscribers(pub, 1, timeout=30), rh.read_log(log)
             assert probe.wait_for_publishers("/comparison/comparison/overlay", 1), rh.read_log(log)
+            assert probe.wait_for_subscribers(label_pub, 1, timeout=30), rh.read_log(log)
+            time.sleep(0.5)  # the latched class map reaches the node before the detections
 
             t0 = time.time() - 1.0
             frames = scenario(t0)
@@ -129,7 +135,11 @@ def test_comparison_node_end_to_end(tmp_path):
         assert float(last["f1"]) == pytest.approx(0.6, abs=1e-4)
         assert float(last["class_agreement"]) == pytest.approx(3 / 4, abs=1e-4)
         assert last["_level"] == 1  # WARN: 0.4 <= F1 0.6 < 0.8
-        assert last["student_only_frames"] == "0"  # frame 3 is still waiting in the cache
+        # frames 3 and 4 are one-sided as soon as the other side is past their stamps
+        assert (last["student_only_frames"], last["teacher_only_frames"]) == ("1", "1")
+        for side in ("student", "teacher"):
+            assert (last[f"{side}_received"], last[f"{side}_paired"], last[f"{side}_unpaired"]) == ("4", "3", "1")
+            assert last[f"{side}_lost_in_transport"] == last[f"{side}_pending"] == "0"
     finally:
         rc = rh.stop(proc)
     assert rc == 0, rh.read_log(log)
@@ -145,5 +155,7 @@ def test_invalid_parameter_fails_at_start_naming_it(tmp_path):
         proc.wait(timeout=30)
     finally:
         rh.stop(proc)
-    assert proc.returncode == 2
-    assert "records_path" in rh.read_log(log)
+    assert proc.returncode == 1
+    text = rh.read_log(log)
+    assert "parameter 'records_path' = 'out.txt' (string) is invalid: expected" in text, text
+    assert "Traceback" not in text

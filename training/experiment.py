@@ -11,9 +11,12 @@ identical recipe of every run) and the seeds. The grid is::
     teachers x students x KD methods x seeds          (distillation from the teacher of the first teacher seed)
 
 Each run trains in its own process (``python -m training train|distill``) into ``<out>/runs/<run>/`` and ends
-with ``results.json`` (written atomically); a run whose ``results.json`` exists is skipped, a run with a
-``last.pt`` but no results is resumed. Every model is then evaluated ONCE on the held-out split
-(``eval_<split>_<imgsz>.json`` next to it), and the command writes into ``<out>``:
+with ``results.json`` (written atomically). A run counts as finished only when the trainer's completion marker
+(``weights/COMPLETE.json``, see ``training.checkpoints``) is there and matches its ``best.pt``: such a run is
+skipped; a run whose ``last.pt`` is a training checkpoint (not torn, not final) but has no valid marker is
+resumed, any other run starts over. A teacher given as a trained ``.pt`` is not trained: the distillation runs
+use that file as is. Every model is then evaluated ONCE on the held-out split (``eval_<split>_<imgsz>.json``
+next to it), and the command writes into ``<out>``:
 
 * ``results.md`` / ``results.json``: the study's columns with mean and spread (sample std) over repeats;
 * ``map_vs_flops.png``: mAP50-95 against GFLOPs, error bars over repeats;
@@ -43,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from training import checkpoints
+from training.errors import RunError, UsageError
 
 LOG = logging.getLogger(__name__)
 
@@ -111,6 +117,20 @@ def _method_config(value: Any, where: str, base: Path) -> dict[str, Any]:
     return copy.deepcopy(_mapping(value, where))
 
 
+def _teacher_model(value: Any, where: str, base: Path) -> Any:
+    """Return a teacher entry: a model yaml as given, or a trained ``.pt`` that exists (cwd, then next to the file)."""
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{where}: expected a model yaml or a trained .pt path, got {value!r}")
+    if not value.endswith(".pt"):
+        return value
+    path = Path(value)
+    if not path.is_file() and not path.is_absolute() and (base / path).is_file():
+        return str(base / path)
+    if not path.is_file():
+        raise UsageError(f"{where}: teacher checkpoint not found: {value}")
+    return value
+
+
 def resolve_experiment(raw: Any, source: str = "<experiment>") -> dict[str, Any]:
     """Validate an experiment mapping (strict keys) and fill the defaults.
 
@@ -161,6 +181,8 @@ def resolve_experiment(raw: Any, source: str = "<experiment>") -> dict[str, Any]
     if not exp["students"] and not exp["teachers"]:
         raise ValueError(f"{source}: students/teachers: the grid is empty")
     base = Path(source).parent if source != "<experiment>" else Path(".")
+    for label, model in list(exp["teachers"].items()):
+        exp["teachers"][label] = _teacher_model(model, f"{source}: teachers.{label}", base)
     methods, kd = {}, {}
     for name, value in exp["methods"].items():
         where = f"{source}: methods.{name}"
@@ -207,6 +229,7 @@ def plan_runs(exp: dict[str, Any]) -> list[dict[str, Any]]:
                     stem = f"{s}_{method}" if t is None else f"{s}_from_{t}_{method}"
                     runs.append({"name": f"{stem}_seed{seed}", "role": "student", "model": model, "label": s,
                                  "teacher": t, "teacher_run": None if t is None else f"teacher_{t}_seed{first}",
+                                 "teacher_model": tmodel,
                                  "method": method, "seed": seed, "config": cfg, "kd": exp["kd"][method]})
     return runs
 
@@ -331,10 +354,36 @@ def prepare_data(exp: dict[str, Any], out: Path, workers: int = 1) -> Path:
     return convert_data(exp, out, workers)
 
 
-def _finished(run_path: Path, epochs: int | None) -> bool:
-    """Tell whether the ultralytics run finished (best.pt and one results.csv row per epoch)."""
-    rows = csv_rows(run_path / "results.csv")
-    return (run_path / "weights" / "best.pt").is_file() and epochs is not None and len(rows) >= epochs
+def _finished(run_path: Path) -> bool:
+    """Tell whether the training run finished: its completion marker is there and matches its best.pt."""
+    ok, why = checkpoints.is_complete(run_path)
+    if not ok and run_path.exists():
+        LOG.info("run %s: %s", run_path.name, why)
+    return ok
+
+
+def _resumable(run_path: Path) -> bool:
+    """Whether the run's last.pt is a training checkpoint to resume (a torn, stripped or missing one: start over)."""
+    last = run_path / "weights" / "last.pt"
+    if not last.is_file():
+        return False
+    try:
+        stripped = checkpoints.resume_state(last)["stripped"]
+    except checkpoints.CheckpointError as exc:
+        LOG.warning("run %s: %s; starting over", run_path.name, exc)
+        return False
+    if stripped:
+        LOG.warning("run %s: %s is a final (stripped) checkpoint without a valid completion marker; starting over",
+                    run_path.name, last)
+    return not stripped
+
+
+def teacher_weights(run: dict[str, Any], exp_out: Path) -> Path:
+    """Return the teacher checkpoint of a KD run: a ``.pt`` teacher as given, else its teacher run's best.pt."""
+    model = run.get("teacher_model")
+    if model is not None and str(model).endswith(".pt"):
+        return Path(model).resolve()
+    return exp_out / "runs" / run["teacher_run"] / "weights" / "best.pt"
 
 
 def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_file: Path,
@@ -346,8 +395,7 @@ def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_fi
     if last.is_file():
         cmd += ["distill" if run.get("kd") else "train", "--resume", str(last)]
     elif run.get("kd"):
-        teacher = exp_out / "runs" / run["teacher_run"] / "weights" / "best.pt"
-        cmd += ["distill", "--teacher", str(teacher), "--student", str(run["model"])]
+        cmd += ["distill", "--teacher", str(teacher_weights(run, exp_out)), "--student", str(run["model"])]
     else:
         cmd += ["train", "--model", str(run["model"])]
     if not last.is_file():
@@ -376,19 +424,23 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
     A teacher given as a ``.pt`` file is not trained: its record points at that file.
 
     Raises:
-        RuntimeError: The training process failed (its command is in the message).
+        RunError: The training process failed or left no verified checkpoint (its command is in the message).
     """
     run_path = out / "runs" / run["name"]
+    pt_teacher = run["role"] == "teacher" and str(run["model"]).endswith(".pt")
     done = read_json(run_path / "results.json")
     fingerprint = run_fingerprint(run, data_yaml)
     if done is not None:
         if done.get("fingerprint") not in (None, fingerprint):
             raise ValueError(f"{run_path / 'results.json'}: fingerprint: this run was trained with another config, "
                              "model, teacher or data; use another --out or delete the run directory")
-        return done
+        if pt_teacher or _finished(run_path):
+            return done
+        LOG.warning("run %s: results.json without a verified checkpoint; training it again", run["name"])
+        (run_path / "results.json").unlink()
     record = {k: v for k, v in run.items() if k != "config"}
     record["fingerprint"] = fingerprint
-    if run["role"] == "teacher" and str(run["model"]).endswith(".pt"):
+    if pt_teacher:
         record.update(weights=str(Path(run["model"]).resolve()), train_s=0.0, epochs="-")
         write_json(run_path / "results.json", record)
         return record
@@ -398,14 +450,20 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
     config_file = out / "configs" / f"{run['name']}.yaml"
     write_atomic(config_file, yaml.safe_dump(run["config"], sort_keys=False))
     t0 = time.perf_counter()
-    if not _finished(run_path, epochs):
-        if run_path.exists() and not (run_path / "weights" / "last.pt").is_file():
+    if not _finished(run_path):
+        if run_path.exists() and not _resumable(run_path):
             shutil.rmtree(run_path)  # started but nothing to resume from: start anew in the same place
+        for cache in run_path.glob("eval_*.json"):
+            cache.unlink()  # the model is about to change: its held-out evaluation is stale
+        if run.get("kd") and not teacher_weights(run, out).is_file():
+            raise RunError(f"run {run['name']}: teacher checkpoint not found: {teacher_weights(run, out)}")
         cmd = train_command(run, out, data_yaml, config_file, device, workers)
         LOG.info("run %s: %s", run["name"], " ".join(cmd))
         proc = subprocess.run(cmd, check=False)
-        if proc.returncode != 0 or not (run_path / "weights" / "best.pt").is_file():
-            raise RuntimeError(f"run {run['name']} failed (exit {proc.returncode}): {' '.join(cmd)}")
+        ok, why = checkpoints.is_complete(run_path)
+        if proc.returncode != 0 or not ok:
+            raise RunError(f"run {run['name']} failed (exit {proc.returncode}{'' if ok else '; ' + why}): "
+                           f"{' '.join(cmd)}")
     rows = csv_rows(run_path / "results.csv")
     record.update(weights=str((run_path / "weights" / "best.pt").relative_to(out)), epochs=len(rows) or epochs,
                   train_s=round(time.perf_counter() - t0, 1), config_file=str(config_file.relative_to(out)))

@@ -101,6 +101,16 @@ def test_shipped_configs_load_and_plan():
     assert len(names) == len(set(names))
 
 
+def _fake_marker(run: Path, epochs: int) -> None:
+    """The trainer's completion marker for a fake best.pt (``verify_run`` checks size and SHA-256 only)."""
+    from training import checkpoints
+
+    best = run / "weights" / "best.pt"
+    checkpoints.marker_path(run).write_text(json.dumps({
+        "format": checkpoints.MARKER_FORMAT, "complete": True, "kind": "train", "epochs": epochs,
+        "epochs_done": epochs, "best": {"file": "best.pt", **checkpoints.file_digest(best), "params": 1}}))
+
+
 class FakeTrainer:
     """Stands in for ``python -m training train|distill``: writes best.pt and results.csv, counts calls."""
 
@@ -117,6 +127,7 @@ class FakeTrainer:
         lines = ["epoch,train/box_loss,train/cls_loss,metrics/mAP50-95(B)"]
         lines += [f"{e + 1},{1.0 / (e + 1)},{0.5 / (e + 1)},{0.1 * (e + 1)}" for e in range(epochs)]
         (run / "results.csv").write_text("\n".join(lines) + "\n")
+        _fake_marker(run, epochs)
 
         class Done:
             returncode = 0
@@ -244,3 +255,43 @@ def test_synth_scene_overrides_are_checked_like_configs():
                            ({"distractors": [4, 1.5]}, "expected int")):
         with pytest.raises(ValueError, match=re.escape(message)):
             X.synth_config({**base, "scene": scene})
+
+
+def test_trained_pt_teacher_is_used_as_is(tmp_path, data_yaml, monkeypatch):
+    teacher = tmp_path / "models" / "teacher_l.pt"
+    teacher.parent.mkdir()
+    teacher.write_bytes(b"checkpoint")
+    cfg = _minimal(data_yaml)
+    cfg["teachers"] = {"l": "models/teacher_l.pt"}  # relative to the experiment file
+    cfg["seeds"] = [0]
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    trainer = FakeTrainer()
+    monkeypatch.setattr(X.subprocess, "run", trainer)
+    out = tmp_path / "exp"
+    records = [X.train_run(run, out, data_yaml) for run in X.plan_runs(exp)]
+    assert [c[3] for c in trainer.calls] == ["train", "distill"]  # the teacher is not trained
+    distill = trainer.calls[1]
+    assert distill[distill.index("--teacher") + 1] == str(teacher.resolve())
+    assert records[0]["weights"] == str(teacher.resolve()) and records[2]["weights"].endswith("best.pt")
+
+
+def test_missing_pt_teacher_is_an_error_naming_the_field(tmp_path, data_yaml):
+    from training.errors import UsageError
+
+    cfg = _minimal(data_yaml)
+    cfg["teachers"] = {"l": "models/missing_l.pt"}
+    with pytest.raises(UsageError, match=r"exp\.yaml: teachers\.l: teacher checkpoint not found: models/missing_l\.pt"):
+        X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+
+
+def test_results_without_verified_checkpoint_are_trained_again(tmp_path, data_yaml, monkeypatch):
+    trainer = FakeTrainer()
+    monkeypatch.setattr(X.subprocess, "run", trainer)
+    run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml))))[0]
+    out = tmp_path / "exp"
+    X.train_run(run, out, data_yaml)
+    run_path = out / "runs" / run["name"]
+    (run_path / "weights" / "best.pt").write_bytes(b"")  # torn after results.json was written
+    (run_path / "eval_test_64.json").write_text("{}")
+    X.train_run(run, out, data_yaml)
+    assert len(trainer.calls) == 2 and not (run_path / "eval_test_64.json").exists()

@@ -10,13 +10,18 @@ Seams of ultralytics 8.4.190 handled here (each covered by a test):
   the checkpoint model (``run_config``), adapters and projector from its EMA weights.
 - best.pt is rewritten student-only every time it is saved; last.pt keeps the adapters (and the projector)
   beside the student until the run finishes, so resume is exact; ultralytics strips it at the end.
+- Crash safety: ultralytics writes last.pt / best.pt in place and strips them in place. Here every checkpoint
+  goes through a temporary sibling and ``os.replace`` (best.pt before last.pt, so a last.pt always has its
+  best.pt; results.csv rows too), the final strips are checked before they replace anything, and
+  ``weights/COMPLETE.json`` (``training.checkpoints``) is written once best.pt has been checked to be the
+  student alone. Only last.pt's final strip follows it, so until the marker exists last.pt is a training
+  checkpoint: a resumed run whose training loop had already ended (killed in the final evaluation or before
+  the marker) is completed without training instead of being refused as "finished".
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -28,9 +33,11 @@ from ultralytics.data import build_yolo_dataset
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, RANK
-from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
+from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOCAL_RANK, LOGGER, RANK
+from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
+from kd_traffic_light.core.atomic_io import atomic_write_json, tmp_path_for
+from training import checkpoints
 from training.distill import heads  # noqa: F401  (registers CoupledDetect, also in DDP workers)
 from training.distill.config import resolve_config
 from training.distill.model import KDDistillationModel, fit_anchors, rebuild_from_checkpoint
@@ -236,18 +243,162 @@ class DistillTrainer(DetectionTrainer):
         return dataset
 
     # ------------------------------------------------------------------ run
+    def check_resume(self, overrides):
+        """Refuse a ``--resume`` checkpoint that does not load, naming it (ultralytics says "not found")."""
+        resume = self.args.resume
+        if resume and isinstance(resume, (str, Path)) and Path(resume).is_file():
+            checkpoints.load(resume)  # CheckpointError: torn / truncated / not a checkpoint
+        super().check_resume(overrides)
+
+    def train(self):
+        """Train; a resumed run whose training loop already ended is only completed (see ``complete_run``)."""
+        if self.resume and RANK in {-1, 0} and checkpoints.loop_finished(self.args.resume, self.epochs):
+            return self.complete_run()
+        return super().train()
+
+    def _do_train(self):
+        """Ultralytics' training; then (rank 0) the completion marker, and last.pt's final strip."""
+        super()._do_train()
+        if RANK in {-1, 0}:
+            self.write_marker()
+            self._strip_last()
+
     def _setup_train(self):
-        """Ultralytics setup, then provenance next to the run (rank 0 only)."""
+        """Ultralytics setup, then (rank 0) withdraw any completion marker, clear torn temporaries, provenance."""
         super()._setup_train()
         if RANK in {-1, 0}:
+            checkpoints.remove_marker(self.save_dir)
+            checkpoints.remove_stale_temporaries(self.wdir)
             write_provenance(self)
 
+    def resume_training(self, ckpt):
+        """Ultralytics' resume; an unreadable best.pt (torn by an older writer) is dropped and chosen anew."""
+        super().resume_training(ckpt)
+        if ckpt is not None and self.resume and RANK in {-1, 0} and self.best.exists():
+            try:
+                checkpoints.load(self.best)
+            except checkpoints.CheckpointError as exc:
+                LOGGER.warning(f"{exc}; removed, best.pt is chosen among the resumed epochs")
+                self.best.unlink()
+                self.best_fitness = None
+
+    def save_metrics(self, metrics):
+        """Append this epoch's results.csv row atomically, dropping rows a killed attempt left for this epoch on.
+
+        Ultralytics appends in place: a kill could leave a torn last line, and a resumed run would repeat the
+        rows of the epochs it trains again.
+        """
+        csv_path, tmp = self.csv, tmp_path_for(self.csv)
+        keep = ""
+        if csv_path.is_file():
+            lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if lines and lines[0].endswith("\n"):
+                keep = lines[0] + "".join(r for r in lines[1:] if r.endswith("\n") and _row_epoch(r) < self.epoch + 1)
+        if keep:
+            tmp.write_text(keep, encoding="utf-8")
+        else:
+            tmp.unlink(missing_ok=True)
+        self.csv = tmp
+        try:
+            super().save_metrics(metrics)
+        finally:
+            self.csv = csv_path
+        checkpoints.commit(tmp, csv_path)
+
+    def _distilling(self) -> bool:
+        return isinstance(unwrap_model(self.model), DistillationModel)
+
     def save_model(self):
-        """Save last.pt (student + adapters, for resume) and a student-only best.pt."""
-        saved = super().save_model()
-        if saved and self.best_fitness == self.fitness and isinstance(unwrap_model(self.model), DistillationModel):
-            strip_optimizer(self.last, s=str(self.best))
+        """Save last.pt (student + adapters, for resume) and a student-only best.pt, each atomically.
+
+        Ultralytics writes both files in place; here it writes temporary siblings, then best.pt (for
+        distillation the student-only rewrite, checked) replaces its target, then last.pt does.
+        """
+        last, best = self.last, self.best
+        tmp_last, tmp_best = tmp_path_for(last), tmp_path_for(best)
+        self.last, self.best = tmp_last, tmp_best
+        try:
+            saved = super().save_model()
+        finally:
+            self.last, self.best = last, best
+        try:
+            if saved and tmp_best.is_file():
+                if self._distilling():
+                    checkpoints.atomic_strip(tmp_last, best)
+                else:
+                    checkpoints.commit(tmp_best, best)
+            if saved and tmp_last.is_file():
+                checkpoints.commit(tmp_last, last)
+        finally:
+            tmp_best.unlink(missing_ok=True)
+            tmp_last.unlink(missing_ok=True)
         return saved
+
+    def _finalize_best(self) -> None:
+        """Ultralytics' final strip of best.pt (train results from last.pt), atomic and checked (rank 0).
+
+        A best.pt that does not load (torn by an older writer) is replaced by the final weights of last.pt.
+        """
+        ckpt = checkpoints.load(self.last) if self.last.exists() else {}
+        try:
+            checkpoints.load(self.best)
+        except checkpoints.CheckpointError as exc:
+            if not ckpt:
+                raise
+            LOGGER.warning(f"{exc}; the final weights (last.pt) stand in for it")
+            checkpoints.atomic_strip(self.last, self.best)
+            return
+        checkpoints.atomic_strip(self.best, updates={"train_results": ckpt.get("train_results")})
+
+    def _strip_last(self) -> None:
+        """Ultralytics' final strip of last.pt, atomic; after the marker, since a full last.pt is still resumable."""
+        if self.last.exists() and not checkpoints.resume_state(self.last)["stripped"]:
+            checkpoints.atomic_strip(self.last)
+
+    def final_eval(self):
+        """Ultralytics' final evaluation of best.pt, after its final strip (atomic, checked).
+
+        last.pt is stripped only once the run is marked complete (``_do_train``): killed in between, the run
+        still has a training checkpoint to resume (and complete) from.
+        """
+        with torch_distributed_zero_first(LOCAL_RANK):  # strip only on GPU 0; other GPUs wait
+            if RANK in {-1, 0} and (self.last.exists() or self.best.exists()):
+                self._finalize_best()
+        if self.best.exists():
+            LOGGER.info(f"\nValidating {self.best}...")
+            self.validator.args.plots = self.args.plots
+            self.validator.args.compile = False  # as ultralytics: final val compile is too slow
+            self.metrics = self.validator(model=self.best)
+            self.metrics.pop("fitness", None)
+            self.epoch += 1  # log best metrics at step epochs+1, not overwriting the last epoch
+            self.run_callbacks("on_fit_epoch_end")
+            self.epoch -= 1
+
+    def write_marker(self) -> Path:
+        """Write ``weights/COMPLETE.json`` (checks best.pt first): from then on the run counts as finished."""
+        path = checkpoints.write_marker(self.save_dir, kind="distill" if self.kd_config["distill"]["terms"]
+                                        else "train", epochs=self.epochs)
+        LOGGER.info(f"Run complete: {path}")
+        return path
+
+    def complete_run(self) -> None:
+        """Finish a run whose training loop had ended: best.pt's final strip, the marker, then last.pt's strip.
+
+        No epoch is trained and the final validation is not repeated (``evaluate`` measures the model).
+        """
+        LOGGER.info(f"{self.args.resume}: training loop already finished; completing the run without training")
+        checkpoints.remove_stale_temporaries(self.wdir)
+        self._finalize_best()
+        self.write_marker()
+        self._strip_last()
+
+
+def _row_epoch(line: str) -> float:
+    """Epoch number of a results.csv row (inf for a row that does not start with one, so it is dropped)."""
+    try:
+        return float(line.split(",", 1)[0])
+    except ValueError:
+        return float("inf")
 
 
 def _git_sha() -> str | None:
@@ -289,7 +440,5 @@ def write_provenance(trainer: DistillTrainer) -> Path:
         "git_sha": _git_sha(),
     }
     path = Path(trainer.save_dir) / PROVENANCE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, info)
     return path

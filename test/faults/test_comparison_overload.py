@@ -97,7 +97,7 @@ TEACHER_ONLY_EVERY = 7  # every 7th frame the student "skips": a genuine teacher
 
 
 def header(i: int) -> Header:
-    return Header(stamp=Time(sec=1000 + i // 1000, nanosec=(i % 1000) * 1_000_000), frame_id="cam")
+    return Header(stamp=Time(sec=1000 + i // 1000, nanosec=(i % 1000) * 1_000_000), frame_id="cam")  # i >= -1000
 
 
 def stamp_ns(i: int) -> int:
@@ -131,6 +131,13 @@ def test_overloaded_node_accounts_for_every_message(tmp_path, pace_s):
                     for side in ("student", "teacher")}
             for pub in pubs.values():
                 assert probe.wait_for_subscribers(pub, 1, timeout=30), rh.read_log(log)
+            # a first pair, compared before the burst: both connections carry data (matched on both ends)
+            first = detections_to_msg(BOXES, header(-100))
+            for side in ("teacher", "student"):
+                pubs[side].publish(first)
+                published[side] += 1
+            assert probe.wait_for(lambda: records.exists() and records.read_text().strip(), timeout=30), \
+                rh.read_log(log)
             msgs = [detections_to_msg(BOXES, header(i)) for i in range(N_FRAMES)]
             t0 = time.perf_counter()
             for i, msg in enumerate(msgs):  # far faster than the node takes them
@@ -168,6 +175,7 @@ def test_overloaded_node_accounts_for_every_message(tmp_path, pace_s):
     compared = {r["stamp_ns"] for r in rows}
     assert len(compared) == len(rows) == values["frames_compared"]
     assert not compared & {stamp_ns(i) for i in teacher_only}  # a one-sided frame is never compared
+    assert len(rows) > 2, rows  # the burst reached the node (the warm-up and the last pair aside)
     report = {"rate_msgs_per_s": round(rate), "published": published, "compared": len(rows)}
     for side in ("student", "teacher"):
         v = {k[len(side) + 1:]: n for k, n in values.items() if k.startswith(side + "_") and "only" not in k}

@@ -102,11 +102,21 @@ def _ignore(signum, frame) -> None:
 
 
 def init_rclpy(args: Sequence[str] | None):
-    """``rclpy.init`` without rclpy's signal handlers (a :class:`SignalGuard` handles the signals)."""
+    """``rclpy.init`` without rclpy's signal handlers (a :class:`SignalGuard` handles the signals).
+
+    Malformed ``--ros-args`` (e.g. ``-p x:=['a', 1]``, a list of mixed types) make rcl refuse to initialise;
+    that is reported as one line naming the rule and the process exits with status 1, no traceback.
+    """
     import rclpy
+    from rclpy.impl.implementation_singleton import rclpy_implementation
     from rclpy.signals import SignalHandlerOptions
 
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except rclpy_implementation.RCLError as exc:
+        reason = str(exc).split(", at ")[0].removeprefix("failed to initialize rcl: ")
+        print(f"[FATAL] invalid ROS arguments: {reason}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def spin_until_requested(executor, guard: SignalGuard, period_s: float = 0.1) -> None:

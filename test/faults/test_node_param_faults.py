@@ -106,3 +106,15 @@ def test_integers_are_taken_for_doubles():
     cfg = DetectorConfig(model="m.onnx", conf=1, iou=0)
     assert (cfg.conf, cfg.iou) == (1.0, 0.0) and isinstance(cfg.conf, float)
     assert ComparisonConfig(pair_timeout_s=2).pair_timeout_s == 2.0
+
+
+@pytest.mark.parametrize("module", [DETECTOR, COMPARISON])
+def test_malformed_ros_arguments_one_line_and_exit_1(tmp_path, module):
+    """A parameter rule rcl cannot parse (a list of mixed types) fails before any node exists: still one line."""
+    env = rh.ros_env(tmp_path, rh.domain_id(__name__ + module))
+    r = run_node(module, ["image_topics:=['a', 1]"], env, "unused.onnx")
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Traceback" not in out, out
+    (line,) = [line for line in out.splitlines() if "invalid ROS arguments" in line]
+    assert "image_topics:=['a', 1]" in line and "same type" in line, out

@@ -109,6 +109,8 @@ PROBES = {
     "workers-negative": (_cfg({"workers": -2}), 2, ["train.workers", ">= 0"]),
     "amp-bad": (_cfg({"amp": "fp8"}), 2, ["train.amp", "fp8"]),
     "train-key-unknown": (_cfg({"epoch": 3}), 2, ["train-key-unknown.yaml", "train: unknown key 'epoch'"]),
+    "train-key-is-a-flag": (_cfg({"project": "elsewhere"}), 2, ["train-key-is-a-flag.yaml", "train.project",
+                                                                 "--project", "remove it"]),
     # config file shape (exit 2)
     "yaml-broken": (_cfg(text="train:\n  epochs: [1\n"), 2, ["yaml-broken.yaml", "invalid YAML at line"]),
     "config-is-list": (_cfg(text="- 1\n- 2\n"), 2, ["config-is-list.yaml", "expected a mapping", "got list"]),

@@ -98,6 +98,8 @@ def freeze_terms(terms: dict[str, dict[str, Any]], where: str = "distill.terms")
 
 # Keys the commands set themselves (flags), never a config's.
 TRAIN_RESERVED = frozenset({"distill_model", "resume", "model", "data"})
+# Keys the command line decides for every run; a config's value would be silently overridden, so it is refused.
+TRAIN_FLAG_KEYS = {"project": "--project", "name": "--name", "exist_ok": "the run directory is always <project>/<name>"}
 # Ranges ultralytics does not check itself (``check_cfg`` only bounds CFG_INT_MIN and the fraction keys); each of
 # these otherwise fails deep in the trainer or, worse, is accepted (``batch: -5`` ran with an automatic batch).
 TRAIN_INT_MIN = {"workers": 0, "close_mosaic": 0, "save_period": -1, "line_width": 1, "opset": 1}
@@ -194,6 +196,9 @@ def check_train(train: Any, where: str) -> dict[str, Any]:
 
     if not isinstance(train, dict):
         raise UsageError(f"{where}: expected a mapping of ultralytics training arguments, got {train!r}")
+    for key, flag in TRAIN_FLAG_KEYS.items():
+        if key in train:
+            raise UsageError(f"{where}.{key}: set by the command ({flag}), not by a config; remove it")
     _unknown(train, [k for k in DEFAULT_CFG_DICT if k not in TRAIN_RESERVED], where)
     for k, v in train.items():
         check_train_value(k, v, f"{where}.{k}")

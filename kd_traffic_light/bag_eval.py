@@ -9,8 +9,17 @@ end, stops every process cleanly and writes into `--out`:
 * `records.csv` (or .jsonl): one comparison record per frame both detectors processed;
 * `frames/<stamp_ns>.jpg`: the comparison overlays (teacher dashed, student solid);
 * `overlay.mp4`: the overlays as a video (cv2 mp4v);
-* `summary.json`: pooled metrics, frame counts, exit codes and the commands run;
+* `summary.json`: `status` (`ok` or `failed`, with `error`), pooled metrics, frame counts, exit codes and
+  the commands run;
 * `logs/*.log`: each process's output.
+
+Nothing is reported over nothing. The bag is checked before any process starts: a missing path, a file
+that is not a rosbag2, a truncated or corrupt one, or an `--image-topic` that is absent, not an Image or
+CompressedImage, or without messages ends the tool with one `bag_eval: error: ...` line naming the file
+and what is wrong, exit status 1, and nothing written. Once the processes ran, `summary.json` is always
+written; when no frame was compared or a process failed, its `status` is `failed`, `error` says why, the
+exit status is 1 and no metrics JSON is printed. Precision, recall and F1 are null where undefined (no
+detection, no reference box, or no frame). Bad flags exit with status 2.
 
     python -m kd_traffic_light.bag_eval BAG --student-model student.onnx --teacher-model teacher.pt --out runs/eval
 """
@@ -29,6 +38,7 @@ from pathlib import Path
 
 import cv2
 
+from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json
 from kd_traffic_light.resources import share_path
 
 OVERLAY_TOPIC = "/comparison/comparison/overlay"
@@ -41,7 +51,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or mcap) with the camera topic")
     p.add_argument("--student-model", required=True, help="student model path (.pt, .onnx, OpenVINO dir)")
     p.add_argument("--teacher-model", required=True, help="teacher model path (.pt, .onnx, OpenVINO dir)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (created; a previous run's records, frames, video and summary are replaced)")
     p.add_argument("--image-topic", default="/camera/image_raw", help="camera topic in the bag")
     p.add_argument("--student-params", type=Path, default=None,
                    help="student params file (default: the package's config/student.yaml)")
@@ -110,37 +121,86 @@ def stop(proc: subprocess.Popen, timeout: float = 20.0) -> int:
 
 
 def write_video(frames_dir: Path, path: Path, fps: float) -> int:
-    """Encode the frames (sorted by name) into an mp4v MP4; return the number of frames written."""
+    """Encode the frames (sorted by name) into an mp4v MP4 written atomically; return the frames written."""
     files = sorted(frames_dir.glob("*.jpg"))
     if not files:
         return 0
     first = cv2.imread(str(files[0]))
     h, w = first.shape[:2]
-    tmp = path.with_suffix(".tmp.mp4")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    try:
-        for f in files:
-            img = cv2.imread(str(f))
-            writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        encoded = tmp.with_name(tmp.name + path.suffix)  # OpenCV picks the container by the extension
+        writer = cv2.VideoWriter(str(encoded), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        try:
+            if not writer.isOpened():
+                raise OSError(f"{path}: OpenCV could not open an mp4v writer")
+            for f in files:
+                img = cv2.imread(str(f))
+                writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
+            writer.release()
+            os.replace(encoded, tmp)
+        finally:
+            writer.release()
+            encoded.unlink(missing_ok=True)
     return len(files)
 
 
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
 def pooled_metrics(records: Path) -> dict:
-    """Pooled TP/FP/FN, precision, recall and F1 over every record (CSV or JSONL)."""
-    if not records.exists():
-        return {"frames": 0}
-    if records.suffix == ".csv":
-        rows = list(csv.DictReader(records.read_text().splitlines()))
+    """Pooled TP/FP/FN, precision, recall and F1 over every record (CSV or JSONL).
+
+    Undefined ratios are None (JSON null): precision without any student detection, recall without any
+    teacher box, all three over zero frames (also when ``records`` does not exist). A malformed records
+    file raises ValueError naming it.
+    """
+    rows: list = []
+    if records.exists():
+        text = records.read_text(encoding="utf-8")
+        try:
+            if records.suffix == ".csv":
+                rows = list(csv.DictReader(text.splitlines()))
+            else:
+                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+            tp, fp, fn = (sum(int(r[k]) for r in rows) for k in ("tp", "fp", "fn"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{records}: malformed records file ({type(exc).__name__}: {exc})") from None
     else:
-        rows = [json.loads(line) for line in records.read_text().splitlines() if line]
-    tp, fp, fn = (sum(int(r[k]) for r in rows) for k in ("tp", "fp", "fn"))
-    p = tp / (tp + fp) if tp + fp else float(fn == 0)
-    r = tp / (tp + fn) if tp + fn else float(fp == 0)
-    return {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r,
-            "f1": 2 * p * r / (p + r) if p + r else 0.0}
+        tp = fp = fn = 0
+    return {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn)}
+
+
+def check_bag(bag: Path, image_topic: str) -> str:
+    """Check, before any process starts, that ``bag`` can be replayed on ``image_topic``; return a line about it.
+
+    Reads every message of the topic (raw bytes, not decoded), so that a bag truncated or corrupt in the
+    middle is refused too. Raises the replay's BagError (a ValueError naming the file and what is wrong).
+    """
+    from kd_traffic_light.replay import BagError, read_bag
+
+    conns, messages = read_bag(bag, [image_topic])  # refuses a topic that is absent or not an image type
+    n = sum(1 for _ in messages)
+    if not n:
+        raise BagError(f"{bag}: image topic {image_topic} ({conns[0].msgtype}) has no messages")
+    return f"{n} images on {image_topic} ({conns[0].msgtype})"
+
+
+def outcome(metrics: dict, codes: dict[str, int], logs: Path) -> str | None:
+    """Why the run failed (None when it did not): a process exited non-zero, or no frame was compared."""
+    bad = {role: code for role, code in codes.items() if code != 0}
+    if bad:
+        why = ""
+        log = logs / "replay.log"
+        if "replay" in bad and log.is_file():
+            errors = [ln for ln in log.read_text(errors="replace").splitlines() if ln.startswith("replay: error:")]
+            why = f" ({errors[-1]})" if errors else ""
+        return f"processes exited with {bad}{why}; see {logs}"
+    if not metrics.get("frames"):
+        return (f"no frame was compared: the comparison wrote no record, so there are no metrics; "
+                f"see {logs} (replay.log counts the images published, student.log and teacher.log the detections)")
+    return None
 
 
 class OverlaySaver:
@@ -212,11 +272,20 @@ def _wait_records_settle(records: Path, settle_s: float = 1.5, timeout_s: float 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; return 0 when every process ended cleanly."""
+    """Run the evaluation; return 0 when every process ended cleanly and at least one frame was compared."""
+    try:
+        bag_line = check_bag(args.bag, args.image_topic)
+    except ValueError as exc:
+        print(f"bag_eval: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     out = args.out
     (out / "logs").mkdir(parents=True, exist_ok=True)
     frames_dir = out / "frames"
     frames_dir.mkdir(exist_ok=True)
+    # A previous run's results must not be read as this run's (the comparison node appends to its records).
+    for stale in [out / "summary.json", out / args.records, out / "overlay.mp4", *frames_dir.glob("*.jpg")]:
+        stale.unlink(missing_ok=True)
+    print(f"bag_eval: {args.bag}: {bag_line}", flush=True)
     env = ros_env(out)
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", env["FASTDDS_BUILTIN_TRANSPORTS"])
     os.environ.setdefault("ROS_LOG_DIR", env["ROS_LOG_DIR"])
@@ -254,20 +323,31 @@ def run(args: argparse.Namespace) -> int:
         if saver is not None:
             saver.close()
     n_video = 0 if args.no_video else write_video(frames_dir, out / "overlay.mp4", args.fps)
-    summary = {"bag": str(args.bag), "student_model": args.student_model, "teacher_model": args.teacher_model,
-               "metrics": pooled_metrics(out / args.records), "overlay_frames": n_video, "exit_codes": codes,
-               "commands": cmds}
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "summary.json")
-    print(json.dumps(summary["metrics"]), flush=True)
-    # SIGINT'ed nodes exit 0; the replay ends by itself (0).
-    return 0 if all(c == 0 for c in codes.values()) else 1
+    try:
+        metrics = pooled_metrics(out / args.records)
+        error = outcome(metrics, codes, out / "logs")  # SIGINT'ed nodes exit 0; the replay ends by itself (0)
+    except ValueError as exc:
+        metrics, error = {"frames": None, "precision": None, "recall": None, "f1": None}, str(exc)
+    summary = {"status": "failed" if error else "ok", "error": error, "bag": str(args.bag),
+               "student_model": args.student_model, "teacher_model": args.teacher_model, "metrics": metrics,
+               "overlay_frames": n_video, "exit_codes": codes, "commands": cmds}
+    atomic_write_json(out / "summary.json", summary)
+    if error:
+        print(f"bag_eval: error: {error}", file=sys.stderr, flush=True)
+        return 1
+    print(json.dumps(metrics), flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `python -m kd_traffic_light.bag_eval BAG --student-model ... --teacher-model ... --out ...`."""
-    return run(get_args_parser().parse_args(argv))
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    if min(args.pace_timeout, args.startup_timeout, args.fps) <= 0:
+        parser.error("--pace-timeout, --startup-timeout and --fps must be > 0")
+    if not args.records.endswith((".csv", ".jsonl")) or Path(args.records).name != args.records:
+        parser.error(f"--records {args.records!r}: expected a file name ending with .csv or .jsonl")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ byte-identical) and republishes sensor_msgs/Image, CompressedImage and CameraInf
 
 `--clock` also publishes /clock (the bag's receive time of each message) for nodes with use_sim_time.
 
+Exit status: 0 when images were published; 2 on bad flags; 1, with one `replay: error: ...` line naming the
+file and what is wrong, when the bag is missing, not a rosbag2, truncated or corrupt, has no Image or
+CompressedImage topic among those replayed (the line lists the topics, their types and the supported
+types), when no image was published, or when with `--pace-topic` no frame got its detections in time.
+
     python -m kd_traffic_light.replay BAG [--rate R] [--pace-topic T ...] [--clock] [--topics T ...]
 """
 
@@ -70,25 +75,101 @@ def message_class(msgtype: str):
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
 
 
-def read_bag(path: Path, topics: Sequence[str] | None) -> tuple[list, Iterator]:
-    """Open a rosbag2 and return (connections replayed, iterator of (topic, msgtype, log_time_ns, raw))."""
+class BagError(ValueError):
+    """A bag that cannot be replayed; the message names the file and what is wrong with it."""
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for an exception from rosbags, sqlite or yaml (a YAML error's first line, without its excerpt)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _storage_files(path: Path) -> str:
+    """Name the bag's storage files (``path`` itself for a single storage file), for error messages."""
+    files = sorted(p for p in path.iterdir() if p.suffix in (".mcap", ".db3", ".zstd")) if path.is_dir() else []
+    return ", ".join(map(str, files or [path]))
+
+
+def open_bag(path: Path):
+    """Open a rosbag2 with rosbags; a missing, non-bag, truncated or corrupt one raises BagError."""
     from rosbags.rosbag2 import Reader
 
-    reader = Reader(path)
-    reader.open()
-    conns = [c for c in reader.connections
-             if (c.topic in topics if topics else c.msgtype in REPLAY_TYPES)]
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"{path}: no such bag (file or directory not found)")
+    try:
+        reader = Reader(path)
+    except Exception as exc:  # noqa: BLE001 - ReaderError, YAMLError, KeyError... all mean "not a bag"
+        raise BagError(f"{path}: not a rosbag2 ({_reason(exc)})") from None
+    try:
+        reader.open()
+    except Exception as exc:  # noqa: BLE001
+        reason = _reason(exc)  # name the file at fault: the metadata or the storage files
+        bad = path / "metadata.yaml" if path.is_dir() and ("metadata" in reason or "YAML" in reason) else None
+        raise BagError(f"{bad or _storage_files(path)}: cannot read the bag, truncated or corrupt? ({reason})") \
+            from None
+    return reader
+
+
+def _describe(conns) -> str:
+    return ", ".join(f"{c.topic} ({c.msgtype})" for c in sorted(conns, key=lambda c: c.topic)) or "no topic"
+
+
+def select_connections(reader, path: Path, topics: Sequence[str] | None) -> list:
+    """Return the connections to replay (``topics``, or every camera topic); BagError if no image can be.
+
+    Refused: a topic of ``topics`` not in the bag, a type whose message package is not installed, a selection
+    without an Image or CompressedImage topic, and image topics without messages. The messages name the bag,
+    the topics and their types, and the supported types.
+    """
+    conns = [c for c in reader.connections if (c.topic in topics if topics else c.msgtype in REPLAY_TYPES)]
     if topics:
         missing = set(topics) - {c.topic for c in conns}
         if missing:
-            present = sorted({c.topic for c in reader.connections})
-            reader.close()
-            raise ValueError(f"{path}: topics {sorted(missing)} are not in the bag (it has {present})")
+            raise BagError(f"{path}: topics {sorted(missing)} are not in the bag; it has "
+                           f"{_describe(reader.connections)}; supported image types: {', '.join(IMAGE_TYPES)}")
+    supported = ", ".join(IMAGE_TYPES)
+    images = [c for c in conns if c.msgtype in IMAGE_TYPES]
+    if not images:
+        shown = [c for c in reader.connections if c.topic in topics] if topics else reader.connections
+        raise BagError(f"{path}: no image topic to replay: the bag has {_describe(shown)}; "
+                       f"supported image types: {supported}")
+    for c in conns:
+        try:
+            message_class(c.msgtype)
+        except (ImportError, AttributeError, ValueError):
+            raise BagError(f"{path}: topic {c.topic} has type {c.msgtype}, whose message package is not "
+                           "installed here") from None
+    if not any(getattr(c, "msgcount", 1) for c in images):
+        raise BagError(f"{path}: image topic(s) {_describe(images)} have no messages")
+    return conns
+
+
+def read_bag(path: Path, topics: Sequence[str] | None) -> tuple[list, Iterator]:
+    """Open a rosbag2 and return (connections replayed, iterator of (topic, msgtype, log_time_ns, raw)).
+
+    Raises BagError (see :func:`open_bag` and :func:`select_connections`); the iterator raises BagError
+    when the bag turns out truncated or corrupt while it is read.
+    """
+    reader = open_bag(path)
+    try:
+        conns = select_connections(reader, path, topics)
+    except BagError:
+        reader.close()
+        raise
 
     def gen():
+        n = 0
         try:
             for conn, t, raw in reader.messages(connections=conns):
                 yield conn.topic, conn.msgtype, t, raw
+                n += 1
+        except GeneratorExit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - rosbags' ReaderError, sqlite3 errors, struct errors...
+            raise BagError(f"{_storage_files(path)}: reading failed after {n} messages, truncated or corrupt? "
+                           f"({_reason(exc)})") from None
         finally:
             reader.close()
 
@@ -212,15 +293,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `replay` executable (ROS arguments after --ros-args are passed to rclpy)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
-    args = get_args_parser().parse_args(argv[: len(argv) - len(ros_args)])
+    parser = get_args_parser()
+    args = parser.parse_args(argv[: len(argv) - len(ros_args)])
     if args.pace_topic and args.loop:
-        raise SystemExit("replay: --loop cannot be combined with --pace-topic")
-    conns, messages = read_bag(args.bag, args.topics)
-    if not conns:
-        raise SystemExit(f"replay: {args.bag} has no Image, CompressedImage or CameraInfo topic")
+        parser.error("--loop cannot be combined with --pace-topic")
+    if args.rate < 0 or args.pace_timeout <= 0 or args.wait_timeout < 0 or args.wait_subscribers < 0:
+        parser.error("--rate, --wait-timeout and --wait-subscribers must be >= 0, --pace-timeout > 0")
+    try:
+        conns, messages = read_bag(args.bag, args.topics)
+    except BagError as exc:
+        print(f"replay: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     rclpy.init(args=["replay", *ros_args])
     node = executor = thread = None
     stats = (0, 0, 0)
+    failure = None
+    interrupted = False
     start = time.monotonic()
     try:
         node = ReplayNode(conns, args)
@@ -238,10 +326,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (args.loop and node.context.ok()):
                 break
             _, messages = read_bag(args.bag, args.topics)
-        if node.context.ok():
+        interrupted = not node.context.ok()
+        if not interrupted:
             node.flush()
+    except BagError as exc:
+        failure = str(exc)
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        interrupted = True
     finally:
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
@@ -253,6 +344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.logging.get_logger("replay").info(
         f"published {stats[0]} messages ({stats[1]} images) in {time.monotonic() - start:.1f} s; "
         f"pace timeouts: {stats[2]}")
+    image_topics = _describe(c for c in conns if c.msgtype in IMAGE_TYPES)
+    if failure is None and not interrupted and stats[1] == 0:
+        failure = f"{args.bag}: no image was published: {image_topics} gave no message"
+    elif failure is None and not interrupted and args.pace_topic and stats[2] == stats[1]:
+        failure = (f"{args.bag}: none of the {stats[1]} images of {image_topics} got its detections on "
+                   f"{args.pace_topic} within --pace-timeout {args.pace_timeout} s; is the detector running?")
+    if failure is not None:
+        print(f"replay: error: {failure}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

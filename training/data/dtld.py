@@ -10,6 +10,7 @@ floor(x / 16), cast to uint8, BGR) and writes a YOLO dataset::
 
 Every output file is written atomically; a re-run skips images already written and produces
 byte-identical output; a killed run restarted ends with the same dataset as an uninterrupted one.
+Nothing to convert is an error (``RunError``, exit 1), not an empty dataset: see :func:`convert_dtld`.
 The format facts this relies on (layout, label fields, attribute values, Bayer decode): docs/dtld_format.md.
 """
 
@@ -28,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from kd_traffic_light.core.atomic_io import TMP_MARK, atomic_write_bytes
+from training.errors import RunError, UsageError
+
 LOGGER = logging.getLogger(__name__)
 
 IMAGE_WIDTH = 2048
@@ -36,7 +40,6 @@ CLASS_NAMES = ("relevant", "not_relevant")
 SPLITS = ("train", "val", "test")
 STATE_FILE = ".dtld_convert.json"
 SUMMARY_FILE = "summary.json"
-TMP_MARK = ".tmp-"
 MAX_LISTED_WARNINGS = 500
 
 #: v2.0 attribute vocabularies (official Python docstring + C++ header + values seen in the real data).
@@ -387,10 +390,10 @@ def parse_filters(specs: Iterable[str]) -> dict[str, list[str]]:
     for spec in specs:
         name, sep, values = spec.partition("=")
         if not sep or name not in ATTRIBUTE_VALUES:
-            raise ValueError(f"filter {spec!r}: expected attr=value with attr in {sorted(ATTRIBUTE_VALUES)}")
+            raise UsageError(f"filter {spec!r}: expected attr=value with attr in {sorted(ATTRIBUTE_VALUES)}")
         for value in values.split(","):
             if value not in ATTRIBUTE_VALUES[name]:
-                raise ValueError(f"filter {spec!r}: value {value!r} not in {list(ATTRIBUTE_VALUES[name])}")
+                raise UsageError(f"filter {spec!r}: value {value!r} not in {list(ATTRIBUTE_VALUES[name])}")
             if value not in out[name]:
                 out[name].append(value)
     return {k: sorted(v) for k, v in sorted(out.items())}
@@ -405,15 +408,9 @@ def keep_light(light: DtldLight, include: dict[str, list[str]], exclude: dict[st
 
 
 # ----------------------------------------------------------------------------------------------- output
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
+# Every artefact goes through ``atomic_write_bytes`` (kd_traffic_light.core.atomic_io: temporary sibling
+# ``<name><TMP_MARK><pid>``, fsync, os.replace), looked up in this module at call time so that the
+# fault-injection tests can hook it.
 def _write_if_changed(path: Path, data: bytes) -> None:
     if path.is_file() and path.read_bytes() == data:
         return
@@ -505,17 +502,17 @@ class ConvertOptions:
     size: tuple[int, int] = (IMAGE_WIDTH, IMAGE_HEIGHT)
 
     def validate(self) -> None:
-        """Raise ValueError naming the option when a value is not allowed."""
+        """Raise UsageError (a ValueError) naming the option when a value is not allowed."""
         if self.image_format not in ("png", "jpg"):
-            raise ValueError(f"image_format {self.image_format!r}: expected 'png' or 'jpg'")
+            raise UsageError(f"image_format {self.image_format!r}: expected 'png' or 'jpg'")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality {self.jpeg_quality}: expected 1..100")
+            raise UsageError(f"jpeg_quality {self.jpeg_quality}: expected 1..100")
         if self.resize_width is not None and self.resize_width < 8:
-            raise ValueError(f"resize_width {self.resize_width}: expected >= 8")
+            raise UsageError(f"resize_width {self.resize_width}: expected >= 8")
         if self.val_images < 0:
-            raise ValueError(f"val_images {self.val_images}: expected >= 0")
+            raise UsageError(f"val_images {self.val_images}: expected >= 0")
         if not (self.train or self.test or self.val):
-            raise ValueError("no label files given: pass at least one of train / val / test")
+            raise UsageError("no label files given: pass at least one of train / val / test")
 
     def resize(self) -> tuple[int, int] | None:
         """Output (width, height) or None to keep the frame size."""
@@ -572,7 +569,7 @@ def _prepare_output(out: Path, fingerprint: dict[str, Any]) -> None:
         if diff:
             raise ValueError(f"{out}: existing dataset was converted with different {diff} "
                              f"(see {STATE_FILE}); use a new output directory")
-    elif any(out.iterdir()):
+    elif any(TMP_MARK not in p.name for p in out.iterdir()):  # a temporary: killed while writing the state
         raise ValueError(f"{out}: directory is not empty and has no {STATE_FILE}; use a new output directory")
     _write_if_changed(state, text.encode())
     for tmp in out.rglob(f"*{TMP_MARK}*"):
@@ -619,6 +616,12 @@ def _label_lines(frame: DtldFrame, opts: ConvertOptions, stats: dict[str, Any],
             continue
         if not keep_light(light, opts.include, opts.exclude):
             stats["filtered"] += 1
+            continue
+        if light.w <= 0 or light.h <= 0:
+            warns.append(Warn("empty_box", frame.source, f"{where}.w/h",
+                              f"box x={light.x} y={light.y} w={light.w} h={light.h} has no area "
+                              "(w and h must be > 0); dropped"))
+            stats["dropped_empty"] += 1
             continue
         box = clip_box(light.x, light.y, light.w, light.h, width, height)
         inside = light.x >= 0 and light.y >= 0 and light.x + light.w <= width and light.y + light.h <= height
@@ -675,13 +678,20 @@ def convert_dtld(root: str | os.PathLike, out: str | os.PathLike, opts: ConvertO
         FileNotFoundError: a label file is missing.
         DtldFormatError: a label file is malformed.
         ValueError: bad options, or ``out`` holds a dataset made with other options.
+        RunError: ``root`` is missing, or a requested split has no image: its label files list none, none
+            of the listed TIFFs is under ``root`` (both found before anything is written), or none of them
+            converted. ``data.yaml`` and ``summary.json`` are written only when every requested split has
+            at least one image.
     """
     opts.validate()
     root, out = Path(root), Path(out)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: DTLD root directory not found")
+        raise RunError(f"{root}: DTLD root directory not found")
     warns: list[Warn] = []
     splits = _load_splits(opts, warns)
+    requested = _requested_splits(opts)
+    _check_sources(root, splits, requested, opts)
+    created_state = not (out / STATE_FILE).is_file()
     _prepare_output(out, _fingerprint(opts))
     ext = ".png" if opts.image_format == "png" else ".jpg"
     order = [(split, frame) for split in SPLITS for frame in splits.get(split, [])]
@@ -700,6 +710,17 @@ def convert_dtld(root: str | os.PathLike, out: str | os.PathLike, opts: ConvertO
         label = out / "labels" / split / Path(frame.key).with_suffix(".txt")
         _write_if_changed(label, ("\n".join(lines) + "\n" if lines else "").encode())
         stats[split]["images"] += 1
+    empty = [split for split in requested if not stats[split]["images"]]
+    if empty:
+        if created_state and not any(stats[s]["images"] for s in SPLITS):
+            _remove_empty_output(out)
+        failed = Counter(w.kind for w in warns if w.kind in ("missing_image", "unreadable_image", "wrong_size"))
+        example = next((w for w in warns if w.kind in failed), None)
+        raise RunError(
+            f"{root}: no image of split {empty[0]!r} converted ({len(splits[empty[0]])} listed; "
+            f"{', '.join(f'{n} {k}' for k, n in sorted(failed.items()))})"
+            + (f", e.g. {example.file} {example.field}: {example.message}" if example else "")
+            + f"; {out} has no data.yaml or {SUMMARY_FILE}")
     summary = _summary(stats, warns, opts)
     _write_data_yaml(out, {s: stats[s]["images"] for s in SPLITS}, opts)
     _write_if_changed(out / SUMMARY_FILE, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
@@ -710,6 +731,42 @@ def convert_dtld(root: str | os.PathLike, out: str | os.PathLike, opts: ConvertO
         example = next(w for w in warns if w.kind == kind)
         LOGGER.warning("%d x %s, e.g. %s %s: %s", count, kind, example.file, example.field, example.message)
     return summary
+
+
+def _requested_splits(opts: ConvertOptions) -> list[str]:
+    """Return the splits the options ask for: those with label files, and val when drawn by ``val_images``."""
+    given = {"train": opts.train, "val": opts.val, "test": opts.test}
+    return [s for s in SPLITS if given[s] or (s == "val" and opts.val_images)]
+
+
+def _check_sources(root: Path, splits: dict[str, list[DtldFrame]], requested: list[str],
+                   opts: ConvertOptions) -> None:
+    """Refuse, before anything is written, a requested split with no entry or none of its TIFFs under ``root``."""
+    given = {"train": opts.train, "val": opts.val, "test": opts.test}
+    for split in requested:
+        frames = splits.get(split, [])
+        files = [Path(f).name for f in given[split]]
+        if not frames:
+            why = (f"--val-images {opts.val_images} moved every train sequence to val"
+                   if split == "train" and opts.val_images and splits.get("val") else
+                   "no train image to draw from" if split == "val" and not files else
+                   f"its label files {files} list no usable image entry")
+            raise RunError(f"split {split!r} has no image: {why}")
+        if not any((root / f.key).is_file() for f in frames):
+            raise RunError(
+                f"{root}: none of the {len(frames)} images of split {split!r} found: searched "
+                f"{root}/<City>/<Route>/<Sequence>/<file> for the images listed in {files or ['(drawn from train)']}, "
+                f"e.g. {root / frames[0].key}")
+
+
+def _remove_empty_output(out: Path) -> None:
+    """Remove the state file and the empty folders of a run that converted nothing (folders of others stay)."""
+    (out / STATE_FILE).unlink(missing_ok=True)
+    for d in sorted((p for p in out.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    if not any(out.iterdir()):
+        out.rmdir()
 
 
 def _summary(stats: dict[str, dict[str, Any]], warns: list[Warn], opts: ConvertOptions) -> dict[str, Any]:

@@ -127,20 +127,16 @@ def write_video(frames_dir: Path, path: Path, fps: float) -> int:
         return 0
     first = cv2.imread(str(files[0]))
     h, w = first.shape[:2]
-    with atomic_path(path) as tmp:
-        encoded = tmp.with_name(tmp.name + path.suffix)  # OpenCV picks the container by the extension
-        writer = cv2.VideoWriter(str(encoded), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    with atomic_path(path, keep_suffix=True) as tmp:  # OpenCV picks the container by the extension
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
         try:
             if not writer.isOpened():
                 raise OSError(f"{path}: OpenCV could not open an mp4v writer")
             for f in files:
                 img = cv2.imread(str(f))
                 writer.write(img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h)))
-            writer.release()
-            os.replace(encoded, tmp)
         finally:
             writer.release()
-            encoded.unlink(missing_ok=True)
     return len(files)
 
 

@@ -21,9 +21,14 @@ from typing import Any
 TMP_MARK = ".tmp-"
 
 
-def tmp_path_for(path: Path) -> Path:
-    """The temporary sibling that an atomic write of ``path`` goes through."""
-    return path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
+def tmp_path_for(path: Path, keep_suffix: bool = False) -> Path:
+    """Return the temporary sibling that an atomic write of ``path`` goes through.
+
+    ``<name><TMP_MARK><pid>``: it ends in no image or model extension, so a dataset scan or a glob for
+    ``*.png`` never takes a torn temporary for a finished file. ``keep_suffix`` appends ``path``'s suffix
+    again, for writers that choose the format by the extension (OpenCV's ``VideoWriter``).
+    """
+    return path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}{path.suffix if keep_suffix else ''}")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -40,16 +45,16 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` atomically.
 
-    For writers that want a file name rather than bytes (``torch.save``, ``cv2.VideoWriter``,
-    ``matplotlib``'s ``savefig``). On an exception the temporary file is removed and ``path`` is
-    left as it was.
+    For writers that want a file name rather than bytes (``torch.save``, ``savefig`` with an explicit
+    ``format``, ``cv2.VideoWriter`` with ``keep_suffix=True``). On an exception the temporary file is
+    removed and ``path`` is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(path)
+    tmp = tmp_path_for(path, keep_suffix)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -43,3 +43,12 @@ def test_malformed_files_are_named(tmp_path, reader, text, expected):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.json"):
         atomic_io.read_json(tmp_path / "nope.json")
+
+
+def test_keep_suffix_for_writers_that_choose_the_format_by_extension(tmp_path):
+    path = tmp_path / "overlay.mp4"
+    assert atomic_io.tmp_path_for(path, keep_suffix=True).suffix == ".mp4"
+    assert atomic_io.tmp_path_for(path).suffix != ".mp4"  # a torn temporary never matches *.mp4
+    with atomic_io.atomic_path(path, keep_suffix=True) as tmp:
+        tmp.write_bytes(b"video")
+    assert path.read_bytes() == b"video" and [p.name for p in tmp_path.iterdir()] == ["overlay.mp4"]

@@ -103,6 +103,15 @@ def test_empty_split_fails_and_writes_nothing(tmp_path, capsys, empty_split):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_bad_workers_is_a_usage_error_naming_the_flag(tmp_path, capsys, workers):
+    files = _tree(tmp_path / "dtld", _entries())
+    rc = _convert_cli(tmp_path / "dtld", tmp_path / "out", "--train", str(files["train"]), "--workers", workers)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: --workers {workers}: "), err
+    assert not (tmp_path / "out").exists()
+
+
 def test_val_draw_that_empties_train_fails(tmp_path, capsys):
     files = _tree(tmp_path / "dtld", {"train": _entries()["train"]})
     rc = _convert_cli(tmp_path / "dtld", tmp_path / "out", "--train", str(files["train"]), "--val-images", "99")

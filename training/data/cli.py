@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from training.errors import UsageError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``data`` with the sub-subcommands ``convert-dtld``, ``synth`` and ``synth-bag``."""
@@ -71,7 +73,14 @@ def _add_bag(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_bag)
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    """Refuse a ``--workers`` below 1 (a usage error, exit 2) before anything is read or written."""
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: expected a number of processes >= 1")
+
+
 def _run_convert(args: argparse.Namespace) -> int:
+    _check_workers(args)
     from training.data.dtld import ConvertOptions, convert_dtld, parse_filters
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -103,6 +112,7 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    _check_workers(args)
     from training.data.synth import make_synthetic_dtld, write_drive_bag
 
     ds = make_synthetic_dtld(args.out, args.sequences, args.frames, args.seed, _config(args), args.workers,

@@ -189,7 +189,8 @@ def print_report(fig: dict[str, Any]) -> None:
 
 def _val_points(exp: dict[str, Any], exp_dir: Path, result: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Return ``{method: {seed: val points}}`` of every student run in ``result`` (each evaluated once, cached)."""
-    from training.experiment import evaluate_run, read_json
+    from kd_traffic_light.core.atomic_io import read_json
+    from training.experiment import evaluate_run
 
     imgsz = int(exp["evaluate"]["imgsz"] or exp["train"].get("imgsz") or 640)
     ev = {**exp["evaluate"], "split": "val", "latency_reps": 0}
@@ -225,12 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.profile = "quick"
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    from training.experiment import resolve_experiment, run_experiment, write_atomic, write_json
+    from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml
+    from training.experiment import resolve_experiment, run_experiment
 
     raw = profile_experiment(args)
     exp_dir = Path(args.exp_dir or raw.get("out") or f"runs/bench/kd_gain_{args.profile}")
     exp_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(exp_dir / "kd_gain_experiment.yaml", yaml.safe_dump(raw, sort_keys=False))
+    atomic_write_yaml(exp_dir / "kd_gain_experiment.yaml", raw)
     exp = resolve_experiment(raw, str(args.config or QUICK_CONFIG) if args.profile == "quick" else "kd_gain:full")
     if len(exp["seeds"]) < 3:
         print(f"kd_gain: {len(exp['seeds'])} seeds: the interval goal needs at least 3", flush=True)
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp["evaluate"]["split"], "seeds": exp["seeds"],
            "experiment_dir": str(exp_dir), "seconds": round(time.perf_counter() - t0, 1),
            "train_seconds": {r["name"]: r.get("train_s") for r in rows}, "machine": machine(), **fig}
-    write_json(Path(args.out), out)
+    atomic_write_json(Path(args.out), out)
     print_report(fig)
     print(f"wrote {args.out}")
     return 0

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON."""
     args = get_args_parser().parse_args(argv)
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    from training.experiment import write_json
+    from kd_traffic_light.core.atomic_io import atomic_write_json
 
     res = measure(args)
     cls = res["rows"]["cls_loss"]["student"] or 1.0
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     lad = res["lad"]
     print(f"lad: positives per batch {lad['stock_pos']:.0f} (stock) -> {lad['lad_pos']:.0f} (teacher-assigned); "
           f"target-score sum {lad['stock_tss']:.2f} -> {lad['lad_tss']:.2f}")
-    write_json(Path(args.out), res)
+    atomic_write_json(Path(args.out), res)
     print(f"wrote {args.out}")
     return 0
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from training.experiment import read_json, write_json
+from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
 
 LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ class Stages:
 
     def __init__(self, out: Path, mode: str):
         self.out, self.path = out, out / "stages.json"
-        self.state = read_json(self.path) or {"mode": mode, "stages": {}}
+        self.state = (read_json(self.path) if self.path.is_file() else None) or {"mode": mode, "stages": {}}
         if self.state.get("mode") != mode:
             raise ValueError(f"{self.path}: mode: this directory holds a {self.state.get('mode')} demo, not {mode};"
                              " use another --out")
@@ -135,11 +135,12 @@ class Stages:
         return result
 
     def _save(self) -> None:
-        write_json(self.path, self.state)
+        atomic_write_json(self.path, self.state)
 
 
 def _run_record(out: Path, name: str) -> dict[str, Any] | None:
-    return read_json(out / "experiment" / "runs" / name / "results.json")
+    path = out / "experiment" / "runs" / name / "results.json"
+    return read_json(path) if path.is_file() else None
 
 
 def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path)
         manifest = export_model(w, formats=["onnx", "openvino"], imgsz=imgsz, device="cpu")
         result[role] = {"weights": str(w.relative_to(out)), "exports": {
             fmt: str((w.parent / e["path"]).relative_to(out)) for fmt, e in manifest["exports"].items()}}
-    write_json(out / "exports.json", result)
+    atomic_write_json(out / "exports.json", result)
     return result
 
 
@@ -225,7 +226,7 @@ def node_params(out: Path, role: str, imgsz: int) -> Path:
 def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> dict[str, Any]:
     """Replay the bag through student, teacher and comparison nodes (real processes, kd_traffic_light.bag_eval)."""
     if importlib.util.find_spec("kd_traffic_light.bag_eval") is None or importlib.util.find_spec("rclpy") is None:
-        write_json(out / "node_run" / "skipped.json", {"reason": "kd_traffic_light.bag_eval or rclpy missing"})
+        atomic_write_json(out / "node_run" / "skipped.json", {"reason": "kd_traffic_light.bag_eval or rclpy missing"})
         return {"status": "skipped (bag_eval or rclpy missing)"}
     student = exports["student"]["exports"].get("onnx") or exports["student"]["weights"]
     cmd = [sys.executable, "-m", "kd_traffic_light.bag_eval", str(out / "bag"),
@@ -324,7 +325,7 @@ def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", ski
                    lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, {
                        "student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])},
                        imgsz, out)))
-    stages.append(("speed per backend", lambda: (out / "speed.json").is_file(), lambda: write_json(
+    stages.append(("speed per backend", lambda: (out / "speed.json").is_file(), lambda: atomic_write_json(
         out / "speed.json", backend_latency(out, read_json(out / "exports.json"), imgsz,
                                             max(3, exp["evaluate"]["latency_reps"])))))
     stages.append(("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),

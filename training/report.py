@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from training.experiment import read_json, write_atomic
+from kd_traffic_light.core.atomic_io import atomic_write_text, read_json
 
 
 def _rel(path: Path, out: Path) -> str:
@@ -111,7 +111,7 @@ def gain_section(files: tuple[Path, ...] = KD_GAIN_FILES) -> str:
 
 def speed_section(out: Path) -> str:
     """Render model size (FP16) and CPU latency per backend."""
-    rows = read_json(out / "speed.json")
+    rows = read_json(out / "speed.json") if (out / "speed.json").is_file() else None
     lines = ["## Speed (CPU, batch 1, forward pass only, median)", ""]
     if not rows:
         return "\n".join(lines + ["*(speed stage did not run)*", ""])
@@ -123,7 +123,7 @@ def speed_section(out: Path) -> str:
               "|---|---|---|---|---|---|"]
     lines += [f"| {r['role']} | {r['model']} | {r['fp16_mb']:.2f} | {ms(r.get('pytorch_ms'))} | "
               f"{ms(r.get('onnxruntime_ms'))} | {ms(r.get('openvino_ms'))} |" for r in rows]
-    exports = read_json(out / "exports.json") or {}
+    exports = (read_json(out / "exports.json") if (out / "exports.json").is_file() else None) or {}
     links = [_link(out / p, out, f"{role} {fmt}") for role, e in exports.items() for fmt, p in e["exports"].items()]
     return "\n".join(lines + ["", "Exports: " + ", ".join(links), ""])
 
@@ -132,8 +132,8 @@ def nodes_section(out: Path) -> str:
     """Render annotated frames, MP4 and comparison summary of the node run."""
     run = out / "node_run"
     lines = ["## Node run (student, teacher and comparison nodes as real processes over the bag)", ""]
-    skipped = read_json(run / "skipped.json")
-    summary = read_json(run / "summary.json")
+    skipped = read_json(run / "skipped.json") if (run / "skipped.json").is_file() else None
+    summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else None
     if skipped or not summary:
         reason = (skipped or {}).get("reason", "the stage did not run or failed")
         return "\n".join(lines + [f"*(node run missing: {reason})*", ""])
@@ -151,7 +151,8 @@ def nodes_section(out: Path) -> str:
 
 def stages_section(out: Path) -> str:
     """Render seconds per stage (from stages.json)."""
-    state = read_json(out / "stages.json") or {"stages": {}}
+    stages = out / "stages.json"
+    state = (read_json(stages) if stages.is_file() else None) or {"stages": {}}
     lines = ["## Stages and time taken", "", "| stage | status | seconds |", "|---|---|---|"]
     total = 0.0
     for name, s in state["stages"].items():
@@ -166,7 +167,8 @@ def stages_section(out: Path) -> str:
 def write_report(out: str | Path, exp: dict[str, Any], names: dict[str, str]) -> Path:
     """Write ``out/REPORT.md`` atomically; returns its path."""
     out = Path(out)
-    mode = (read_json(out / "stages.json") or {}).get("mode", "full")
+    stages = out / "stages.json"
+    mode = ((read_json(stages) if stages.is_file() else None) or {}).get("mode", "full")
     parts = [
         f"# kd_traffic_light demo report ({mode})", "",
         "Teacher -> student distillation for traffic-light relevance on synthetic DTLD-format data, trained and "
@@ -176,5 +178,5 @@ def write_report(out: str | Path, exp: dict[str, Any], names: dict[str, str]) ->
         stages_section(out),
     ]
     path = out / "REPORT.md"
-    write_atomic(path, "\n".join(parts))
+    atomic_write_text(path, "\n".join(parts))
     return path

@@ -186,7 +186,7 @@ def test_kill_points_then_experiment_completes(world, tmp_path, monkeypatch, met
     run_path = out / "runs" / run["name"]
     log = tmp_path / "train.log"
     runner = Runner(log)
-    monkeypatch.setattr(X.subprocess, "run", runner)
+    monkeypatch.setattr(subprocess, "run", runner)
     expect = "fresh"
     for kill, then in chain:
         cmd = _attempt(runner, run, out, world["data"], kill)
@@ -222,7 +222,7 @@ def test_resume_of_a_finished_loop_completes_the_run(world, tmp_path, monkeypatc
     """``distill --resume`` on a run killed after its last epoch (ultralytics: "nothing to resume")."""
     run, out = world["runs"]["kd"], tmp_path / "exp"
     runner = Runner(tmp_path / "train.log")
-    monkeypatch.setattr(X.subprocess, "run", runner)
+    monkeypatch.setattr(subprocess, "run", runner)
     _attempt(runner, run, out, world["data"], "after:last.pt:2")  # epoch 2 saved, nothing stripped
     last = out / "runs" / run["name"] / "weights" / "last.pt"
     assert checkpoints.resume_state(last)["epoch"] == 1

@@ -1,4 +1,4 @@
-"""Tests of training/experiment.py: strict config, resumable grid, tables with mean/spread, plots.
+"""Tests of the training.experiment package: strict config, resumable grid, tables with mean/spread, plots.
 
 Training and evaluation are replaced by fakes here (the real chain runs in test_demo.py's slow smoke test).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,7 @@ def test_second_run_skips_finished_runs_and_evaluates_once(tmp_path, data_yaml, 
     import training.evaluate
 
     trainer, evals = FakeTrainer(), []
-    monkeypatch.setattr(X.subprocess, "run", trainer)
+    monkeypatch.setattr(subprocess, "run", trainer)
     monkeypatch.setattr(training.evaluate, "evaluate_model", lambda w, *a, **k: evals.append(w) or fake_evaluate(
         w, *a, **k))
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
@@ -169,7 +170,7 @@ def test_second_run_skips_finished_runs_and_evaluates_once(tmp_path, data_yaml, 
 
 def test_unfinished_run_without_checkpoint_starts_anew(tmp_path, data_yaml, monkeypatch):
     trainer = FakeTrainer()
-    monkeypatch.setattr(X.subprocess, "run", trainer)
+    monkeypatch.setattr(subprocess, "run", trainer)
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
     run = X.plan_runs(exp)[0]
     partial = tmp_path / "exp" / "runs" / run["name"]
@@ -236,7 +237,7 @@ def test_csv_rows_strip_keys_and_skip_text(tmp_path):
 
 
 def test_finished_run_with_another_config_is_refused(tmp_path, data_yaml, monkeypatch):
-    monkeypatch.setattr(X.subprocess, "run", FakeTrainer())
+    monkeypatch.setattr(subprocess, "run", FakeTrainer())
     cfg = _minimal(data_yaml)
     run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
     X.train_run(run, tmp_path / "exp", data_yaml)
@@ -266,7 +267,7 @@ def test_trained_pt_teacher_is_used_as_is(tmp_path, data_yaml, monkeypatch):
     cfg["seeds"] = [0]
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
     trainer = FakeTrainer()
-    monkeypatch.setattr(X.subprocess, "run", trainer)
+    monkeypatch.setattr(subprocess, "run", trainer)
     out = tmp_path / "exp"
     records = [X.train_run(run, out, data_yaml) for run in X.plan_runs(exp)]
     assert [c[3] for c in trainer.calls] == ["train", "distill"]  # the teacher is not trained
@@ -286,7 +287,7 @@ def test_missing_pt_teacher_is_an_error_naming_the_field(tmp_path, data_yaml):
 
 def test_results_without_verified_checkpoint_are_trained_again(tmp_path, data_yaml, monkeypatch):
     trainer = FakeTrainer()
-    monkeypatch.setattr(X.subprocess, "run", trainer)
+    monkeypatch.setattr(subprocess, "run", trainer)
     run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml))))[0]
     out = tmp_path / "exp"
     X.train_run(run, out, data_yaml)

@@ -1,0 +1,162 @@
+"""Training one run of the grid in its own process: command line, fingerprint, finished / resumable checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json
+from training import checkpoints
+from training.errors import RunError
+
+LOG = logging.getLogger(__name__)
+
+
+def csv_rows(path: Path) -> list[dict[str, float]]:
+    """Rows of an ultralytics results.csv with stripped keys and float values ([] when missing)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = []
+        for row in csv.DictReader(f):
+            out = {}
+            for k, v in row.items():
+                try:
+                    out[k.strip()] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            rows.append(out)
+    return rows
+
+
+def _finished(run_path: Path) -> bool:
+    """Tell whether the training run finished: its completion marker is there and matches its best.pt."""
+    ok, why = checkpoints.is_complete(run_path)
+    if not ok and run_path.exists():
+        LOG.info("run %s: %s", run_path.name, why)
+    return ok
+
+
+def _resumable(run_path: Path) -> bool:
+    """Whether the run's last.pt is a training checkpoint to resume (a torn, stripped or missing one: start over)."""
+    last = run_path / "weights" / "last.pt"
+    if not last.is_file():
+        return False
+    try:
+        stripped = checkpoints.resume_state(last)["stripped"]
+    except checkpoints.CheckpointError as exc:
+        LOG.warning("run %s: %s; starting over", run_path.name, exc)
+        return False
+    if stripped:
+        LOG.warning("run %s: %s is a final (stripped) checkpoint without a valid completion marker; starting over",
+                    run_path.name, last)
+    return not stripped
+
+
+def teacher_weights(run: dict[str, Any], exp_out: Path) -> Path:
+    """Return the teacher checkpoint of a KD run: a ``.pt`` teacher as given, else its teacher run's best.pt."""
+    model = run.get("teacher_model")
+    if model is not None and str(model).endswith(".pt"):
+        return Path(model).resolve()
+    return exp_out / "runs" / run["teacher_run"] / "weights" / "best.pt"
+
+
+def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_file: Path,
+                  device: str | None, workers: int | None) -> list[str]:
+    """Build the ``python -m training train|distill`` command line of one run (new or resumed)."""
+    run_path = exp_out / "runs" / run["name"]
+    last = run_path / "weights" / "last.pt"
+    cmd = [sys.executable, "-m", "training"]
+    if last.is_file():
+        cmd += ["distill" if run.get("kd") else "train", "--resume", str(last)]
+    elif run.get("kd"):
+        cmd += ["distill", "--teacher", str(teacher_weights(run, exp_out)), "--student", str(run["model"])]
+    else:
+        cmd += ["train", "--model", str(run["model"])]
+    if not last.is_file():
+        cmd += ["--data", str(data_yaml), "--config", str(config_file), "--project", str(exp_out / "runs"),
+                "--name", run["name"], "--seed", str(run["seed"])]
+    if device is not None:
+        cmd += ["--device", str(device)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    return cmd
+
+
+def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
+    """Hash of what defines a run (config, model, teacher run, seed, data.yaml path), to refuse stale results."""
+    import hashlib
+
+    key = {k: run.get(k) for k in ("config", "model", "teacher_run", "seed", "role")}
+    key["data"] = Path(data_yaml).name if Path(data_yaml).parent.name == "yolo" else str(data_yaml)
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file: Path, device: str | None,
+                   workers: int | None) -> None:
+    """Train (or resume) the run in its own process unless it finished; raise RunError when that fails."""
+    run_path = out / "runs" / run["name"]
+    if _finished(run_path):
+        return
+    if run_path.exists() and not _resumable(run_path):
+        shutil.rmtree(run_path)  # started but nothing to resume from: start anew in the same place
+    for cache in run_path.glob("eval_*.json"):
+        cache.unlink()  # the model is about to change: its held-out evaluation is stale
+    if run.get("kd") and not teacher_weights(run, out).is_file():
+        raise RunError(f"run {run['name']}: teacher checkpoint not found: {teacher_weights(run, out)}")
+    cmd = train_command(run, out, data_yaml, config_file, device, workers)
+    LOG.info("run %s: %s", run["name"], " ".join(cmd))
+    proc = subprocess.run(cmd, check=False)
+    ok, why = checkpoints.is_complete(run_path)
+    if proc.returncode != 0 or not ok:
+        raise RunError(f"run {run['name']} failed (exit {proc.returncode}{'' if ok else '; ' + why}): "
+                       f"{' '.join(cmd)}")
+
+
+def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | None = None,
+              workers: int | None = None) -> dict[str, Any]:
+    """Train one run unless its ``results.json`` exists; return the results record.
+
+    A teacher given as a ``.pt`` file is not trained: its record points at that file.
+
+    Raises:
+        RunError: The training process failed or left no verified checkpoint (its command is in the message).
+    """
+    run_path = out / "runs" / run["name"]
+    results = run_path / "results.json"
+    pt_teacher = run["role"] == "teacher" and str(run["model"]).endswith(".pt")
+    done = read_json(results) if results.is_file() else None
+    fingerprint = run_fingerprint(run, data_yaml)
+    if done is not None:
+        if done.get("fingerprint") not in (None, fingerprint):
+            raise ValueError(f"{results}: fingerprint: this run was trained with another config, "
+                             "model, teacher or data; use another --out or delete the run directory")
+        if pt_teacher or _finished(run_path):
+            return done
+        LOG.warning("run %s: results.json without a verified checkpoint; training it again", run["name"])
+        results.unlink()
+    record = {k: v for k, v in run.items() if k != "config"}
+    record["fingerprint"] = fingerprint
+    if pt_teacher:
+        record.update(weights=str(Path(run["model"]).resolve()), train_s=0.0, epochs="-")
+        atomic_write_json(results, record)
+        return record
+    from training.distill.config import resolve_config
+
+    epochs = resolve_config(run["config"])["train"]["epochs"]
+    config_file = out / "configs" / f"{run['name']}.yaml"
+    atomic_write_yaml(config_file, run["config"])
+    t0 = time.perf_counter()
+    _train_process(run, out, data_yaml, config_file, device, workers)
+    rows = csv_rows(run_path / "results.csv")
+    record.update(weights=str((run_path / "weights" / "best.pt").relative_to(out)), epochs=len(rows) or epochs,
+                  train_s=round(time.perf_counter() - t0, 1), config_file=str(config_file.relative_to(out)))
+    atomic_write_json(results, record)
+    return record

@@ -12,7 +12,6 @@ so the KD figure is an upper bound of what KD adds). Goal (docs/benchmarks.md): 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -29,6 +28,7 @@ import torch  # noqa: E402
 from ultralytics.cfg import get_cfg  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 
+from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
 from training.distill.config import load_config  # noqa: E402
 from training.distill.model import KDDistillationModel  # noqa: E402
 
@@ -146,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(), "config": args.config, "results": results,
     }
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(".tmp")
-    tmp_path.write_text(json.dumps(out, indent=2))
-    os.replace(tmp_path, path)
+    atomic_write_json(path, out)
     for r in results:
         print(f"  {r['pair']}: plain {r['median_plain_s']:.2f}s + teacher {r['median_teacher_s']:.2f}s, "
               f"KD {r['median_kd_s']:.2f}s; peak RSS {r['peak_rss_mb_plain_teacher']:.0f} -> "

@@ -65,6 +65,7 @@ os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE
 
 import numpy as np  # noqa: E402
 
+from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
 from kd_traffic_light.processes import read_log, rss_mb, start_process, stop  # noqa: E402
 
 WIDTH, HEIGHT = 2048, 1024
@@ -619,11 +620,13 @@ def main(argv: list[str] | None = None) -> int:
            "run": {k: v for k, v in res.items() if k != "reps"},
            "reps": [{k: v for k, v in r.items()} for r in res["reps"]]}
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(path.name + ".tmp")
-    tmp_path.write_text(json.dumps(out, indent=2))
-    os.replace(tmp_path, path)
+    atomic_write_json(path, out)
+    print_summary(res, summary, path)
+    return 0
 
+
+def print_summary(res: dict, summary: dict, path: Path) -> None:
+    """Print the figures of a run as a table, the JSON's path, then the ratios against their goals."""
     c = summary["context"]
     print(f"\nimgsz {res['imgsz']}, {len(res['reps'])} reps, capacity {res['capacity_hz']:.1f} Hz, "
           f"low {c['low_sent_hz_median']:.1f} Hz, high {c['high_sent_hz_median']:.1f} Hz sent; "
@@ -661,7 +664,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"JSON: {path}")
     for name, value in summary["figures"].items():  # ratios last
         print(f"{name}: {value:.3f} (goal {GOALS[name]})")
-    return 0
 
 
 if __name__ == "__main__":

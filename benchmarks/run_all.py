@@ -13,7 +13,6 @@ docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+
 BENCHMARKS = ("convert", "kd_step", "node_latency", "kd_gain")
 #: Seconds before a benchmark is stopped (its process group killed) unless --timeout says otherwise.
 TIMEOUTS = {"convert": 900.0, "kd_step": 900.0, "node_latency": 900.0, "kd_gain": 4 * 3600.0}
@@ -108,7 +112,7 @@ def run_one(name: str, out_dir: Path, timeout: float | None) -> dict[str, Any]:
         code = "timeout"
         print(f"benchmark {name} stopped after {limit:.0f} s", flush=True)
     seconds = round(time.perf_counter() - t0, 1)
-    data = json.loads(json_path.read_text()) if json_path.is_file() and code == 0 else None
+    data = read_json(json_path) if json_path.is_file() and code == 0 else None
     status = "ok" if code == 0 and data is not None else ("no json" if code == 0 else f"failed ({code})")
     return {"name": name, "status": status, "exit_code": code, "seconds": seconds,
             "command": " ".join(["python", f"benchmarks/{name}.py", *cmd[2:]]),
@@ -145,11 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]
     entries = [run_one(n, out_dir, args.timeout) for n in names]
-    for path, text in ((out_dir / "SUMMARY.json", json.dumps(entries, indent=2, default=str) + "\n"),
-                       (out_dir / "SUMMARY.md", to_markdown(entries))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    atomic_write_json(out_dir / "SUMMARY.json", entries)
+    atomic_write_text(out_dir / "SUMMARY.md", to_markdown(entries))
     print("\n" + to_markdown(entries).split("\n## ")[0])
     print(f"wrote {out_dir / 'SUMMARY.md'} and {out_dir / 'SUMMARY.json'}")
     return 0 if all(e["status"] in ("ok", "missing") for e in entries) else 1

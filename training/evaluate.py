@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import os
 import statistics
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_text
 from training.export import read_provenance, run_dir
 
 LOG = logging.getLogger(__name__)
@@ -193,10 +193,8 @@ def write_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = (out / "evaluation.json", out / "evaluation.md")
-    for path, text in zip(paths, (json.dumps(rows, indent=2, default=str) + "\n", to_markdown(rows))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    atomic_write_json(paths[0], rows)
+    atomic_write_text(paths[1], to_markdown(rows))
     return paths
 
 
@@ -210,7 +208,7 @@ def evaluate_models(weights: list[str | Path], data: str | Path, out: str | Path
     return rows
 
 
-def _run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Entry point of ``python -m training evaluate``."""
     from training.distill.cli import check_data, check_writable_dir, read_checkpoint
     from training.errors import UsageError
@@ -247,5 +245,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--latency-reps", type=int, default=20,
                    help="timed CPU repetitions at batch 1 for the median latency; 0 skips (default 20)")
     p.add_argument("--out", required=True, type=Path, help="output directory for evaluation.json/.md")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=main)
     return p

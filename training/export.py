@@ -22,6 +22,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kd_traffic_light.core.atomic_io import atomic_write_json, read_json, read_yaml
+
 LOG = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "openvino", "engine")
@@ -49,12 +51,7 @@ def read_provenance(weights: str | Path) -> dict[str, Any]:
         path = run_dir(weights) / name
         if not path.is_file():
             continue
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-        else:
-            import yaml
-
-            data = yaml.safe_load(path.read_text())
+        data = read_json(path) if path.suffix == ".json" else read_yaml(path)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
         return data
@@ -175,18 +172,11 @@ def export_model(
             LOG.info("verified %s: loads and predicts on a blank frame", path)
         exports[fmt] = entry
     manifest = {"weights": weights.name, "imgsz": imgsz, "half": half, "kd_source": source, "exports": exports}
-    _write_json(weights.parent / f"{weights.stem}_exports.json", manifest)
+    atomic_write_json(weights.parent / f"{weights.stem}_exports.json", manifest)
     return manifest
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (tmp file + ``os.replace``)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def _run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Entry point of ``python -m training export``."""
     from training.distill.cli import read_checkpoint
     from training.errors import UsageError
@@ -217,5 +207,5 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--half", action="store_true", help="FP16 export where the format supports it")
     p.add_argument("--device", default="cpu", help="export device: cpu or a CUDA index such as 0 (default cpu)")
     p.add_argument("--no-verify", action="store_true", help="skip loading each export and predicting once")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=main)
     return p

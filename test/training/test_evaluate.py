@@ -73,7 +73,7 @@ def test_cli_flags():
     evaluate.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["evaluate", "--weights", "a.pt", "b.pt", "--data", "d.yaml", "--out", "o"])
     assert [str(w) for w in args.weights] == ["a.pt", "b.pt"]
-    assert (args.split, args.imgsz, args.device, args.func) == ("test", 640, "cpu", evaluate._run)
+    assert (args.split, args.imgsz, args.device, args.func) == ("test", 640, "cpu", evaluate.main)
 
 
 @pytest.mark.slow

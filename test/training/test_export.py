@@ -61,7 +61,7 @@ def test_cli_flags_and_defaults():
     export.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["export", "--weights", "b.pt", "--formats", "onnx", "--imgsz", "320", "--half"])
     assert args.formats == ["onnx"] and args.imgsz == 320 and args.half and args.device == "cpu"
-    assert args.func is export._run
+    assert args.func is export.main
     assert parser.parse_args(["export", "--weights", "b.pt"]).formats == ["onnx", "openvino"]
 
 

@@ -36,7 +36,7 @@ from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
-from kd_traffic_light.core.atomic_io import atomic_write_json, tmp_path_for
+from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json, tmp_path_for
 from training import checkpoints
 from training.distill import heads  # noqa: F401  (registers CoupledDetect, also in DDP workers)
 from training.distill.config import resolve_config
@@ -288,22 +288,22 @@ class DistillTrainer(DetectionTrainer):
         Ultralytics appends in place: a kill could leave a torn last line, and a resumed run would repeat the
         rows of the epochs it trains again.
         """
-        csv_path, tmp = self.csv, tmp_path_for(self.csv)
+        csv_path = self.csv
         keep = ""
         if csv_path.is_file():
             lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
             if lines and lines[0].endswith("\n"):
                 keep = lines[0] + "".join(r for r in lines[1:] if r.endswith("\n") and _row_epoch(r) < self.epoch + 1)
-        if keep:
-            tmp.write_text(keep, encoding="utf-8")
-        else:
-            tmp.unlink(missing_ok=True)
-        self.csv = tmp
-        try:
-            super().save_metrics(metrics)
-        finally:
-            self.csv = csv_path
-        checkpoints.commit(tmp, csv_path)
+        with atomic_path(csv_path) as tmp:
+            if keep:
+                tmp.write_text(keep, encoding="utf-8")
+            else:
+                tmp.unlink(missing_ok=True)
+            self.csv = tmp
+            try:
+                super().save_metrics(metrics)
+            finally:
+                self.csv = csv_path
 
     def _distilling(self) -> bool:
         return isinstance(unwrap_model(self.model), DistillationModel)

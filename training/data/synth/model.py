@@ -1,0 +1,111 @@
+"""Generator configuration (:class:`SynthConfig`, :data:`PRESETS`) and the ground truth it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Scene parameters. Sizes are the short side of a light's box in pixels at 2048x1024.
+
+    Attributes:
+        size_px: (min, max) short side at the first frame of a sequence (log-uniform); the default keeps
+            lights >= 14 px after down-scaling 2048 -> 512 (>= 7 px at 256).
+        tiny_fraction: fraction of lights drawn from ``tiny_px`` instead (tiny distant lights).
+        tiny_px: (min, max) short side of tiny lights.
+        extra_lights: (min, max) number of not-relevant lights per scene besides the ego heads.
+        ego_heads: (min, max) number of relevant heads (pole, mast arm, far-side repeater).
+        dusk_fraction: probability that a sequence is at dusk.
+        occlusion_p: probability that a light gets an occluder in front of it.
+        reflection_p: probability per sequence of a reflected light in a shop window.
+        distractors: (min, max) number of tail-light cars and signs per scene.
+        test_fraction: fraction of sequences in DTLD_test (the rest in DTLD_train).
+        frame_interval_s: time between consecutive frames.
+        speed_mps: (min, max) ego speed.
+        write_v1: also write the v1.0 YAML label files.
+    """
+
+    size_px: tuple[float, float] = (56.0, 128.0)
+    tiny_fraction: float = 0.1
+    tiny_px: tuple[float, float] = (4.0, 12.0)
+    extra_lights: tuple[int, int] = (1, 4)
+    ego_heads: tuple[int, int] = (1, 3)
+    dusk_fraction: float = 0.3
+    occlusion_p: float = 0.15
+    reflection_p: float = 0.3
+    distractors: tuple[int, int] = (2, 6)
+    test_fraction: float = 0.25
+    frame_interval_s: float = 0.1
+    speed_mps: tuple[float, float] = (4.0, 12.0)
+    write_v1: bool = True
+
+
+#: Named presets: ``demo`` (big lights, CPU training works), ``hard`` (DTLD-like sizes, many tiny lights).
+PRESETS = {
+    "demo": SynthConfig(),
+    "hard": SynthConfig(size_px=(8.0, 48.0), tiny_fraction=0.35, tiny_px=(3.0, 8.0), extra_lights=(2, 6),
+                        occlusion_p=0.25, distractors=(4, 10)),
+}
+
+
+@dataclass
+class SynthLight:
+    """Ground truth of one light in one frame.
+
+    ``x, y, w, h`` is the label box as written (may extend outside the image); ``box`` the clipped
+    (x1, y1, x2, y2) or None; ``cls`` 0 relevant / 1 not_relevant; ``in_v1`` False for lights the v1.0
+    labels do not contain (reflections, new in v2.0).
+    """
+
+    x: int
+    y: int
+    w: int
+    h: int
+    cls: int
+    box: tuple[int, int, int, int] | None
+    attributes: dict[str, str]
+    unique_id: int
+    track_id: str
+    in_v1: bool = True
+
+
+@dataclass
+class SynthFrame:
+    """Ground truth of one frame: key ``City/Route/Sequence/file``, split, time stamp, lights."""
+
+    key: str
+    split: str
+    time_stamp: float
+    lights: list[SynthLight]
+    dusk: bool
+    velocity: float
+    yaw_rate: float
+    longitude: float
+    latitude: float
+
+
+@dataclass
+class SynthDataset:
+    """What :func:`~training.data.synth.make_synthetic_dtld` wrote: root, label files and the ground truth."""
+
+    root: Path
+    v2: dict[str, Path]
+    v1: dict[str, Path]
+    frames: list[SynthFrame]
+
+    def ground_truth(self, split: str | None = None, v1: bool = False
+                     ) -> dict[str, list[tuple[int, tuple[int, int, int, int]]]]:
+        """Return ``{key: sorted [(cls, clipped box)]}`` for a split (None = all), as a converter must give."""
+        out = {}
+        for f in self.frames:
+            if split is not None and f.split != split:
+                continue
+            out[f.key] = sorted((li.cls, li.box) for li in f.lights
+                                if li.box is not None and (li.in_v1 or not v1))
+        return out
+
+    def sequences(self) -> list[str]:
+        """Sequence folders ``City/Route/Sequence`` in generation order."""
+        return list(dict.fromkeys(f.key.rsplit("/", 1)[0] for f in self.frames))

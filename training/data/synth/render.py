@@ -1,0 +1,227 @@
+"""Rendering: a scene at one ego position drawn in linear 16-bit radiance, blurred by the optics, then sensed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from training.data.dtld import IMAGE_HEIGHT, IMAGE_WIDTH, clip_box
+from training.data.synth.camera import CY, FX, project
+from training.data.synth.scene import LightSpec
+from training.data.synth.sensor import encode_raw
+
+# lamp colours in linear BGR (relative)
+LAMP_BGR = {"red": (0.02, 0.07, 1.0), "yellow": (0.02, 0.45, 1.0), "green": (0.6, 1.0, 0.12),
+            "white": (1.0, 1.0, 0.95)}
+STATE_LAMPS = {"red": {"red"}, "yellow": {"yellow"}, "red_yellow": {"red", "yellow"}, "green": {"green"},
+               "off": set(), "unknown": set()}
+_ARROWS = ("arrow_left", "arrow_right", "arrow_straight", "pedestrian", "tram", "bicycle")
+
+
+class _Canvas:
+    """Linear-radiance BGR float32 canvas with a few primitives."""
+
+    def __init__(self, width: int, height: int):
+        self.img = np.zeros((height, width, 3), np.float32)
+        self.w, self.h = width, height
+
+    def rect(self, x0: float, y0: float, x1: float, y1: float, bgr: Any) -> None:
+        import cv2
+
+        cv2.rectangle(self.img, (int(round(x0)), int(round(y0))), (int(round(x1)) - 1, int(round(y1)) - 1),
+                      tuple(float(c) for c in bgr), -1)
+
+    def poly(self, pts: np.ndarray, bgr: Any) -> None:
+        import cv2
+
+        cv2.fillPoly(self.img, [np.round(pts).astype(np.int32)], tuple(float(c) for c in bgr))
+
+    def disc(self, cx: float, cy: float, r: float, bgr: Any) -> None:
+        import cv2
+
+        cv2.circle(self.img, (int(round(cx)), int(round(cy))), max(1, int(round(r))),
+                   tuple(float(c) for c in bgr), -1)
+
+
+def _lane_markings(cv: _Canvas, scene: dict[str, Any], z_ego: float) -> None:
+    """Draw dashed lane lines (the ego lane is [-1.75, 1.75]) moving towards the camera as the ego drives."""
+    gain = scene["gain"]
+    for lx in scene["lane_lines"]:
+        for k in range(0, 40):
+            za = 6.0 + k * 6.0 - (z_ego % 6.0)
+            zb = za + 3.0
+            if za <= 2.0:
+                continue
+            pts = np.array([project(lx - 0.07, 0, za), project(lx + 0.07, 0, za),
+                            project(lx + 0.07, 0, zb), project(lx - 0.07, 0, zb)])
+            cv.poly(pts, np.array((900, 900, 900), np.float32) * gain)
+
+
+def _buildings(cv: _Canvas, scene: dict[str, Any], z_ego: float) -> None:
+    """Draw the building facades along the street with their windows (lit ones glow at dusk)."""
+    gain = scene["gain"]
+    for b in scene["buildings"]:
+        za, zb = b["z0"] - z_ego, b["z1"] - z_ego
+        if zb <= 1.0:
+            continue
+        za = max(za, 1.0)
+        x = b["x"]
+        pts = np.array([project(x, 0, za), project(x, b["height"], za), project(x, b["height"], zb),
+                        project(x, 0, zb)])
+        cv.poly(pts, np.array(b["color"], np.float32) * gain)
+        for (wy, wz, lit) in b["windows"]:
+            z0, z1 = wz - z_ego, wz - z_ego + 1.2
+            if z0 <= 1.0 or z0 < za or z1 > zb:
+                continue
+            pts = np.array([project(x, wy, z0), project(x, wy + 1.4, z0), project(x, wy + 1.4, z1),
+                            project(x, wy, z1)])
+            col = np.array((900, 3500, 9000), np.float32) * scene["window_light"] if lit else \
+                np.array(b["color"], np.float32) * 0.5 * gain
+            cv.poly(pts, col)
+
+
+def _background(cv: _Canvas, scene: dict[str, Any], z_ego: float, rng: np.random.Generator) -> None:
+    """Sky, buildings with windows, road with lane markings; world-consistent as the ego moves."""
+    import cv2
+
+    gain = scene["gain"]
+    horizon = int(CY)
+    sky_top, sky_bottom = np.array(scene["sky"][0]), np.array(scene["sky"][1])
+    t = np.linspace(0, 1, horizon + 1, dtype=np.float32)[:, None]
+    cv.img[: horizon + 1] = ((1 - t) * sky_top + t * sky_bottom)[:, None, :] * gain
+    cv.img[horizon:] = np.array(scene["road"], np.float32) * gain
+    _lane_markings(cv, scene, z_ego)
+    _buildings(cv, scene, z_ego)
+    tex = cv2.resize(scene["texture"], (cv.w, cv.h), interpolation=cv2.INTER_LINEAR)
+    cv.img *= tex[:, :, None]
+    fine = cv2.resize(rng.random((cv.h // 4, cv.w // 4), dtype=np.float32), (cv.w, cv.h),
+                      interpolation=cv2.INTER_NEAREST)
+    cv.img *= (0.85 + 0.3 * fine)[:, :, None]
+
+
+def _draw_light(cv: _Canvas, spec: LightSpec, box: tuple[float, float, float, float], state: str,
+                gain: float) -> None:
+    x, y, w, h = box
+    housing = np.array((160, 170, 170), np.float32) * max(gain, 0.4)
+    if not spec.reflected:  # pole down to the road
+        _, v_road = project(spec.x, 0.0, spec.z_now)
+        pole = max(1.0, w * 0.18)
+        cv.rect(x + w / 2 - pole / 2, y + h, x + w / 2 + pole / 2, max(y + h, v_road), housing * 1.5)
+    cv.rect(x, y, x + w, y + h, housing)
+    if spec.direction in ("back", "left", "right"):
+        cv.rect(x + w * 0.15, y + h * 0.05, x + w * 0.85, y + h * 0.95, housing * 1.8)  # back plate / side
+        return
+    _draw_lamps(cv, spec, box, state, gain)
+
+
+def _draw_lamps(cv: _Canvas, spec: LightSpec, box: tuple[float, float, float, float], state: str,
+                gain: float) -> None:
+    """Draw the lamps of a head seen from the front: dark discs, lit ones bright (with any pictogram)."""
+    x, y, w, h = box
+    n = spec.aspects
+    colors = _lamp_colors(spec)
+    lit_set = STATE_LAMPS[state]
+    horizontal = spec.orientation == "horizontal"
+    cell = (w if horizontal else h) / n
+    r = 0.36 * min(cell, h if horizontal else w)
+    brightness = 0.6 if spec.reflected else 1.0
+    for i, colour in enumerate(colors):
+        cx, cy = (x + (i + 0.5) * cell, y + h / 2) if horizontal else (x + w / 2, y + (i + 0.5) * cell)
+        base = np.array(LAMP_BGR[colour], np.float32)
+        lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
+        if not lit:
+            cv.disc(cx, cy, r, base * 260 * max(gain, 0.5))
+            continue
+        val = base * 30000 * brightness
+        if spec.pictogram in _ARROWS:
+            cv.disc(cx, cy, r, base * 300)
+            _pictogram(cv, spec.pictogram, cx, cy, r, val)
+        else:
+            cv.disc(cx, cy, r, val)
+            cv.disc(cx, cy, r * 0.55, np.minimum(val * 1.45, 65000))
+
+
+def _lamp_colors(spec: LightSpec) -> list[str]:
+    if spec.pictogram == "tram":
+        return ["white"] * spec.aspects
+    if spec.pictogram == "pedestrian":
+        return ["red", "green"][: spec.aspects] if spec.aspects <= 2 else ["red", "yellow", "green"]
+    return {1: ["yellow"], 2: ["red", "green"], 3: ["red", "yellow", "green"],
+            4: ["red", "yellow", "green", "green"]}[spec.aspects]
+
+
+def _pictogram(cv: _Canvas, kind: str, cx: float, cy: float, r: float, val: np.ndarray) -> None:
+    if kind == "tram":
+        cv.rect(cx - r * 0.9, cy - r * 0.2, cx + r * 0.9, cy + r * 0.2, val)
+    elif kind in ("pedestrian", "bicycle"):
+        cv.disc(cx, cy - r * 0.55, r * 0.22, val)
+        cv.rect(cx - r * 0.2, cy - r * 0.3, cx + r * 0.2, cy + r * 0.7, val)
+    else:
+        s = {"arrow_left": (-1, 0), "arrow_right": (1, 0), "arrow_straight": (0, -1)}[kind]
+        tip = np.array((cx + s[0] * r * 0.8, cy + s[1] * r * 0.8))
+        back = np.array((cx - s[0] * r * 0.8, cy - s[1] * r * 0.8))
+        perp = np.array((-s[1], s[0])) * r * 0.5
+        mid = (tip + back) / 2
+        cv.poly(np.array([tip, mid + perp, mid - perp]), val)
+        cv.poly(np.array([mid + perp * 0.35, back + perp * 0.35, back - perp * 0.35, mid - perp * 0.35]), val)
+
+
+def _draw_distractors(cv: _Canvas, scene: dict[str, Any], z_ego: float) -> None:
+    gain = scene["gain"]
+    for d in scene["distractors"]:
+        z = d["z"] - z_ego * d["rel_speed"]
+        if z < 4.0:
+            continue
+        if d["kind"] == "car":
+            x0, y0 = project(d["x"] - 0.9, 1.4, z)
+            x1, y1 = project(d["x"] + 0.9, 0.2, z)
+            cv.rect(x0, y0, x1, y1, np.array(d["color"], np.float32) * gain)
+            r = max(1.0, FX * 0.09 / z)
+            lamp = np.array(LAMP_BGR["red"], np.float32) * (30000 if d["braking"] else 9000)
+            for side in (-0.7, 0.7):
+                u, v = project(d["x"] + side, 0.95, z)
+                cv.disc(u, v, r, lamp)
+        else:  # sign on a pole
+            u, v = project(d["x"], 2.4, z)
+            _, v0 = project(d["x"], 0, z)
+            pole = FX * 0.06 / z
+            cv.rect(u - pole / 2, v, u + pole / 2, v0, np.array((300, 300, 300), np.float32) * gain)
+            r = FX * 0.35 / z
+            col = np.array(d["color"], np.float32) * gain
+            if d["shape"] == "disc":
+                cv.disc(u, v, r, col)
+                cv.disc(u, v, r * 0.7, np.array((2500, 2500, 2500), np.float32) * gain)
+            else:
+                cv.rect(u - r, v - r, u + r, v + r, col)
+
+
+def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random.Generator,
+                 width: int = IMAGE_WIDTH, height: int = IMAGE_HEIGHT
+                 ) -> tuple[np.ndarray, list[tuple[LightSpec, tuple[int, int, int, int], str]]]:
+    """Render one frame; returns (raw 12-bit GRBG uint16 image, [(light, integer label box, state)])."""
+    import cv2
+
+    cv = _Canvas(width, height)
+    _background(cv, scene, z_ego, rng)
+    _draw_distractors(cv, scene, z_ego)
+    drawn = []
+    for spec in sorted(scene["lights"], key=lambda s: -(s.z - z_ego)):  # far to near
+        z = spec.z - z_ego
+        if z < 3.0:
+            continue
+        bx, by, bw, bh = spec.box(z)
+        box = (int(round(bx)), int(round(by)), max(1, int(round(bw))), max(1, int(round(bh))))
+        state = spec.states[frame]
+        spec.z_now = z
+        _draw_light(cv, spec, box, state, scene["gain"])
+        if spec.occluder is not None:
+            f0x, f0y, f1x, f1y = spec.occluder
+            cv.rect(box[0] + f0x * box[2], box[1] + f0y * box[3], box[0] + f1x * box[2], box[1] + f1y * box[3],
+                    np.array((220, 330, 260), np.float32) * scene["gain"])
+        if clip_box(*box, width, height) is not None:
+            drawn.append((spec, box, state))
+    glow = cv2.GaussianBlur(np.maximum(cv.img - 20000, 0), (0, 0), 3.0)
+    cv.img += 0.35 * glow
+    cv.img = cv2.GaussianBlur(cv.img, (0, 0), 0.7)
+    return encode_raw(cv.img, rng), drawn

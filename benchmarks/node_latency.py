@@ -53,7 +53,9 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -423,19 +425,19 @@ def gflops(cfg: str, imgsz: int) -> float:
     return float(get_flops(model, [imgsz * HEIGHT // WIDTH, imgsz]))  # the letterboxed 2:1 input
 
 
-def run(args, prof: dict, tmp: Path) -> dict:
-    from tqdm import tqdm
+TARGETS = {"student": "/student", "teacher": "/teacher", "relay": "/relay"}  # node name -> namespace
 
-    from kd_traffic_light.core.config import DetectorConfig
-    from kd_traffic_light.core.detector import TrafficLightDetector
-    from kd_traffic_light.processes import ProbeNode, ros_env
 
-    imgsz = prof["imgsz"]
-    student_pt = untrained_pt(tmp / "student_bench.pt", args.student_cfg)
-    models = {"student": export_onnx(student_pt, imgsz),
-              "teacher": untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
-    node_py = args.node_python or (str(RUNTIME_VENV / "bin" / "python") if (RUNTIME_VENV / "bin" / "python").exists()
-                                   else sys.executable)
+def _node_python(args) -> str:
+    """Return the Python of the ONNX student and the relay: ``--node-python``, else .venv-runtime's, else this one."""
+    runtime_py = RUNTIME_VENV / "bin" / "python"
+    return args.node_python or (str(runtime_py) if runtime_py.exists() else sys.executable)
+
+
+def _bench_env(args, tmp: Path) -> tuple[int, dict]:
+    """Draw the ROS domain and build the nodes' environment; this process's participant uses it too."""
+    from kd_traffic_light.processes import ros_env
+
     # the tests draw ROS_DOMAIN_ID from 1..101 (kd_traffic_light.processes.domain_id); 215..232 keeps this benchmark's
     # /student and /teacher nodes off their graphs, and its DDS ports (7400 + 250 x id) above Linux's
     # ephemeral port range
@@ -443,22 +445,139 @@ def run(args, prof: dict, tmp: Path) -> dict:
     env = ros_env(tmp / "ros_log", dom)
     for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "YOLO_AUTOINSTALL"):
         os.environ[var] = env[var]  # this process's participant, before rclpy.init
-    targets = {"student": "/student", "teacher": "/teacher", "relay": "/relay"}
+    return dom, env
+
+
+def _start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int, device: str, env: dict,
+                 tmp: Path) -> dict[str, Path]:
+    """Start the student, teacher and relay nodes into ``procs`` (so each started one is stopped); return their logs."""
     pythons = {"student": node_py, "teacher": sys.executable}
-    procs, logs = {}, {}
+    logs = {}
+    for name, ns in TARGETS.items():  # all start (load + warm up) while this process loads its core
+        logs[name] = tmp / f"{name}_node.log"
+        remaps = ["-r", f"__ns:={ns}", "-r", f"image:=/bench/image_{name}"]
+        if name == "relay":
+            cmd = [node_py, str(Path(__file__).resolve()), "--relay", "--ros-args", *remaps]
+        else:
+            cmd = [pythons[name], "-m", "kd_traffic_light.detector_node", "--ros-args", *remaps,
+                   "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={device}"]
+        procs[name] = start_process(cmd, env, logs[name])
+    return logs
+
+
+def _wait_nodes(bench: Bench, procs: dict, logs: dict[str, Path], msgs: list, timeout: float) -> None:
+    """Wait until every node answers a frame, then warm its 2048x1024 path end to end."""
+    for name in TARGETS:
+        try:
+            bench.wait_ready(name, procs[name], logs[name], msgs[0], timeout)
+            bench.serial(name, msgs, 3, timeout=30.0)
+        except Exception:  # shown now: rclpy's clean-up on the way out has been seen to hang
+            traceback.print_exc()
+            sys.stdout.flush()
+            raise
+
+
+def _input_rates(worker: CoreWorker, args) -> tuple[float, float, float, float]:
+    """Return the student predict time P, capacity 1/P and the low and high input rates (Hz) set from it."""
+    p0 = med(worker.times(10))  # capacity estimate, taken while the nodes are up and idle
+    capacity = 1.0 / p0
+    high = args.high_rate if args.high_rate >= 1.2 * capacity else 1.5 * capacity
+    low = args.low_factor * capacity
+    print(f"nodes answering; student predict {p0 * 1000:.1f} ms -> capacity {capacity:.1f} Hz; "
+          f"low {low:.1f} Hz, high {high:.1f} Hz; measuring ...", flush=True)
+    return p0, capacity, low, high
+
+
+@dataclass
+class Blocks:
+    """The measured blocks of a repetition; each fills its keys of the repetition's dict ``r``."""
+
+    bench: Bench
+    worker: CoreWorker
+    teacher_core: Any
+    frames: list
+    msgs: list
+    prof: dict
+    p0: float
+    low: float
+    high: float
+
+    def serial(self, r: dict) -> None:
+        """Measure student and relay end-to-end latencies, alternating frame by frame."""
+        timeout = max(3.0, 20 * self.p0)
+        r["serial_s"], r["serial_lost"] = [], 0
+        r["relay_s"], r["relay_lost"] = [], 0
+        for _ in range(self.prof["serial_frames"]):
+            for target, key in (("student", "serial"), ("relay", "relay")):
+                lat, lost = self.bench.serial(target, self.msgs, 1, timeout)
+                r[f"{key}_s"] += lat
+                r[f"{key}_lost"] += lost
+
+    def core(self, r: dict) -> None:
+        """Time core predicts: the student's in its worker, the teacher's in this process."""
+        r["core_s"] = self.worker.times(self.prof["core_frames"])
+        r["core_teacher_s"] = core_block(self.teacher_core, self.frames, max(3, self.prof["core_frames"] // 3))
+
+    def low_rate(self, r: dict) -> None:
+        """Send to the student at the sustainable input rate."""
+        r["low"] = self.bench.at_rate("student", self.msgs, self.low, self.prof["duration"],
+                                      drain=max(0.3, 4 * self.p0))
+
+    def high_rate(self, r: dict) -> None:
+        """Send to the student above capacity."""
+        r["high"] = self.bench.at_rate("student", self.msgs, self.high, self.prof["duration"],
+                                       drain=max(0.3, 4 * self.p0))
+
+    def teacher(self, r: dict) -> None:
+        """Send to the teacher above capacity (drained for its own predict time where already measured)."""
+        pt = med(r.get("core_teacher_s") or [10 * self.p0])
+        r["teacher"] = self.bench.at_rate("teacher", self.msgs, self.high, self.prof["teacher_duration"],
+                                          drain=max(0.5, 3 * pt))
+
+    def repetition(self, rep: int) -> dict:
+        """Run every block, in reverse order on odd repetitions; the measurements and this repetition's ratios."""
+        r: dict = {}
+        blocks = [self.serial, self.core, self.low_rate, self.high_rate, self.teacher]
+        for block in blocks if rep % 2 == 0 else blocks[::-1]:
+            block(r)
+        p = med(r["core_s"])
+        r["ratio_overhead"] = (med(r["serial_s"]) - med(r["relay_s"])) / p
+        r["ratio_overhead_e2e"] = med(r["serial_s"]) / p
+        r["ratio_throughput"] = r["high"]["fps"] * p
+        r["ratio_student_teacher"] = (r["high"]["fps"] / r["teacher"]["fps"]
+                                      if r["teacher"]["fps"] > 0 else float("nan"))
+        r["ratio_bounded_rep"] = pct(r["high"]["latencies"], 99) / pct(r["low"]["latencies"], 99)
+        return r
+
+
+def _start_commands(node_py: str, onnx: Path, pt: Path, imgsz: int, device: str) -> dict[str, list[str]]:
+    """Return node-start's commands: the student as ONNX with the node's Python, and as ``.pt`` with this one."""
+    detector = ["-m", "kd_traffic_light.detector_node", "--ros-args", "-p", f"imgsz:={imgsz}",
+                "-p", f"device:={device}"]
+    return {"onnx": [node_py, *detector, "-p", f"model:={onnx}"],
+            "pt": [sys.executable, *detector, "-p", f"model:={pt}"]}
+
+
+def run(args, prof: dict, tmp: Path) -> dict:
+    """Start the nodes, measure every repetition's blocks, then node-start; return the raw results for ``summarize``."""
+    from tqdm import tqdm
+
+    from kd_traffic_light.core.config import DetectorConfig
+    from kd_traffic_light.core.detector import TrafficLightDetector
+    from kd_traffic_light.processes import ProbeNode
+
+    imgsz = prof["imgsz"]
+    student_pt = untrained_pt(tmp / "student_bench.pt", args.student_cfg)
+    models = {"student": export_onnx(student_pt, imgsz),
+              "teacher": untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
+    node_py = _node_python(args)
+    dom, env = _bench_env(args, tmp)
+    procs: dict = {}
     try:
         # The probe joins first: a participant joining after several others started together often never
         # discovers one of them with Fast DDS LARGE_DATA (test/nodes/discovery_repro.py)
         with ProbeNode("node_latency_bench", env) as probe:
-            for name, ns in targets.items():  # all start (load + warm up) while this process loads its core
-                logs[name] = tmp / f"{name}_node.log"
-                remaps = ["-r", f"__ns:={ns}", "-r", f"image:=/bench/image_{name}"]
-                if name == "relay":
-                    cmd = [node_py, str(Path(__file__).resolve()), "--relay", "--ros-args", *remaps]
-                else:
-                    cmd = [pythons[name], "-m", "kd_traffic_light.detector_node", "--ros-args", *remaps,
-                           "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={args.device}"]
-                procs[name] = start_process(cmd, env, logs[name])
+            logs = _start_nodes(procs, node_py, models, imgsz, args.device, env, tmp)
             print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
             frames = make_frames()
             teacher_core = TrafficLightDetector(DetectorConfig(model=str(models["teacher"]), imgsz=imgsz,
@@ -466,75 +585,20 @@ def run(args, prof: dict, tmp: Path) -> dict:
             teacher_core.warmup((HEIGHT, WIDTH))
             worker = CoreWorker(node_py, models["student"], imgsz, args.device, env)
             msgs = [image_msg(f) for f in frames]
-            bench = Bench(probe, targets)
-            for name in targets:
-                try:
-                    bench.wait_ready(name, procs[name], logs[name], msgs[0], args.startup_timeout)
-                    bench.serial(name, msgs, 3, timeout=30.0)  # warm the 2048x1024 path end to end
-                except Exception:  # shown now: rclpy's clean-up on the way out has been seen to hang
-                    traceback.print_exc()
-                    sys.stdout.flush()
-                    raise
-            # capacity estimate that sets the input rates, taken while both nodes are up and idle
-            p0 = med(worker.times(10))
-            capacity = 1.0 / p0
-            high = args.high_rate if args.high_rate >= 1.2 * capacity else 1.5 * capacity
-            low = args.low_factor * capacity
-            print(f"nodes answering; student predict {p0 * 1000:.1f} ms -> capacity {capacity:.1f} Hz; "
-                  f"low {low:.1f} Hz, high {high:.1f} Hz; measuring ...", flush=True)
-            reps = []
-            for rep in tqdm(range(prof["reps"]), desc="repetitions", unit="rep"):
-                r: dict = {}
-                timeout = max(3.0, 20 * p0)
-
-                def b_serial(r=r, timeout=timeout):
-                    r["serial_s"], r["serial_lost"] = [], 0
-                    r["relay_s"], r["relay_lost"] = [], 0
-                    for _ in range(prof["serial_frames"]):  # alternate student and relay, frame by frame
-                        lat, lost = bench.serial("student", msgs, 1, timeout)
-                        r["serial_s"] += lat
-                        r["serial_lost"] += lost
-                        lat, lost = bench.serial("relay", msgs, 1, timeout)
-                        r["relay_s"] += lat
-                        r["relay_lost"] += lost
-
-                def b_core(r=r):
-                    r["core_s"] = worker.times(prof["core_frames"])
-                    r["core_teacher_s"] = core_block(teacher_core, frames, max(3, prof["core_frames"] // 3))
-
-                def b_low(r=r):
-                    r["low"] = bench.at_rate("student", msgs, low, prof["duration"], drain=max(0.3, 4 * p0))
-
-                def b_high(r=r):
-                    r["high"] = bench.at_rate("student", msgs, high, prof["duration"], drain=max(0.3, 4 * p0))
-
-                def b_teacher(r=r):
-                    pt = med(r.get("core_teacher_s") or [10 * p0])
-                    r["teacher"] = bench.at_rate("teacher", msgs, high, prof["teacher_duration"],
-                                                 drain=max(0.5, 3 * pt))
-
-                blocks = [b_serial, b_core, b_low, b_high, b_teacher]
-                for block in blocks if rep % 2 == 0 else blocks[::-1]:
-                    block()
-                p = med(r["core_s"])
-                r["ratio_overhead"] = (med(r["serial_s"]) - med(r["relay_s"])) / p
-                r["ratio_overhead_e2e"] = med(r["serial_s"]) / p
-                r["ratio_throughput"] = r["high"]["fps"] * p
-                r["ratio_student_teacher"] = (r["high"]["fps"] / r["teacher"]["fps"]
-                                              if r["teacher"]["fps"] > 0 else float("nan"))
-                r["ratio_bounded_rep"] = pct(r["high"]["latencies"], 99) / pct(r["low"]["latencies"], 99)
-                reps.append(r)
+            bench = Bench(probe, TARGETS)
+            _wait_nodes(bench, procs, logs, msgs, args.startup_timeout)
+            p0, capacity, low, high = _input_rates(worker, args)
+            blocks = Blocks(bench, worker, teacher_core, frames, msgs, prof, p0, low, high)
+            reps = [blocks.repetition(rep) for rep in tqdm(range(prof["reps"]), desc="repetitions", unit="rep")]
             time.sleep(1.2)  # one more diagnostics period
             diag = dict(bench.diag)
             rss = {name: rss_mb(proc.pid) for name, proc in procs.items()}
             rss["core_worker"] = rss_mb(worker.proc.pid)
             worker.close()
-            codes = {name: stop(proc) for name, proc in procs.items()}
+            for proc in procs.values():
+                stop(proc)
             print("main blocks done; node-start: fresh starts of the ONNX and the .pt student ...", flush=True)
-            detector = ["-m", "kd_traffic_light.detector_node", "--ros-args", "-p", f"imgsz:={imgsz}",
-                        "-p", f"device:={args.device}"]
-            start = node_start(bench, {"onnx": [node_py, *detector, "-p", f"model:={models['student']}"],
-                                       "pt": [sys.executable, *detector, "-p", f"model:={student_pt}"]},
+            start = node_start(bench, _start_commands(node_py, models["student"], student_pt, imgsz, args.device),
                                env, tmp, msgs[0], prof["start_reps"], min(60.0, args.startup_timeout))
     finally:
         codes = {name: (stop(proc) if proc.poll() is None else proc.returncode) for name, proc in procs.items()}

@@ -17,6 +17,7 @@ state.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,20 +116,35 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_train_value(key: str, value: Any, where: str) -> None:
-    """Check one ultralytics training argument's type and range; raise UsageError naming ``where``.
+OPTIMIZERS = ("SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "MuSGD", "auto")
 
-    The key classes are ultralytics' own (``ultralytics.cfg``: CFG_INT_KEYS with CFG_INT_MIN, CFG_FLOAT_KEYS,
-    CFG_FRACTION_KEYS, CFG_BOOL_KEYS, CFG_STR_KEYS); what ``check_cfg`` leaves open is closed here: a bool is not
-    a number, ``batch`` is an int >= 1, -1 (AutoBatch) or a fraction of GPU memory in (0, 1), ``imgsz`` a square
-    size in pixels, ``optimizer`` one the trainer builds. Anything else goes through ``check_cfg`` itself, its
-    error reworded to name ``where``.
 
-    Args:
-        key (str): Ultralytics argument name, e.g. ``epochs``.
-        value: The given value.
-        where (str): What to name in the message: ``<file>: train.<key>`` or a flag such as ``--batch``.
-    """
+def _expect(ok: Callable[[Any], bool], expected: str) -> Callable[[Any], str | None]:
+    """Return a check that answers ``expected`` for a value ``ok`` refuses (None for one it takes)."""
+    return lambda value: None if ok(value) else expected
+
+
+def _ok_batch(v: Any) -> bool:
+    return (_is_int(v) and (v >= 1 or v == -1)) or (isinstance(v, float) and 0.0 < v < 1.0)
+
+
+def _ok_device(v: Any) -> bool:
+    return (v is None or _is_int(v) or isinstance(v, str)
+            or (isinstance(v, list) and bool(v) and all(_is_int(i) and i >= 0 for i in v)))
+
+
+# Keys whose check ``check_cfg`` leaves open; each check returns what is expected for a bad value, else None.
+TRAIN_KEY_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "batch": _expect(_ok_batch, "an int >= 1, -1 (AutoBatch) or a fraction of GPU memory in (0, 1)"),
+    "imgsz": _expect(lambda v: _is_int(v) and v >= IMGSZ_MIN,
+                     f"an int >= {IMGSZ_MIN} (square training size in pixels)"),
+    "device": _expect(_ok_device, "'cpu', a CUDA index such as 0, or indices such as '0,1'"),
+    "optimizer": _expect(lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+}
+
+
+def _class_check(key: str) -> Callable[[Any], str | None] | None:
+    """Return the check of ``key``'s ultralytics key class (int, float, fraction, bool, str), or None."""
     from ultralytics.cfg import (
         CFG_BOOL_KEYS,
         CFG_FLOAT_KEYS,
@@ -136,58 +152,51 @@ def check_train_value(key: str, value: Any, where: str) -> None:
         CFG_INT_KEYS,
         CFG_INT_MIN,
         CFG_STR_KEYS,
-        check_cfg,
     )
 
-    def bad(expected: str) -> UsageError:
-        return UsageError(f"{where}: expected {expected}, got {value!r}")
-
-    if key == "batch":
-        if not (_is_int(value) and (value >= 1 or value == -1)) and not (
-            isinstance(value, float) and 0.0 < value < 1.0
-        ):
-            raise bad("an int >= 1, -1 (AutoBatch) or a fraction of GPU memory in (0, 1)")
-        return
-    if key == "imgsz":
-        if not _is_int(value) or value < IMGSZ_MIN:
-            raise bad(f"an int >= {IMGSZ_MIN} (square training size in pixels)")
-        return
-    if key == "device":
-        ok = value is None or _is_int(value) or isinstance(value, str)
-        if not ok and not (isinstance(value, list) and value and all(_is_int(v) and v >= 0 for v in value)):
-            raise bad("'cpu', a CUDA index such as 0, or indices such as '0,1'")
-        return
-    if key == "optimizer":
-        allowed = ("SGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSprop", "MuSGD", "auto")
-        if value not in allowed:
-            raise bad(f"one of {', '.join(allowed)}")
-        return
     if key in CFG_INT_KEYS:
         low = CFG_INT_MIN.get(key, TRAIN_INT_MIN.get(key))
-        if not _is_int(value) or (low is not None and value < low):
-            raise bad("an int" + (f" >= {low}" if low is not None else ""))
-        return
+        return _expect(lambda v: _is_int(v) and (low is None or v >= low),
+                       "an int" + (f" >= {low}" if low is not None else ""))
     if key in CFG_FLOAT_KEYS:
         low = TRAIN_FLOAT_MIN.get(key)
-        if not _is_number(value) or (low is not None and value < low):
-            raise bad("a number" + (f" >= {low:g}" if low is not None else ""))
-        return
+        return _expect(lambda v: _is_number(v) and (low is None or v >= low),
+                       "a number" + (f" >= {low:g}" if low is not None else ""))
     if key in CFG_FRACTION_KEYS and key != "fraction":  # fraction also takes counts and split lists: check_cfg
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise bad("a number in [0, 1]")
-        return
+        return _expect(lambda v: _is_number(v) and 0.0 <= v <= 1.0, "a number in [0, 1]")
     if key in CFG_BOOL_KEYS:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return
+        return _expect(lambda v: isinstance(v, bool), "true or false")
     if key in CFG_STR_KEYS:
-        if not isinstance(value, str):
-            raise bad("a string")
+        return _expect(lambda v: isinstance(v, str), "a string")
+    return None
+
+
+def check_train_value(key: str, value: Any, where: str) -> None:
+    """Check one ultralytics training argument's type and range; raise UsageError naming ``where``.
+
+    The key classes are ultralytics' own (``ultralytics.cfg``: CFG_INT_KEYS with CFG_INT_MIN, CFG_FLOAT_KEYS,
+    CFG_FRACTION_KEYS, CFG_BOOL_KEYS, CFG_STR_KEYS); what ``check_cfg`` leaves open is closed here
+    (``TRAIN_KEY_CHECKS``): a bool is not a number, ``batch`` is an int >= 1, -1 (AutoBatch) or a fraction of GPU
+    memory in (0, 1), ``imgsz`` a square size in pixels, ``optimizer`` one the trainer builds. Anything else goes
+    through ``check_cfg`` itself, its error reworded to name ``where``.
+
+    Args:
+        key (str): Ultralytics argument name, e.g. ``epochs``.
+        value: The given value.
+        where (str): What to name in the message: ``<file>: train.<key>`` or a flag such as ``--batch``.
+    """
+    check = TRAIN_KEY_CHECKS.get(key) or _class_check(key)
+    if check is None:
+        from ultralytics.cfg import check_cfg
+
+        try:
+            check_cfg({key: value}, hard=True)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: {exc}") from None
         return
-    try:
-        check_cfg({key: value}, hard=True)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{where}: {exc}") from None
+    expected = check(value)
+    if expected is not None:
+        raise UsageError(f"{where}: expected {expected}, got {value!r}")
 
 
 def check_train(train: Any, where: str) -> dict[str, Any]:

@@ -192,6 +192,18 @@ def _check_attributes(attrs: dict[str, str], src: str, where: str, warns: list[W
                               f"value {value!r} not in {list(allowed)}"))
 
 
+def _entry_key(entry: Any, path_field: str, src: str, where: str, warns: list[Warn]) -> str | None:
+    """Return the image key in an entry's ``path_field``; None, with a warning (image skipped), when unusable."""
+    if not isinstance(entry, dict) or not isinstance(entry.get(path_field), str):
+        warns.append(Warn("malformed_entry", src, f"{where}.{path_field}", "expected a string; image skipped"))
+        return None
+    try:
+        return image_key(entry[path_field])
+    except ValueError as exc:
+        warns.append(Warn("malformed_entry", src, f"{where}.{path_field}", f"{exc}; image skipped"))
+        return None
+
+
 def _parse_v2_light(obj: Any, src: str, where: str, warns: list[Warn]) -> DtldLight | None:
     if not isinstance(obj, dict):
         warns.append(Warn("malformed_entry", src, where, f"expected an object, got {type(obj).__name__}"))
@@ -237,13 +249,8 @@ def load_v2_json(path: str | os.PathLike, warns: list[Warn]) -> list[DtldFrame]:
     frames = []
     for i, entry in enumerate(doc["images"]):
         where = f"images[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("image_path"), str):
-            warns.append(Warn("malformed_entry", src, f"{where}.image_path", "expected a string; image skipped"))
-            continue
-        try:
-            key = image_key(entry["image_path"])
-        except ValueError as exc:
-            warns.append(Warn("malformed_entry", src, f"{where}.image_path", f"{exc}; image skipped"))
+        key = _entry_key(entry, "image_path", src, where, warns)
+        if key is None:
             continue
         labels = entry.get("labels", [])
         if not isinstance(labels, list):
@@ -312,13 +319,8 @@ def load_v1_yaml(path: str | os.PathLike, warns: list[Warn]) -> list[DtldFrame]:
     frames = []
     for i, entry in enumerate(doc):
         where = f"[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-            warns.append(Warn("malformed_entry", src, f"{where}.path", "expected a string; image skipped"))
-            continue
-        try:
-            key = image_key(entry["path"])
-        except ValueError as exc:
-            warns.append(Warn("malformed_entry", src, f"{where}.path", f"{exc}; image skipped"))
+        key = _entry_key(entry, "path", src, where, warns)
+        if key is None:
             continue
         objects = entry.get("objects") or []
         if not isinstance(objects, list):
@@ -693,11 +695,31 @@ def convert_dtld(root: str | os.PathLike, out: str | os.PathLike, opts: ConvertO
     _check_sources(root, splits, requested, opts)
     created_state = not (out / STATE_FILE).is_file()
     _prepare_output(out, _fingerprint(opts))
-    ext = ".png" if opts.image_format == "png" else ".jpg"
     order = [(split, frame) for split in SPLITS for frame in splits.get(split, [])]
-    jobs = [ImageJob(str(root / frame.key), str(out / "images" / split / Path(frame.key).with_suffix(ext)),
+    results = _run_jobs(_image_jobs(root, out, order, opts), workers, progress)
+    stats, run = _write_labels(out, order, results, opts, warns)
+    empty = [split for split in requested if not stats[split]["images"]]
+    if empty:
+        if created_state and not any(stats[s]["images"] for s in SPLITS):
+            _remove_empty_output(out)
+        raise _nothing_converted(root, out, empty[0], len(splits[empty[0]]), warns)
+    summary = _summary(stats, warns, opts)
+    _write_data_yaml(out, {s: stats[s]["images"] for s in SPLITS}, opts)
+    _write_if_changed(out / SUMMARY_FILE, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    _log_result(out, run, stats, warns)
+    return summary
+
+
+def _image_jobs(root: Path, out: Path, order: list[tuple[str, DtldFrame]], opts: ConvertOptions) -> list[ImageJob]:
+    """Return one decode job per listed frame, in ``order``: its TIFF under ``root``, its image under ``out``."""
+    ext = ".png" if opts.image_format == "png" else ".jpg"
+    return [ImageJob(str(root / frame.key), str(out / "images" / split / Path(frame.key).with_suffix(ext)),
                      frame.key, ext, opts.jpeg_quality, opts.resize(), tuple(opts.size)) for split, frame in order]
-    results = _run_jobs(jobs, workers, progress)
+
+
+def _write_labels(out: Path, order: list[tuple[str, DtldFrame]], results: list[tuple[str, str]],
+                  opts: ConvertOptions, warns: list[Warn]) -> tuple[dict[str, dict[str, Any]], Counter]:
+    """Write the label file of every converted image, warn about failed ones; return the stats and status counts."""
     stats = {s: _new_stats() for s in SPLITS}
     run = Counter()
     for (split, frame), (status, message) in zip(order, results):
@@ -710,27 +732,28 @@ def convert_dtld(root: str | os.PathLike, out: str | os.PathLike, opts: ConvertO
         label = out / "labels" / split / Path(frame.key).with_suffix(".txt")
         _write_if_changed(label, ("\n".join(lines) + "\n" if lines else "").encode())
         stats[split]["images"] += 1
-    empty = [split for split in requested if not stats[split]["images"]]
-    if empty:
-        if created_state and not any(stats[s]["images"] for s in SPLITS):
-            _remove_empty_output(out)
-        failed = Counter(w.kind for w in warns if w.kind in ("missing_image", "unreadable_image", "wrong_size"))
-        example = next((w for w in warns if w.kind in failed), None)
-        raise RunError(
-            f"{root}: no image of split {empty[0]!r} converted ({len(splits[empty[0]])} listed; "
-            f"{', '.join(f'{n} {k}' for k, n in sorted(failed.items()))})"
-            + (f", e.g. {example.file} {example.field}: {example.message}" if example else "")
-            + f"; {out} has no data.yaml or {SUMMARY_FILE}")
-    summary = _summary(stats, warns, opts)
-    _write_data_yaml(out, {s: stats[s]["images"] for s in SPLITS}, opts)
-    _write_if_changed(out / SUMMARY_FILE, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode())
+    return stats, run
+
+
+def _nothing_converted(root: Path, out: Path, split: str, listed: int, warns: list[Warn]) -> RunError:
+    """Return the error of a requested split none of whose ``listed`` images converted, with the failures counted."""
+    failed = Counter(w.kind for w in warns if w.kind in ("missing_image", "unreadable_image", "wrong_size"))
+    example = next((w for w in warns if w.kind in failed), None)
+    return RunError(
+        f"{root}: no image of split {split!r} converted ({listed} listed; "
+        f"{', '.join(f'{n} {k}' for k, n in sorted(failed.items()))})"
+        + (f", e.g. {example.file} {example.field}: {example.message}" if example else "")
+        + f"; {out} has no data.yaml or {SUMMARY_FILE}")
+
+
+def _log_result(out: Path, run: Counter, stats: dict[str, dict[str, Any]], warns: list[Warn]) -> None:
+    """Log the image counts, then one line per warning kind with its count and an example."""
     LOGGER.info("convert-dtld: %d images written, %d skipped (already done), %d failed, %d warnings -> %s",
                 run["written"], run["skipped"], sum(s["images_failed"] for s in stats.values()),
                 len(warns), out)
     for kind, count in sorted(Counter(w.kind for w in warns).items()):
         example = next(w for w in warns if w.kind == kind)
         LOGGER.warning("%d x %s, e.g. %s %s: %s", count, kind, example.file, example.field, example.message)
-    return summary
 
 
 def _requested_splits(opts: ConvertOptions) -> list[str]:

@@ -12,7 +12,6 @@ Usage: ``python benchmarks/convert.py [--frames 32] [--workers 2] [--reps 3] [--
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -25,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
 from training.data.dtld import ConvertOptions, ImageJob, convert_dtld, convert_image  # noqa: E402
 from training.data.synth import SynthConfig, make_synthetic_dtld  # noqa: E402
 
@@ -87,8 +87,7 @@ def main(args: argparse.Namespace) -> int:
         "command": "python benchmarks/convert.py " + " ".join(sys.argv[1:]),
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out, result)
     print(f"single-process {result['single_ips_median']:.2f} img/s (2048x1024), "
           f"{args.workers} workers {result['parallel_ips_median']:.2f} img/s -> {out}")
     print(f"convert ratio (goal >= 0.8): {result['ratio_median']:.3f}")

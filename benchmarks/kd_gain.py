@@ -41,8 +41,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -69,8 +67,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def profile_experiment(args: argparse.Namespace) -> dict[str, Any]:
     """Return the raw experiment mapping of the chosen profile (see the module docstring)."""
+    from kd_traffic_light.core.atomic_io import read_yaml
+
     if args.profile == "quick":
-        raw = yaml.safe_load(Path(args.config or QUICK_CONFIG).read_text(encoding="utf-8"))
+        raw = read_yaml(args.config or QUICK_CONFIG)
         if args.seeds:
             raw["seeds"] = args.seeds
         if args.device:
@@ -78,8 +78,8 @@ def profile_experiment(args: argparse.Namespace) -> dict[str, Any]:
         return raw
     if not args.dtld_root:
         raise SystemExit("kd_gain: --dtld-root is required with --profile full")
-    study = yaml.safe_load((REPO / "training" / "configs" / "dtld_source_study.yaml").read_text(encoding="utf-8"))
-    quick = yaml.safe_load(QUICK_CONFIG.read_text(encoding="utf-8"))
+    study = read_yaml(REPO / "training" / "configs" / "dtld_source_study.yaml")
+    quick = read_yaml(QUICK_CONFIG)
     device = args.device or "0"
     return {
         "out": "runs/bench/kd_gain_full",

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 
 LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -215,11 +215,10 @@ def bag_stage(out: Path, mode: str, exp: dict[str, Any]) -> dict[str, Any]:
 
 def node_params(out: Path, role: str, imgsz: int) -> Path:
     """Write the package's detector params for ``role`` with the demo's inference size."""
-    params = yaml.safe_load((REPO / "config" / f"{role}.yaml").read_text(encoding="utf-8"))
+    params = read_yaml(REPO / "config" / f"{role}.yaml")
     params["/**"]["ros__parameters"]["imgsz"] = imgsz
     path = out / "nodes" / f"{role}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    atomic_write_yaml(path, params)
     return path
 
 

@@ -29,6 +29,12 @@ class ConfigError(ValueError):
 
 _TYPE_WORDS = {bool: "a boolean (true or false)", int: "an integer", float: "a float", str: "a string"}
 
+# Allowed values of the node's and the comparison node's choice parameters.
+TRANSPORTS = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable")
+MATCH_METHODS = ("greedy", "hungarian")
+RECORD_FORMATS = (".csv", ".jsonl")
+
 
 def problem(name: str, value: Any, allowed: str) -> str:
     """Return the one-line message of a bad parameter: its name, the value given (and its type), what is allowed."""
@@ -137,10 +143,6 @@ class DetectorConfig:
         check.done()
 
 
-TRANSPORTS = ("raw", "compressed")
-RELIABILITIES = ("best_effort", "reliable")
-
-
 @dataclass(frozen=True)
 class NodeConfig:
     """Settings of the detector node around the core (topics, QoS, input guards).
@@ -174,10 +176,6 @@ class NodeConfig:
         check("max_image_age_s", lambda v: v >= 0.0, "a float >= 0 (0 disables)")
         check("max_image_pixels", lambda v: v > 0, "an integer > 0")
         check.done()
-
-
-MATCH_METHODS = ("greedy", "hungarian")
-RECORD_FORMATS = (".csv", ".jsonl")
 
 
 @dataclass(frozen=True)
@@ -251,9 +249,8 @@ def type_problems(cls: type, values: Mapping[str, Any]) -> dict[str, str]:
     bad = [name for name, value in values.items() if name in hints and not coerce(hints[name], value)[0]]
     if not bad:
         return {}
-    known = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
     try:
-        cls(**(known | {k: v for k, v in values.items() if k in hints}))
+        cls(**(defaults(cls) | {k: v for k, v in values.items() if k in hints}))
         found: dict[str, str] = {}
     except ConfigError as exc:
         found = exc.problems

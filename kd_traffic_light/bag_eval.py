@@ -6,11 +6,21 @@ replay paced by both detectors' results (so both process every frame) with /cloc
 use_sim_time on every node (as `bag:=` does in the launch file), waits for the
 end, stops every process cleanly and writes into `--out`:
 
+Start-up order: the overlay saver (a subscription in this process) joins first, then every process starts
+at once; the replay publishes nothing until the image topic has its three subscriptions matched (student,
+teacher, comparison), both detection topics their publishers, and this process has created its start file,
+which it does once the saver's subscription has matched the comparison's overlay publisher (the
+comparison draws an overlay only while someone subscribes, so an overlay published before would be lost).
+A node not up (model loaded) within `--startup-timeout` fails the run, naming it. Nodes that are up but have
+not all found each other within 30 s (the Fast DDS discovery problem of docs/runtime.md) are stopped and
+every process starts again, 3 attempts in all (the stalled attempts' logs are kept as `*.attemptN.log`);
+then the run fails naming what never matched.
+
 * `records.csv` (or .jsonl): one comparison record per frame both detectors processed;
 * `frames/<stamp_ns>.jpg`: the comparison overlays (teacher dashed, student solid);
 * `overlay.mp4`: the overlays as a video (cv2 mp4v);
-* `summary.json`: `status` (`ok` or `failed`, with `error`), pooled metrics, frame counts, exit codes and
-  the commands run;
+* `summary.json`: `status` (`ok` or `failed`, with `error`), `warnings`, pooled metrics, frame counts,
+  `overlay_frames`, exit codes and the commands run;
 * `logs/*.log`: each process's output.
 
 Nothing is reported over nothing. The bag is checked before any process starts: a missing path, a file
@@ -18,8 +28,11 @@ that is not a rosbag2, a truncated or corrupt one, or an `--image-topic` that is
 CompressedImage, or without messages ends the tool with one `bag_eval: error: ...` line naming the file
 and what is wrong, exit status 1, and nothing written. Once the processes ran, `summary.json` is always
 written; when no frame was compared or a process failed, its `status` is `failed`, `error` says why, the
-exit status is 1 and no metrics JSON is printed. Precision, recall and F1 are null where undefined (no
-detection, no reference box, or no frame). Bad flags exit with status 2.
+exit status is 1 and no metrics JSON is printed. A run whose frames were compared but whose overlay saver
+got no overlay at all (without `--no-video`) is `failed` too: the overlays asked for are missing although
+the metrics in `summary.json` are valid. Fewer overlays than compared frames is `ok` with a line in
+`warnings`. Precision, recall and F1 are null where undefined (no detection, no reference box, or no
+frame). Bad flags exit with status 2.
 
     python -m kd_traffic_light.bag_eval BAG --student-model student.onnx --teacher-model teacher.pt --out runs/eval
 """
@@ -38,11 +51,20 @@ from pathlib import Path
 
 import cv2
 
+from kd_traffic_light import processes
 from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json
+from kd_traffic_light.core.matching import Counts
 from kd_traffic_light.resources import share_path
 
 OVERLAY_TOPIC = "/comparison/comparison/overlay"
 PACE_TOPICS = ["/teacher/detector/detections", "/student/detector/detections"]
+ROLES = ("replay", "student", "teacher", "comparison")
+START_FILE = "replay.start"  # in <out>/logs: created once the overlay saver is matched; the replay waits for it
+OVERLAY_DRAIN_S = 10.0  # after the last record, how long the overlays still in flight may take
+UP_LINES = {"student": "]: active: ", "teacher": "]: active: ", "comparison": "]: comparing "}  # model loaded
+PLAYING_LINE = "]: starting playback after "  # the replay's line once everything it waits for appeared
+DISCOVERY_S = 30.0  # once every node is up, how long they may take to find each other before a fresh start
+START_ATTEMPTS = 3
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -65,14 +87,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--pace-timeout", type=float, default=60.0,
                    help="seconds the replay waits for both detectors' results of a frame before moving on")
     p.add_argument("--startup-timeout", type=float, default=300.0,
-                   help="seconds to wait for the detectors to load their models and subscribe")
+                   help="seconds to wait for the detectors to load their models and subscribe, the comparison "
+                        "and the overlay saver to match; what did not appear by then fails the run")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of overlay.mp4")
     p.add_argument("--no-video", action="store_true", help="do not collect overlays, frames or the MP4")
     return p
 
 
 def node_commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
-    """Return the command line of every process, keyed by role (student, teacher, comparison, replay)."""
+    """Return the command line of every process, keyed by role (student, teacher, comparison, replay).
+
+    With overlays the replay also waits for ``<out>/logs/replay.start`` (:data:`START_FILE`).
+    """
     py = [sys.executable, "-m"]
     cmds = {}
     for role in ("student", "teacher"):
@@ -92,32 +118,12 @@ def node_commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
     cmds["replay"] = [
         *py, "kd_traffic_light.replay", str(args.bag), "--topics", args.image_topic, "--clock",
         "--pace-topic", *PACE_TOPICS, "--pace-timeout", str(args.pace_timeout), "--start-delay", "1.0",
-        "--wait-subscribers", "2" if args.no_video else "3", "--wait-timeout", str(args.startup_timeout)]
+        "--wait-subscribers", "2" if args.no_video else "3",
+        # bag_eval decides first (see _await_playback); the replay's own limit only ends an orphaned replay
+        "--wait-timeout", str(args.startup_timeout + DISCOVERY_S + 30)]
+    if not args.no_video:
+        cmds["replay"] += ["--start-file", str(out.resolve() / "logs" / START_FILE)]
     return cmds
-
-
-def ros_env(out: Path) -> dict[str, str]:
-    """Environment of the processes: LARGE_DATA transports and a log dir unless the user set them."""
-    env = dict(os.environ)
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-    env.setdefault("ROS_LOG_DIR", str(out / "logs" / "ros"))
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def stop(proc: subprocess.Popen, timeout: float = 20.0) -> int:
-    """SIGINT, then SIGTERM, then SIGKILL; return the exit code."""
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            break
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            continue
-    return proc.wait()
 
 
 def write_video(frames_dir: Path, path: Path, fps: float) -> int:
@@ -140,18 +146,17 @@ def write_video(frames_dir: Path, path: Path, fps: float) -> int:
     return len(files)
 
 
-def _ratio(num: int, den: int) -> float | None:
-    return num / den if den else None
-
-
 def pooled_metrics(records: Path) -> dict:
     """Pooled TP/FP/FN, precision, recall and F1 over every record (CSV or JSONL).
 
-    Undefined ratios are None (JSON null): precision without any student detection, recall without any
-    teacher box, all three over zero frames (also when ``records`` does not exist). A malformed records
+    The per-frame counts are pooled with the core's :class:`~kd_traffic_light.core.matching.Counts`, as the
+    comparison node's rolling summary does. Undefined ratios are None (JSON null), not the core's empty-set
+    convention (1.0 when both sides saw nothing): precision without any student detection, recall without
+    any teacher box, all three over zero frames (also when ``records`` does not exist). A malformed records
     file raises ValueError naming it.
     """
     rows: list = []
+    counts = Counts()
     if records.exists():
         text = records.read_text(encoding="utf-8")
         try:
@@ -159,13 +164,14 @@ def pooled_metrics(records: Path) -> dict:
                 rows = list(csv.DictReader(text.splitlines()))
             else:
                 rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            tp, fp, fn = (sum(int(r[k]) for r in rows) for k in ("tp", "fp", "fn"))
+            counts = sum((Counts(int(r["tp"]), int(r["fp"]), int(r["fn"])) for r in rows), Counts())
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{records}: malformed records file ({type(exc).__name__}: {exc})") from None
-    else:
-        tp = fp = fn = 0
-    return {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn)}
+    tp, fp, fn = counts.tp, counts.fp, counts.fn
+    return {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn,
+            "precision": counts.precision if tp + fp else None,
+            "recall": counts.recall if tp + fn else None,
+            "f1": counts.f1 if tp + fp + fn else None}
 
 
 def check_bag(bag: Path, image_topic: str) -> str:
@@ -183,8 +189,12 @@ def check_bag(bag: Path, image_topic: str) -> str:
     return f"{n} images on {image_topic} ({conns[0].msgtype})"
 
 
-def outcome(metrics: dict, codes: dict[str, int], logs: Path) -> str | None:
-    """Why the run failed (None when it did not): a process exited non-zero, or no frame was compared."""
+def outcome(metrics: dict, codes: dict[str, int], logs: Path, overlay_frames: int | None = None) -> str | None:
+    """Why the run failed (None when it did not).
+
+    A process exited non-zero, no frame was compared, or, when overlays were asked for (``overlay_frames``
+    is not None), frames were compared but not one overlay was saved.
+    """
     bad = {role: code for role, code in codes.items() if code != 0}
     if bad:
         why = ""
@@ -196,7 +206,19 @@ def outcome(metrics: dict, codes: dict[str, int], logs: Path) -> str | None:
     if not metrics.get("frames"):
         return (f"no frame was compared: the comparison wrote no record, so there are no metrics; "
                 f"see {logs} (replay.log counts the images published, student.log and teacher.log the detections)")
+    if overlay_frames == 0:
+        return (f"{metrics['frames']} frames were compared (the metrics in summary.json are valid) but the overlay "
+                f"saver got no overlay of {OVERLAY_TOPIC}, so there are no frames and no overlay.mp4; see {logs} "
+                "(comparison.log), or run with --no-video")
     return None
+
+
+def overlay_warnings(metrics: dict, overlay_frames: int | None) -> list[str]:
+    """Return the warnings of a run that did not fail: fewer overlays saved than frames compared."""
+    frames = metrics.get("frames") or 0
+    if overlay_frames is not None and 0 < overlay_frames < frames:
+        return [f"only {overlay_frames} of the {frames} compared frames have an overlay ({OVERLAY_TOPIC})"]
+    return []
 
 
 class OverlaySaver:
@@ -216,8 +238,8 @@ class OverlaySaver:
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("bag_eval_overlay_saver", context=self.context)
-        self.node.create_subscription(Image, OVERLAY_TOPIC, self._on_overlay,
-                                      QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        self.sub = self.node.create_subscription(Image, OVERLAY_TOPIC, self._on_overlay,
+                                                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
@@ -241,8 +263,9 @@ class OverlaySaver:
             self.node.get_logger().warning(f"overlay not saved: {exc}")
 
     def ready(self) -> bool:
-        """Whether the comparison node's overlay publisher has been discovered."""
-        return self.node.count_publishers(OVERLAY_TOPIC) >= 1
+        """Whether the subscription has matched the comparison node's overlay publisher (not only seen it)."""
+        count = getattr(self.sub, "get_publisher_count", None)  # not on Humble
+        return (count() if count else self.node.count_publishers(OVERLAY_TOPIC)) >= 1
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
@@ -253,6 +276,14 @@ class OverlaySaver:
         self.executor.shutdown(timeout_sec=1)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def _count_records(records: Path) -> int:
+    """Return the number of records written so far (lines after a CSV header); 0 without the file."""
+    if not records.exists():
+        return 0
+    lines = [ln for ln in records.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    return max(0, len(lines) - 1) if records.suffix == ".csv" else len(lines)
 
 
 def _wait_records_settle(records: Path, settle_s: float = 1.5, timeout_s: float = 60.0) -> None:
@@ -267,70 +298,148 @@ def _wait_records_settle(records: Path, settle_s: float = 1.5, timeout_s: float 
         time.sleep(0.2)
 
 
+def _dead(procs: dict[str, subprocess.Popen]) -> list[str]:
+    return [role for role, proc in procs.items() if proc.poll() is not None]
+
+
+def _logged(logs: Path, role: str, text: str) -> bool:
+    return text in processes.read_log(logs / f"{role}.log", tail=1 << 20)
+
+
+def _await_playback(procs: dict[str, subprocess.Popen], saver: OverlaySaver | None, logs: Path, start_file: Path,
+                    startup_timeout: float, discovery_s: float) -> tuple[str | None, bool]:
+    """Wait until the replay started playing; return ``(why not, whether a fresh start may help)``.
+
+    First every node must be up (its model loaded: the line of :data:`UP_LINES` in its log) within
+    ``startup_timeout``; then, within ``discovery_s``, the saver's subscription must match the overlay
+    publisher (then the replay's start file is created) and the replay must have found its subscribers and
+    pace publishers and started. Only the second kind of stall is worth a fresh start (the Fast DDS
+    discovery problem of docs/runtime.md). ``(None, False)`` also when a process exited meanwhile: its exit
+    code and log say why.
+    """
+    deadline = time.monotonic() + startup_timeout
+    while not all(_logged(logs, role, line) for role, line in UP_LINES.items()):
+        if _dead(procs):
+            return None, False
+        if time.monotonic() > deadline:
+            down = [role for role, line in UP_LINES.items() if not _logged(logs, role, line)]
+            return f"{down} not up within --startup-timeout {startup_timeout} s (model loading?); see {logs}", False
+        time.sleep(0.1)
+    deadline = time.monotonic() + discovery_s
+    while not _logged(logs, "replay", PLAYING_LINE):
+        if saver is not None and not start_file.exists() and saver.ready():
+            start_file.touch()
+        if _dead(procs):
+            return None, False
+        if time.monotonic() > deadline:
+            missing = []
+            if saver is not None and not saver.ready():
+                missing.append(f"the overlay saver has not matched the comparison's publisher {OVERLAY_TOPIC}")
+            waiting = [ln for ln in processes.read_log(logs / "replay.log").splitlines() if "waiting for: " in ln]
+            if waiting:
+                missing.append("the replay is " + waiting[-1].split("]: ", 1)[-1])
+            return (f"the nodes were up but did not all find each other within {discovery_s} s: "
+                    f"{'; '.join(missing) or 'the replay has not started'}"), True
+        time.sleep(0.1)
+    return None, False
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; return 0 when every process ended cleanly and at least one frame was compared."""
+    """Run the evaluation; return 0 when it is ``ok`` (see the module docstring), else 1.
+
+    ``ok``: every process ended cleanly, at least one frame was compared and, unless ``--no-video``, at
+    least one overlay was saved.
+    """
     try:
         bag_line = check_bag(args.bag, args.image_topic)
     except ValueError as exc:
         print(f"bag_eval: error: {exc}", file=sys.stderr, flush=True)
         return 1
     out = args.out
-    (out / "logs").mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     frames_dir = out / "frames"
     frames_dir.mkdir(exist_ok=True)
-    # A previous run's results must not be read as this run's (the comparison node appends to its records).
-    for stale in [out / "summary.json", out / args.records, out / "overlay.mp4", *frames_dir.glob("*.jpg")]:
+    start_file = logs / START_FILE
+    # A previous run's results must not be read as this run's (the comparison node appends to its records),
+    # nor its start file let this run's replay start before the saver is matched.
+    for stale in [out / "summary.json", out / args.records, out / "overlay.mp4", start_file,
+                  *frames_dir.glob("*.jpg"), *logs.glob("*.attempt*.log")]:
         stale.unlink(missing_ok=True)
     print(f"bag_eval: {args.bag}: {bag_line}", flush=True)
-    env = ros_env(out)
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", env["FASTDDS_BUILTIN_TRANSPORTS"])
-    os.environ.setdefault("ROS_LOG_DIR", env["ROS_LOG_DIR"])
+    env = processes.ros_env(logs / "ros", keep_user_settings=True)
+    for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):  # this process's own participant (the saver)
+        os.environ.setdefault(var, env[var])
     cmds = node_commands(args, out)
     procs: dict[str, subprocess.Popen] = {}
     codes: dict[str, int] = {}
     saver = None
+    startup_error = None
     try:
-        # The replay starts first and waits for its subscribers: with Fast DDS LARGE_DATA a participant that
-        # joins after several others started together often never discovers one of them
-        # (test/nodes/discovery_repro.py), and the replay used to be that late joiner.
-        for role in ("replay", "student", "teacher", "comparison"):
-            with open(out / "logs" / f"{role}.log", "wb") as log:
-                procs[role] = subprocess.Popen(cmds[role], env=env, stdout=log, stderr=subprocess.STDOUT)
-        saver = None if args.no_video else OverlaySaver(frames_dir)
-        if saver is not None:
-            deadline = time.monotonic() + args.startup_timeout
-            while not saver.ready() and time.monotonic() < deadline:
-                time.sleep(0.1)
-        print(f"bag_eval: replay, detectors and comparison started; replaying {args.bag} once they are up",
-              flush=True)
-        while procs["replay"].poll() is None:
-            dead = [r for r in ("student", "teacher", "comparison") if procs[r].poll() is not None]
-            if dead:
-                print(f"bag_eval: {dead} exited early; see {out / 'logs'}", file=sys.stderr)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            # The saver's participant joins first and every process starts at once: with Fast DDS LARGE_DATA a
+            # participant that joins after several others started together sometimes never discovers one of
+            # them (docs/runtime.md). The replay holds playback until everything it feeds has matched; when
+            # the nodes are up but have not found each other in time, every process starts afresh.
+            saver = None if args.no_video else OverlaySaver(frames_dir)
+            for role in ROLES:
+                procs[role] = processes.start_process(cmds[role], env, logs / f"{role}.log")
+            print(f"bag_eval: replay, detectors and comparison started; replaying {args.bag} once they are up",
+                  flush=True)
+            why, retry = _await_playback(procs, saver, logs, start_file, args.startup_timeout, DISCOVERY_S)
+            if why is None:
                 break
-            time.sleep(0.5)
-        _wait_records_settle(out / args.records)
+            if not retry or attempt == START_ATTEMPTS:
+                startup_error = f"{why} (start-up attempt {attempt} of {START_ATTEMPTS}); nothing was replayed"
+                break
+            print(f"bag_eval: start-up attempt {attempt} stalled: {why}; starting every process again",
+                  file=sys.stderr, flush=True)
+            for role in ROLES:
+                processes.stop(procs.pop(role), 20.0)
+                (logs / f"{role}.log").replace(logs / f"{role}.attempt{attempt}.log")
+            if saver is not None:
+                saver.close()
+                saver = None
+            start_file.unlink(missing_ok=True)
+        while startup_error is None and procs["replay"].poll() is None:
+            dead = [r for r in _dead(procs) if r != "replay"]
+            if dead:
+                print(f"bag_eval: {dead} exited early; see {logs}", file=sys.stderr)
+                break
+            time.sleep(0.2)
+        if startup_error is None:
+            _wait_records_settle(out / args.records)
+            if saver is not None:  # the last overlays may still be in flight after the last record
+                frames = _count_records(out / args.records)
+                processes.wait_until(lambda: saver.count >= frames, OVERLAY_DRAIN_S, period=0.1)
     except KeyboardInterrupt:
         print("bag_eval: interrupted; stopping the processes", file=sys.stderr)
     finally:
-        for role in ("replay", "student", "teacher", "comparison"):
+        for role in ROLES:
             if role in procs:
-                codes[role] = stop(procs[role])
+                codes[role] = processes.stop(procs[role], 20.0)
         if saver is not None:
             saver.close()
+        start_file.unlink(missing_ok=True)
     n_video = 0 if args.no_video else write_video(frames_dir, out / "overlay.mp4", args.fps)
+    overlays = None if args.no_video else n_video
+    warnings: list[str] = []
     try:
         metrics = pooled_metrics(out / args.records)
-        error = outcome(metrics, codes, out / "logs")  # SIGINT'ed nodes exit 0; the replay ends by itself (0)
+        # SIGINT'ed nodes exit 0; the replay ends by itself (0)
+        error = startup_error or outcome(metrics, codes, logs, overlays)
+        warnings = [] if error else overlay_warnings(metrics, overlays)
     except ValueError as exc:
         metrics, error = {"frames": None, "precision": None, "recall": None, "f1": None}, str(exc)
-    summary = {"status": "failed" if error else "ok", "error": error, "bag": str(args.bag),
+    summary = {"status": "failed" if error else "ok", "error": error, "warnings": warnings, "bag": str(args.bag),
                "student_model": args.student_model, "teacher_model": args.teacher_model, "metrics": metrics,
                "overlay_frames": n_video, "exit_codes": codes, "commands": cmds}
     atomic_write_json(out / "summary.json", summary)
     if error:
         print(f"bag_eval: error: {error}", file=sys.stderr, flush=True)
         return 1
+    for line in warnings:
+        print(f"bag_eval: warning: {line}", file=sys.stderr, flush=True)
     print(json.dumps(metrics), flush=True)
     return 0
 

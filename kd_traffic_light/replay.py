@@ -11,10 +11,16 @@ byte-identical) and republishes sensor_msgs/Image, CompressedImage and CameraInf
 
 `--clock` also publishes /clock (the bag's receive time of each message) for nodes with use_sim_time.
 
+Before the first message it waits (up to `--wait-timeout`) until every image topic has `--wait-subscribers`
+matched subscriptions, every pace topic a matched publisher, and the `--start-file` exists (created by a
+parent process once its own consumers are ready: bag_eval's overlay saver). What never appeared in time ends
+the replay before anything is published, naming each topic or file; `--wait-timeout 0` starts at once.
+
 Exit status: 0 when images were published; 2 on bad flags; 1, with one `replay: error: ...` line naming the
 file and what is wrong, when the bag is missing, not a rosbag2, truncated or corrupt, has no Image or
 CompressedImage topic among those replayed (the line lists the topics, their types and the supported
-types), when no image was published, or when with `--pace-topic` no frame got its detections in time.
+types), when what it waits for never appeared within `--wait-timeout`, when no image was published, or when with
+`--pace-topic` no frame got its detections in time.
 
     python -m kd_traffic_light.replay BAG [--rate R] [--pace-topic T ...] [--clock] [--topics T ...]
 """
@@ -42,6 +48,7 @@ IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 REPLAY_TYPES = (*IMAGE_TYPES, "sensor_msgs/msg/CameraInfo")
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 PACE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+WAIT_REPORT_S = 5.0  # while waiting to start, log what is still missing this often
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -64,7 +71,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-subscribers", type=int, default=0,
                    help="before the first message, wait until every image topic has this many subscribers")
     p.add_argument("--wait-timeout", type=float, default=60.0,
-                   help="seconds to wait for subscribers (and the pace topic's publisher) before starting")
+                   help="seconds to wait for the subscribers, the pace topics' publishers and the start file; "
+                        "what did not appear by then is an error (exit 1); 0 = start at once")
+    p.add_argument("--start-file", type=Path, default=None,
+                   help="before the first message, also wait until this file exists (a parent process creates "
+                        "it when its own consumers are ready)")
     p.add_argument("--loop", action="store_true", help="start over at the end (not with --pace-topic)")
     return p
 
@@ -77,6 +88,10 @@ def message_class(msgtype: str):
 
 class BagError(ValueError):
     """A bag that cannot be replayed; the message names the file and what is wrong with it."""
+
+
+class NotReadyError(RuntimeError):
+    """What playback waits for (subscribers, pace publishers, the start file) did not appear in time."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -214,23 +229,44 @@ class ReplayNode(Node):
                 done.discard(key)
             return True
 
-    def wait_ready(self) -> bool:
-        """Wait for subscribers on the image topics and a publisher on the pace topic (see the flags)."""
+    def not_ready(self) -> list[str]:
+        """Return what playback still waits for; empty when ready.
+
+        Image topics short of subscribers, pace topics without a publisher, the start file. Matched endpoints
+        are counted, not merely discovered ones.
+        """
+        missing = []
+        for topic in self.image_topics:
+            n = self.pubs[topic].get_subscription_count()
+            if n < self.args.wait_subscribers:
+                missing.append(f"image topic {topic} has {n} of {self.args.wait_subscribers} subscribers")
+        for topic, sub in self.pace_subs.items():
+            count = getattr(sub, "get_publisher_count", None)  # not on Humble
+            if (count() if count else self.count_publishers(topic)) < 1:
+                missing.append(f"pace topic {topic} has no publisher")
+        start_file = self.args.start_file
+        if start_file is not None and not start_file.exists():
+            missing.append(f"start file {start_file} was not created")
+        return missing
+
+    def wait_ready(self) -> list[str]:
+        """Wait up to ``--wait-timeout`` for :meth:`not_ready` to empty; return what is still missing then.
+
+        ``--wait-timeout 0`` does not wait (returns []); so does a shutdown meanwhile (the caller checks it).
+        """
+        if self.args.wait_timeout == 0:
+            return []
         deadline = time.monotonic() + self.args.wait_timeout
-
-        def ready() -> bool:
-            subs = all(self.pubs[t].get_subscription_count() >= self.args.wait_subscribers for t in self.image_topics)
-            for topic, sub in self.pace_subs.items():
-                count = getattr(sub, "get_publisher_count", None)  # not on Humble
-                if (count() if count else self.count_publishers(topic)) < 1:
-                    return False
-            return subs
-
-        while not ready():
-            if time.monotonic() > deadline or not self.context.ok():
-                return False
+        next_report = time.monotonic() + WAIT_REPORT_S
+        while self.context.ok():
+            missing = self.not_ready()
+            if not missing or time.monotonic() > deadline:
+                return missing
+            if time.monotonic() >= next_report:  # what it still waits for, so a stalled start-up says why
+                self.get_logger().info(f"waiting for: {'; '.join(missing)}")
+                next_report += WAIT_REPORT_S
             time.sleep(0.05)
-        return True
+        return []
 
     def publish(self, topic: str, msg, log_time_ns: int) -> None:
         """Publish one message (and /clock first, when enabled)."""
@@ -317,11 +353,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         thread = threading.Thread(target=_spin, args=(executor,), daemon=True)
         thread.start()
         node.get_logger().info(f"replaying {', '.join(sorted(node.pubs))} from {args.bag}")
-        if not node.wait_ready():
-            node.get_logger().warning("subscribers / pace topic not ready in time; starting anyway")
+        missing = node.wait_ready()
+        if missing:
+            raise NotReadyError(f"{args.bag}: nothing replayed: after --wait-timeout {args.wait_timeout} s "
+                                + "; ".join(missing))
         time.sleep(args.start_delay)
         node.get_logger().info(f"starting playback after {time.monotonic() - start:.1f} s")
-        while True:
+        while node.context.ok():
             stats = tuple(a + b for a, b in zip(stats, play(node, messages, args)))
             if not (args.loop and node.context.ok()):
                 break
@@ -329,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted = not node.context.ok()
         if not interrupted:
             node.flush()
-    except BagError as exc:
+    except (BagError, NotReadyError) as exc:
         failure = str(exc)
     except (KeyboardInterrupt, ExternalShutdownException):
         interrupted = True

@@ -7,6 +7,7 @@ metrics. Metrics undefined over nothing are null, never 1.0. Bad flags exit with
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -151,10 +152,24 @@ def test_replay_corrupt_in_the_middle_exits_1_naming_the_file(bags, tmp_path):
 def test_replay_paced_by_a_topic_nobody_publishes_exits_1(bags, tmp_path):
     """Images but no detections: every frame timed out, which is not a successful paced replay."""
     proc = _run_replay([bags["good"], "--pace-topic", "/nobody/detections", "--pace-timeout", "0.2",
-                        "--wait-timeout", "0.2"], tmp_path)
+                        "--wait-timeout", "0"], tmp_path)  # 0: start at once, do not wait for a publisher
     assert proc.returncode == 1, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("replay: error:")]
     assert len(errors) == 1 and f"none of the {N} images" in errors[0] and "/nobody/detections" in errors[0]
+
+
+def test_replay_whose_consumers_never_appear_exits_1_naming_each(bags, tmp_path):
+    """Nothing is published to nobody: every missing subscriber, pace publisher and the start file is named."""
+    start_file = tmp_path / "go"
+    proc = _run_replay([bags["good"], "--pace-topic", "/nobody/detections", "--wait-subscribers", "2",
+                        "--start-file", start_file, "--wait-timeout", "0.5"], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    line = _one_error_line("\n".join(ln for ln in proc.stderr.splitlines() if ln.startswith("replay: ")), "replay")
+    assert f"{bags['good']}: nothing replayed: after --wait-timeout 0.5 s" in line, line
+    assert "image topic /camera/image_raw has 0 of 2 subscribers" in line, line
+    assert "pace topic /nobody/detections has no publisher" in line
+    assert f"start file {start_file} was not created" in line
+    assert "published 0 messages" in proc.stderr
 
 
 def test_bag_eval_truncated_bag_as_a_process(bags, tmp_path):
@@ -211,3 +226,114 @@ def test_run_that_compared_no_frame_is_failed(tmp_path):
     assert "{'replay': 1}" in why and "replay: error: bag.mcap: reading failed" in why
     ok = {"frames": 2, "tp": 1, "fp": 0, "fn": 0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
     assert bag_eval.outcome(ok, {"replay": 0}, tmp_path) is None
+
+
+def test_run_with_metrics_but_no_overlay_is_failed_and_fewer_overlays_warn(tmp_path):
+    """Overlays asked for (no --no-video) and not one saved: failed, although the metrics are valid."""
+    ok = {"frames": 4, "tp": 4, "fp": 4, "fn": 4, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+    codes = {"replay": 0, "student": 0, "teacher": 0, "comparison": 0}
+    why = bag_eval.outcome(ok, codes, tmp_path, overlay_frames=0)
+    assert why is not None and "4 frames were compared" in why and "no overlay" in why, why
+    assert bag_eval.OVERLAY_TOPIC in why and "--no-video" in why
+    assert bag_eval.outcome(ok, codes, tmp_path, overlay_frames=None) is None  # --no-video: none expected
+    assert bag_eval.outcome(ok, codes, tmp_path, overlay_frames=3) is None
+    assert bag_eval.overlay_warnings(ok, 3) == [
+        f"only 3 of the 4 compared frames have an overlay ({bag_eval.OVERLAY_TOPIC})"]
+    assert bag_eval.overlay_warnings(ok, 4) == [] and bag_eval.overlay_warnings(ok, None) == []
+    nothing = bag_eval.pooled_metrics(tmp_path / "absent.csv")  # no frame compared wins: that is the cause
+    assert bag_eval.outcome(nothing, codes, tmp_path, overlay_frames=0).startswith("no frame was compared")
+
+
+class _FakeProc:
+    returncode = 0
+
+    def poll(self):
+        return 0
+
+
+class _FakeSaver:
+    """Stands in for the overlay saver; ``saved`` overlays arrive (their JPEGs are written) when it is made."""
+
+    saved = 0
+
+    def __init__(self, frames_dir):
+        import cv2
+
+        self.count = self.saved
+        for i in range(self.saved):
+            cv2.imwrite(str(frames_dir / f"{i:020d}_cam.jpg"), np.zeros((16, 32, 3), np.uint8))
+
+    def ready(self):
+        return True
+
+    def close(self):
+        pass
+
+
+def _fake_processes(monkeypatch, out, playback):
+    """Fake every process of bag_eval.run: the comparison 'writes' 2 records; ``playback`` stands in for
+    _await_playback. Returns the roles started, in order."""
+    started = []
+    monkeypatch.setattr(bag_eval, "OVERLAY_DRAIN_S", 0.1)
+    monkeypatch.setattr(bag_eval, "_await_playback", playback)
+    monkeypatch.setattr(bag_eval, "_wait_records_settle", lambda records: None)
+    monkeypatch.setattr(bag_eval.processes, "stop", lambda proc, timeout=15.0: 0)
+
+    def start_process(cmd, env, log_path):
+        Path(log_path).write_text(f"log of {Path(log_path).stem}\n")
+        started.append(Path(log_path).stem)
+        if "kd_traffic_light.comparison_node" in cmd:
+            (out / "records.csv").write_text("stamp_ns,tp,fp,fn\n1,1,1,1\n2,1,1,1\n")
+        return _FakeProc()
+
+    monkeypatch.setattr(bag_eval.processes, "start_process", start_process)
+    return started
+
+
+def _bag_eval(bags, out):
+    return bag_eval.main([str(bags["good"]), "--student-model", "s.onnx", "--teacher-model", "t.onnx", "--out",
+                          str(out)])
+
+
+def test_bag_eval_saver_that_got_no_overlay_fails_with_the_metrics_in_the_summary(bags, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """The whole run() with its processes faked: every frame compared, the saver got nothing."""
+    out = tmp_path / "eval"
+    monkeypatch.setattr(bag_eval, "OverlaySaver", _FakeSaver)
+    _fake_processes(monkeypatch, out, lambda *a: (None, False))
+    rc = _bag_eval(bags, out)
+    captured = capsys.readouterr()
+    assert rc == 1 and "bag_eval: error: 2 frames were compared" in captured.err, captured.err
+    assert '"f1"' not in captured.out  # no metrics printed for a failed run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no overlay" in summary["error"] and summary["overlay_frames"] == 0
+    assert summary["metrics"]["frames"] == 2 and summary["metrics"]["f1"] == 0.5  # still valid, still there
+    assert not (out / "overlay.mp4").exists() and not (out / "logs" / bag_eval.START_FILE).exists()
+
+
+def test_bag_eval_restarts_every_process_after_a_discovery_stall(bags, tmp_path, monkeypatch, capsys):
+    """Nodes up but not matched: everything starts again, the stalled attempt's logs are kept; then ok."""
+    out = tmp_path / "eval"
+    monkeypatch.setattr(bag_eval, "OverlaySaver", type("Saver2", (_FakeSaver,), {"saved": 2}))
+    answers = iter([("the replay is waiting for: pace topic /student/detector/detections has no publisher", True),
+                    (None, False)])
+    started = _fake_processes(monkeypatch, out, lambda *a: next(answers))
+    assert _bag_eval(bags, out) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "start-up attempt 1 stalled: the replay is waiting for: pace topic" in err, err
+    assert started == [*bag_eval.ROLES, *bag_eval.ROLES]
+    assert (out / "logs" / "student.attempt1.log").read_text() == "log of student\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["warnings"] == [] and summary["overlay_frames"] == 2
+
+
+def test_bag_eval_gives_up_after_the_last_stalled_attempt_naming_it(bags, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "eval"
+    monkeypatch.setattr(bag_eval, "OverlaySaver", _FakeSaver)
+    started = _fake_processes(monkeypatch, out, lambda *a: ("the overlay saver has not matched", True))
+    assert _bag_eval(bags, out) == 1
+    assert len(started) == len(bag_eval.ROLES) * bag_eval.START_ATTEMPTS
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("the overlay saver has not matched")
+    assert f"attempt {bag_eval.START_ATTEMPTS} of {bag_eval.START_ATTEMPTS}" in summary["error"]
+    assert "nothing was replayed" in capsys.readouterr().err

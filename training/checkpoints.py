@@ -190,6 +190,29 @@ def write_marker(run_dir: str | os.PathLike[str], *, kind: str, epochs: int | No
     return path
 
 
+def adopt_finished(run_dir: str | os.PathLike[str], epochs: int | None) -> Path | None:
+    """Write the marker of a run that finished before markers existed; return it, or None when it did not finish.
+
+    Such a run has a ``last.pt`` that ultralytics' final step stripped (it did so only after the last epoch
+    and the final validation), a ``best.pt`` that ``check_final`` accepts (loads, student only, no optimizer)
+    and, when ``epochs`` is given, that many rows in ``results.csv``. Anything less is not adopted: the
+    caller resumes or trains it again.
+    """
+    run_dir = Path(run_dir)
+    last, best = run_dir / "weights" / "last.pt", run_dir / "weights" / "best.pt"
+    if marker_path(run_dir).is_file() or not (last.is_file() and best.is_file()):
+        return None
+    try:
+        if not resume_state(last)["stripped"]:
+            return None
+        check_final(best)
+    except CheckpointError:
+        return None
+    if epochs is not None and results_rows(run_dir) < int(epochs):
+        return None
+    return write_marker(run_dir, kind="adopted", epochs=epochs)
+
+
 def verify_run(run_dir: str | os.PathLike[str], load_weights: bool = False) -> dict[str, Any]:
     """Return the marker of a finished run after checking it against ``best.pt``.
 

@@ -300,3 +300,30 @@ def test_old_run_dirs_without_marker_are_not_finished(tmp_path):
     _save(run / "weights" / "best.pt", _student())
     (run / "results.csv").write_text("epoch,x\n1,0\n")
     assert not X._finished(run)
+
+
+def test_runs_finished_before_markers_are_adopted_only_when_whole(tmp_path):
+    """A finished legacy run (stripped last.pt, student-only best.pt, every epoch's row) gets its marker, not a
+    retrain; a legacy run that stopped early, kept its optimizer or holds an unloadable best.pt does not."""
+    import torch
+
+    def legacy(name: str, rows: int = 2, last_optimizer=None, best_bytes: bytes | None = None) -> Path:
+        run = tmp_path / name
+        last = _save(run / "weights" / "last.pt", _student(), optimizer=last_optimizer)
+        if last_optimizer is not None:  # a training checkpoint of epoch 1: the loop had not finished
+            torch.save({"model": None, "ema": _student(), "optimizer": last_optimizer, "epoch": 0}, last)
+        best = _save(run / "weights" / "best.pt", _student())
+        if best_bytes is not None:
+            best.write_bytes(best_bytes)
+        (run / "results.csv").write_text("epoch,x\n" + "".join(f"{i + 1},0\n" for i in range(rows)))
+        return run
+
+    whole = legacy("whole")
+    assert X._finished(whole, 2)
+    assert checkpoints.verify_run(whole)["kind"] == "adopted"
+    assert not X._finished(legacy("short", rows=1), 2)
+    opt = torch.optim.SGD(_student().parameters(), lr=0.1).state_dict()
+    assert not X._finished(legacy("unstripped", last_optimizer=opt), 2)
+    assert not X._finished(legacy("torn", best_bytes=b"PK\x03\x04half"), 2)
+    for name in ("short", "unstripped", "torn"):
+        assert not checkpoints.marker_path(tmp_path / name).exists()

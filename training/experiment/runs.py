@@ -36,8 +36,14 @@ def csv_rows(path: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _finished(run_path: Path) -> bool:
-    """Tell whether the training run finished: its completion marker is there and matches its best.pt."""
+def _finished(run_path: Path, epochs: int | None = None) -> bool:
+    """Tell whether the training run finished: its completion marker is there and matches its best.pt.
+
+    A run that finished before completion markers existed (stripped last.pt, a student-only best.pt and
+    ``epochs`` rows in results.csv) gets its marker now instead of being trained again.
+    """
+    if checkpoints.adopt_finished(run_path, epochs) is not None:
+        LOG.info("run %s: finished before completion markers existed; marker written", run_path.name)
     ok, why = checkpoints.is_complete(run_path)
     if not ok and run_path.exists():
         LOG.info("run %s: %s", run_path.name, why)
@@ -100,10 +106,10 @@ def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
 
 
 def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file: Path, device: str | None,
-                   workers: int | None) -> None:
+                   workers: int | None, epochs: int | None = None) -> None:
     """Train (or resume) the run in its own process unless it finished; raise RunError when that fails."""
     run_path = out / "runs" / run["name"]
-    if _finished(run_path):
+    if _finished(run_path, epochs):
         return
     if run_path.exists() and not _resumable(run_path):
         shutil.rmtree(run_path)  # started but nothing to resume from: start anew in the same place
@@ -120,6 +126,13 @@ def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file:
                        f"{' '.join(cmd)}")
 
 
+def _epochs(run: dict[str, Any]) -> int:
+    """Epochs the run's resolved config trains for."""
+    from training.distill.config import resolve_config
+
+    return int(resolve_config(run["config"])["train"]["epochs"])
+
+
 def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | None = None,
               workers: int | None = None) -> dict[str, Any]:
     """Train one run unless its ``results.json`` exists; return the results record.
@@ -134,11 +147,12 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
     pt_teacher = run["role"] == "teacher" and str(run["model"]).endswith(".pt")
     done = read_json(results) if results.is_file() else None
     fingerprint = run_fingerprint(run, data_yaml)
+    epochs = None if pt_teacher else _epochs(run)
     if done is not None:
         if done.get("fingerprint") not in (None, fingerprint):
             raise ValueError(f"{results}: fingerprint: this run was trained with another config, "
                              "model, teacher or data; use another --out or delete the run directory")
-        if pt_teacher or _finished(run_path):
+        if pt_teacher or _finished(run_path, epochs):
             return done
         LOG.warning("run %s: results.json without a verified checkpoint; training it again", run["name"])
         results.unlink()
@@ -148,13 +162,10 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
         record.update(weights=str(Path(run["model"]).resolve()), train_s=0.0, epochs="-")
         atomic_write_json(results, record)
         return record
-    from training.distill.config import resolve_config
-
-    epochs = resolve_config(run["config"])["train"]["epochs"]
     config_file = out / "configs" / f"{run['name']}.yaml"
     atomic_write_yaml(config_file, run["config"])
     t0 = time.perf_counter()
-    _train_process(run, out, data_yaml, config_file, device, workers)
+    _train_process(run, out, data_yaml, config_file, device, workers, epochs)
     rows = csv_rows(run_path / "results.csv")
     record.update(weights=str((run_path / "weights" / "best.pt").relative_to(out)), epochs=len(rows) or epochs,
                   train_s=round(time.perf_counter() - t0, 1), config_file=str(config_file.relative_to(out)))

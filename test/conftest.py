@@ -1,16 +1,36 @@
-"""Suite-wide settings: hermetic, offline, and isolated from other ROS 2 runs on the machine."""
+"""Suite-wide settings: hermetic, offline, isolated from other ROS 2 runs on the machine; the test tiers.
 
+Tiers (markers, registered in pyproject.toml), applied here by where a test lives and what its module
+imports, so a new test file needs no marker of its own:
+
+- ``ros``: under ``test/nodes``, or its module imports rclpy, launch, a ROS message package or
+  ``test.nodes`` (the node helpers) anywhere.
+- ``training``: under ``test/training`` or ``test/benchmarks``, or its module imports ``training``,
+  torch or ultralytics (``pytest.importorskip`` of them included; in ``test/core`` and ``test/nodes``
+  only at import time, see :func:`tiers`).
+- A module may also declare a tier itself: ``pytestmark = pytest.mark.training``.
+- ``slow``: set by the test itself (end-to-end runs).
+
+Where torch or ultralytics is not importable (the runtime-only venv, a vehicle's ``colcon test``), the
+``training`` tier is not collected at all, and the report header says so.
+"""
+
+import ast
+import importlib.util
 import os
 import random
-import sys
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+TEST_DIR = Path(__file__).resolve().parent
+ROS_IMPORTS = ("rclpy", "launch", "launch_ros", "launch_testing", "rosidl_runtime_py", "rosbag2_py",
+               "builtin_interfaces", "vision_msgs", "test.nodes")
+TRAINING_IMPORTS = ("training", "torch", "ultralytics")
+TIER_DIRS = {"nodes": "ros", "training": "training", "benchmarks": "training"}
+RUNTIME_DIRS = ("core", "nodes")
 
 # Set before anything imports ultralytics or rclpy, and inherited by every subprocess a test starts.
 os.environ["YOLO_AUTOINSTALL"] = "false"
@@ -44,3 +64,89 @@ def untrained_pt(tmp_path_factory):
     from test.model_factory import make_untrained_pt
 
     return make_untrained_pt(tmp_path_factory.mktemp("models") / "yolov5n_untrained.pt")
+
+
+# ------------------------------------------------------------------------------------------ tiers
+def _walk(node: ast.AST, top_level: bool):
+    """``ast.walk``, but with ``top_level`` not entering functions and classes (code run at import only)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        yield n
+        if top_level and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        todo.extend(ast.iter_child_nodes(n))
+
+
+def _imported(tree: ast.Module, top_level: bool) -> set[str]:
+    """Modules imported (``import``, ``from``, ``pytest.importorskip("...")``), at import time or anywhere."""
+    names = set()
+    for node in _walk(tree, top_level):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "importorskip" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            names.add(node.args[0].value)
+    return names
+
+
+def _declared(tree: ast.Module) -> set[str]:
+    """Tiers a module declares itself with ``pytestmark = pytest.mark.<tier>`` (or a list of marks)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets):
+            return {tier for tier in ("ros", "training") if f"mark.{tier}" in ast.unparse(node.value)}
+    return set()
+
+
+def _matches(name: str, roots: tuple[str, ...], msgs: bool = False) -> bool:
+    """Whether module ``name`` is one of ``roots`` or inside one (or, with ``msgs``, a ``*_msgs`` package)."""
+    return any(name == r or name.startswith(f"{r}.") for r in roots) or (msgs and name.split(".")[0].endswith("_msgs"))
+
+
+@cache
+def tiers(module: Path) -> frozenset[str]:
+    """The tier markers of the tests in ``module``.
+
+    Imports anywhere in the module count, except that for ``training`` in the runtime tier's own
+    directories (``test/core``, ``test/nodes``) only imports at import time do: their tests skip what
+    needs torch themselves, and one that imports torch inside itself (e.g. to check it is absent) is
+    not thereby a training test.
+    """
+    rel = module.relative_to(TEST_DIR).parts
+    tree = ast.parse(module.read_text(encoding="utf-8"), str(module))
+    found = {TIER_DIRS[rel[0]]} if len(rel) > 1 and rel[0] in TIER_DIRS else set()
+    found |= _declared(tree)
+    if any(_matches(n, ROS_IMPORTS, msgs=True) for n in _imported(tree, top_level=False)):
+        found.add("ros")
+    if any(_matches(n, TRAINING_IMPORTS) for n in _imported(tree, top_level=rel[0] in RUNTIME_DIRS)):
+        found.add("training")
+    return frozenset(found)
+
+
+def _training_stack() -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in ("torch", "ultralytics"))
+
+
+TRAINING_STACK = _training_stack()
+# Paths relative to this directory; pytest reads the name at collection.
+collect_ignore = [] if TRAINING_STACK else sorted(
+    [d for d, tier in TIER_DIRS.items() if tier == "training"]
+    + [p.relative_to(TEST_DIR).as_posix() for p in TEST_DIR.rglob("test_*.py")
+       if p.relative_to(TEST_DIR).parts[0] not in TIER_DIRS and "training" in tiers(p)])
+
+
+def pytest_report_header(config):
+    if not TRAINING_STACK:
+        return (f"torch/ultralytics not importable: the training tier is not collected "
+                f"({', '.join(f'test/{p}' for p in collect_ignore)})")
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(getattr(item, "path", None) or item.fspath)).resolve()
+        if path.suffix == ".py" and TEST_DIR in path.parents:
+            for tier in sorted(tiers(path)):
+                item.add_marker(tier)

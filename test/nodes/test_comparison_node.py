@@ -17,11 +17,7 @@ from kd_traffic_light.comparison_node import RecordWriter, frame_record
 from kd_traffic_light.conversions import bgr_to_image_msg, detections_to_msg, image_msg_to_bgr, label_info_msg
 from kd_traffic_light.core.matching import compare_frame
 from kd_traffic_light.core.types import Detection
-
-try:
-    from . import ros_helpers as rh
-except ImportError:  # test/nodes is not a package: pytest put this folder on sys.path
-    import ros_helpers as rh
+from test.nodes import ros_helpers as rh
 
 
 def box(x1, y1, x2, y2, cls=0, score=0.9):

@@ -10,11 +10,7 @@ from vision_msgs.msg import Detection2DArray
 
 from kd_traffic_light.conversions import bgr_to_image_msg, image_msg_to_bgr
 from kd_traffic_light.replay import get_args_parser, read_bag
-
-try:
-    from . import ros_helpers as rh
-except ImportError:  # test/nodes is not a package: pytest put this folder on sys.path
-    import ros_helpers as rh
+from test.nodes import ros_helpers as rh
 
 N = 6
 T0 = 1_700_000_000_000_000_000  # ns

@@ -8,11 +8,7 @@ import shutil
 
 import pytest
 
-try:
-    from test.training.heads_fixtures import coupled_run, tiny_yolo_data  # noqa: F401
-except ImportError:  # test/training is not a package: pytest put this directory on sys.path
-    from heads_fixtures import coupled_run, tiny_yolo_data  # noqa: F401
-
+from test.training.heads_fixtures import coupled_run, tiny_yolo_data  # noqa: F401
 from training import export
 
 
@@ -66,7 +62,7 @@ def test_cli_flags_and_defaults():
 
 
 @pytest.mark.slow
-def test_export_onnx_openvino_with_source_metadata_loads_in_detector_node(coupled_run, tmp_path):
+def test_export_onnx_openvino_with_source_metadata_loads_in_detector_node(coupled_run, tmp_path):  # noqa: F811 (fixture)
     import numpy as np
     from ultralytics.nn.backends.base import BaseBackend
 

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
-try:
-    from test.training.heads_fixtures import COUPLED_N, coupled_run, tiny_yolo_data  # noqa: F401
-except ImportError:  # test/training is not a package: pytest put this directory on sys.path
-    from heads_fixtures import COUPLED_N, coupled_run, tiny_yolo_data  # noqa: F401
-
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import DetectionModel
 
+from test.training.heads_fixtures import COUPLED_N, coupled_run, tiny_yolo_data  # noqa: F401
 from training.distill import heads
 
 
@@ -167,7 +162,7 @@ def test_compare_head_gflops_rejects_unknown_scale():
 
 
 @pytest.mark.slow
-def test_coupled_student_trains_reloads_in_fresh_process_validates_and_exports(coupled_run, tiny_yolo_data,
+def test_coupled_student_trains_reloads_in_fresh_process_validates_and_exports(coupled_run, tiny_yolo_data,  # noqa: F811
                                                                                tmp_path):
     import shutil
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from test.training.data.helpers_dtld import read_yolo
 from training.cli import main as cli_main
 from training.data.dtld import ConvertOptions, DtldFormatError, convert_dtld, load_labels
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers_dtld import read_yolo  # noqa: E402
 
 
 def _light(x, y, w, h, **attrs):

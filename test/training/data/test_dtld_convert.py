@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test.training.data.helpers_dtld import read_yolo, tree_bytes
 from training.data.dtld import ConvertOptions, convert_dtld, load_labels, split_validation
-
-sys.path.insert(0, str(Path(__file__).parent))
-from helpers_dtld import read_yolo, tree_bytes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -4,10 +4,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import NAMES, make_teacher
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
+from test.training.distill.conftest import NAMES, make_teacher
 from training.distill.model import AssignmentSeam, KDDistillationModel, fit_anchors, make_adapter
 
 ALL_TERMS = {

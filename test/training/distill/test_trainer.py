@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import REPO
 
+from test.training.distill.conftest import REPO
 from training.distill.config import load_config, resolve_config
 from training.distill.trainer import (
     DistillTrainer,

@@ -81,8 +81,8 @@ def results_section(out: Path) -> str:
 
 
 #: Where the kd-gain benchmark writes its result, and the copy of the last measured one shipped with the docs.
-KD_GAIN_FILES = (Path("runs/bench/kd_gain.json"), Path(__file__).resolve().parents[1] / "docs" / "results"
-                 / "kd_gain_quick.json")
+REPO = Path(__file__).resolve().parents[1]
+KD_GAIN_FILES = (Path("runs/bench/kd_gain.json"), REPO / "docs" / "results" / "kd_gain_quick.json")
 
 
 def gain_section(files: tuple[Path, ...] = KD_GAIN_FILES) -> str:
@@ -97,7 +97,8 @@ def gain_section(files: tuple[Path, ...] = KD_GAIN_FILES) -> str:
     m, d_o, d_n = data["map50_95"], data["D_ours"], data["D_native"]
 
     seeds = sorted(m["baseline"], key=int)
-    lines += [f"From `{path}` ({data.get('profile')} profile, held-out split, machine: "
+    shown = path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
+    lines += [f"From `{shown}` ({data.get('profile')} profile, held-out split, machine: "
               f"{(data.get('machine') or {}).get('cpu', '?')}); ours = `{data['chosen']['ours']}`, native = "
               f"`{data['chosen']['native']}`, both chosen on the val split.", "",
               "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]

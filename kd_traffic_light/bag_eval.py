@@ -40,7 +40,6 @@ frame). Bad flags exit with status 2.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -54,6 +53,7 @@ import cv2
 from kd_traffic_light import processes
 from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json
 from kd_traffic_light.core.matching import Counts
+from kd_traffic_light.core.records import count_records, parse_records, record_counts
 from kd_traffic_light.resources import share_path
 
 OVERLAY_TOPIC = "/comparison/comparison/overlay"
@@ -160,11 +160,8 @@ def pooled_metrics(records: Path) -> dict:
     if records.exists():
         text = records.read_text(encoding="utf-8")
         try:
-            if records.suffix == ".csv":
-                rows = list(csv.DictReader(text.splitlines()))
-            else:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-            counts = sum((Counts(int(r["tp"]), int(r["fp"]), int(r["fn"])) for r in rows), Counts())
+            rows = parse_records(text, records)
+            counts = sum((record_counts(r) for r in rows), Counts())
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{records}: malformed records file ({type(exc).__name__}: {exc})") from None
     tp, fp, fn = counts.tp, counts.fp, counts.fn
@@ -278,14 +275,6 @@ class OverlaySaver:
         rclpy.try_shutdown(context=self.context)
 
 
-def _count_records(records: Path) -> int:
-    """Return the number of records written so far (lines after a CSV header); 0 without the file."""
-    if not records.exists():
-        return 0
-    lines = [ln for ln in records.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    return max(0, len(lines) - 1) if records.suffix == ".csv" else len(lines)
-
-
 def _wait_records_settle(records: Path, settle_s: float = 1.5, timeout_s: float = 60.0) -> None:
     """After the replay ends, wait until the records file stopped growing for `settle_s` seconds."""
     deadline, last, since = time.monotonic() + timeout_s, -1, time.monotonic()
@@ -344,17 +333,11 @@ def _await_playback(procs: dict[str, subprocess.Popen], saver: OverlaySaver | No
     return None, False
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; return 0 when it is ``ok`` (see the module docstring), else 1.
+def _prepare_out(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """Create ``--out`` with its logs and frames folders, remove a previous run's results.
 
-    ``ok``: every process ended cleanly, at least one frame was compared and, unless ``--no-video``, at
-    least one overlay was saved.
+    Returns ``(logs, frames_dir, start_file)``.
     """
-    try:
-        bag_line = check_bag(args.bag, args.image_topic)
-    except ValueError as exc:
-        print(f"bag_eval: error: {exc}", file=sys.stderr, flush=True)
-        return 1
     out = args.out
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -366,11 +349,84 @@ def run(args: argparse.Namespace) -> int:
     for stale in [out / "summary.json", out / args.records, out / "overlay.mp4", start_file,
                   *frames_dir.glob("*.jpg"), *logs.glob("*.attempt*.log")]:
         stale.unlink(missing_ok=True)
-    print(f"bag_eval: {args.bag}: {bag_line}", flush=True)
+    return logs, frames_dir, start_file
+
+
+def _ros_env(logs: Path) -> dict[str, str]:
+    """Return the children's environment; this process's own participant (the saver) gets its transports too."""
     env = processes.ros_env(logs / "ros", keep_user_settings=True)
-    for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):  # this process's own participant (the saver)
+    for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):
         os.environ.setdefault(var, env[var])
-    cmds = node_commands(args, out)
+    return env
+
+
+def _stop_stalled(procs: dict[str, subprocess.Popen], logs: Path, attempt: int) -> None:
+    """Stop every process of a stalled start-up attempt, keeping its logs as ``<role>.attempt<N>.log``."""
+    for role in ROLES:
+        processes.stop(procs.pop(role), 20.0)
+        (logs / f"{role}.log").replace(logs / f"{role}.attempt{attempt}.log")
+
+
+def _wait_replay_end(procs: dict[str, subprocess.Popen], logs: Path) -> None:
+    """Wait until the replay ended, or until another process exited early (said on stderr)."""
+    while procs["replay"].poll() is None:
+        dead = [r for r in _dead(procs) if r != "replay"]
+        if dead:
+            print(f"bag_eval: {dead} exited early; see {logs}", file=sys.stderr)
+            return
+        time.sleep(0.2)
+
+
+def _drain(records: Path, saver: OverlaySaver | None) -> None:
+    """Wait for the last records and, with a saver, for the overlays still in flight after the last record."""
+    _wait_records_settle(records)
+    if saver is not None:
+        frames = count_records(records)
+        processes.wait_until(lambda: saver.count >= frames, OVERLAY_DRAIN_S, period=0.1)
+
+
+def _report(args: argparse.Namespace, codes: dict[str, int], cmds: dict[str, list[str]],
+            startup_error: str | None) -> int:
+    """Write the video and ``summary.json``, print the error or the warnings and metrics; return the exit status."""
+    out, logs = args.out, args.out / "logs"
+    n_video = 0 if args.no_video else write_video(out / "frames", out / "overlay.mp4", args.fps)
+    overlays = None if args.no_video else n_video
+    warnings: list[str] = []
+    try:
+        metrics = pooled_metrics(out / args.records)
+        # SIGINT'ed nodes exit 0; the replay ends by itself (0)
+        error = startup_error or outcome(metrics, codes, logs, overlays)
+        warnings = [] if error else overlay_warnings(metrics, overlays)
+    except ValueError as exc:
+        metrics, error = {"frames": None, "precision": None, "recall": None, "f1": None}, str(exc)
+    summary = {"status": "failed" if error else "ok", "error": error, "warnings": warnings, "bag": str(args.bag),
+               "student_model": args.student_model, "teacher_model": args.teacher_model, "metrics": metrics,
+               "overlay_frames": n_video, "exit_codes": codes, "commands": cmds}
+    atomic_write_json(out / "summary.json", summary)
+    if error:
+        print(f"bag_eval: error: {error}", file=sys.stderr, flush=True)
+        return 1
+    for line in warnings:
+        print(f"bag_eval: warning: {line}", file=sys.stderr, flush=True)
+    print(json.dumps(metrics), flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation; return 0 when it is ``ok`` (see the module docstring), else 1.
+
+    ``ok``: every process ended cleanly, at least one frame was compared and, unless ``--no-video``, at
+    least one overlay was saved.
+    """
+    try:
+        bag_line = check_bag(args.bag, args.image_topic)
+    except ValueError as exc:
+        print(f"bag_eval: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    logs, frames_dir, start_file = _prepare_out(args)
+    print(f"bag_eval: {args.bag}: {bag_line}", flush=True)
+    env = _ros_env(logs)
+    cmds = node_commands(args, args.out)
     procs: dict[str, subprocess.Popen] = {}
     codes: dict[str, int] = {}
     saver = None
@@ -394,24 +450,14 @@ def run(args: argparse.Namespace) -> int:
                 break
             print(f"bag_eval: start-up attempt {attempt} stalled: {why}; starting every process again",
                   file=sys.stderr, flush=True)
-            for role in ROLES:
-                processes.stop(procs.pop(role), 20.0)
-                (logs / f"{role}.log").replace(logs / f"{role}.attempt{attempt}.log")
+            _stop_stalled(procs, logs, attempt)
             if saver is not None:
                 saver.close()
                 saver = None
             start_file.unlink(missing_ok=True)
-        while startup_error is None and procs["replay"].poll() is None:
-            dead = [r for r in _dead(procs) if r != "replay"]
-            if dead:
-                print(f"bag_eval: {dead} exited early; see {logs}", file=sys.stderr)
-                break
-            time.sleep(0.2)
         if startup_error is None:
-            _wait_records_settle(out / args.records)
-            if saver is not None:  # the last overlays may still be in flight after the last record
-                frames = _count_records(out / args.records)
-                processes.wait_until(lambda: saver.count >= frames, OVERLAY_DRAIN_S, period=0.1)
+            _wait_replay_end(procs, logs)
+            _drain(args.out / args.records, saver)
     except KeyboardInterrupt:
         print("bag_eval: interrupted; stopping the processes", file=sys.stderr)
     finally:
@@ -421,27 +467,7 @@ def run(args: argparse.Namespace) -> int:
         if saver is not None:
             saver.close()
         start_file.unlink(missing_ok=True)
-    n_video = 0 if args.no_video else write_video(frames_dir, out / "overlay.mp4", args.fps)
-    overlays = None if args.no_video else n_video
-    warnings: list[str] = []
-    try:
-        metrics = pooled_metrics(out / args.records)
-        # SIGINT'ed nodes exit 0; the replay ends by itself (0)
-        error = startup_error or outcome(metrics, codes, logs, overlays)
-        warnings = [] if error else overlay_warnings(metrics, overlays)
-    except ValueError as exc:
-        metrics, error = {"frames": None, "precision": None, "recall": None, "f1": None}, str(exc)
-    summary = {"status": "failed" if error else "ok", "error": error, "warnings": warnings, "bag": str(args.bag),
-               "student_model": args.student_model, "teacher_model": args.teacher_model, "metrics": metrics,
-               "overlay_frames": n_video, "exit_codes": codes, "commands": cmds}
-    atomic_write_json(out / "summary.json", summary)
-    if error:
-        print(f"bag_eval: error: {error}", file=sys.stderr, flush=True)
-        return 1
-    for line in warnings:
-        print(f"bag_eval: warning: {line}", file=sys.stderr, flush=True)
-    print(json.dumps(metrics), flush=True)
-    return 0
+    return _report(args, codes, cmds, startup_error)
 
 
 def main(argv: list[str] | None = None) -> int:

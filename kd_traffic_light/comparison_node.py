@@ -14,16 +14,12 @@ comparison_node --ros-args --params-file ...` or `python -m kd_traffic_light.com
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import posixpath
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import fields
-from pathlib import Path
 
 import cv2
 import rclpy
@@ -42,6 +38,7 @@ from kd_traffic_light.core.config import ComparisonConfig, ConfigError, type_pro
 from kd_traffic_light.core.drawing import draw_detections
 from kd_traffic_light.core.matching import FrameMetrics, compare_frame
 from kd_traffic_light.core.pairing import SIDES, FramePairer, Key, stamp_key
+from kd_traffic_light.core.records import RecordWriter, frame_record
 from kd_traffic_light.core.summary import RollingSummary, Summary
 from kd_traffic_light.shutdown import SignalGuard, init_rclpy, spin_until_requested
 
@@ -51,67 +48,6 @@ LABEL_INFO_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
 OVERLAY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 OVERLAY_CACHE = 30  # images (and pairs waiting for their image) kept for the overlay
-
-
-def _num(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else round(float(x), 6)
-
-
-def frame_record(key: Key, m: FrameMetrics, student_latency: float, teacher_latency: float,
-                 names: Mapping[int, str] | None = None) -> dict:
-    """One per-frame record (flat columns for CSV; per-class values for every class in `names`)."""
-    rec = {
-        "stamp_ns": key[0], "stamp": key[0] / 1e9, "frame_id": key[1],
-        "n_student": m.n_student, "n_teacher": m.n_teacher,
-        "tp": m.counts.tp, "fp": m.counts.fp, "fn": m.counts.fn,
-        "precision": _num(m.precision), "recall": _num(m.recall), "f1": _num(m.f1),
-        "mean_iou": _num(m.mean_iou), "class_agreement": _num(m.class_agreement),
-        "student_latency_s": _num(student_latency), "teacher_latency_s": _num(teacher_latency),
-    }
-    for cid, name in (names or {}).items():
-        c = m.per_class.get(cid)
-        for stat in ("precision", "recall", "f1"):
-            rec[f"{stat}_{name}"] = _num(getattr(c, stat)) if c else None
-    return rec
-
-
-class RecordWriter:
-    """Appends one record per line to a .csv or .jsonl file, flushed after every record.
-
-    Each record is written with a single `write` call on a file opened in append mode, so a reader (or a
-    crash) sees whole lines only. A CSV header is written when the file is new or empty; its columns are
-    those of the first record (later keys are left out, missing ones written as nan).
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.csv = self.path.suffix == ".csv"
-        self._header_needed = self.csv and (not self.path.exists() or self.path.stat().st_size == 0)
-        self._columns: list[str] | None = None
-        self._fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
-
-    def write(self, record: dict) -> None:
-        """Append `record` and flush."""
-        if self.csv:
-            if self._columns is None:
-                self._columns = list(record)
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=self._columns, lineterminator="\n", restval="nan",
-                                    extrasaction="ignore")
-            if self._header_needed:
-                writer.writeheader()
-                self._header_needed = False
-            writer.writerow({k: "nan" if v is None else v for k, v in record.items()})
-            line = buf.getvalue()
-        else:
-            line = json.dumps(record) + "\n"
-        self._fh.write(line)
-        self._fh.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
 
 
 def summary_status(s: Summary, name: str, names: Mapping[int, str] | None = None,

@@ -325,8 +325,11 @@ def play(node: ReplayNode, messages: Iterator, args: argparse.Namespace) -> tupl
     return n_msgs, n_images, timeouts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `replay` executable (ROS arguments after --ros-args are passed to rclpy)."""
+def _parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Split off the ROS arguments (from ``--ros-args`` on), parse and check the rest (exit 2 on bad flags).
+
+    Returns ``(args, ros_args)``.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []
     parser = get_args_parser()
@@ -335,6 +338,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--loop cannot be combined with --pace-topic")
     if args.rate < 0 or args.pace_timeout <= 0 or args.wait_timeout < 0 or args.wait_subscribers < 0:
         parser.error("--rate, --wait-timeout and --wait-subscribers must be >= 0, --pace-timeout > 0")
+    return args, ros_args
+
+
+def _replay(node: ReplayNode, messages: Iterator, args: argparse.Namespace, start: float, stats: list[int]) -> bool:
+    """Wait for what playback needs, then play the bag (over and over with ``--loop``); return whether interrupted.
+
+    ``stats`` (messages, images, pace timeouts) is added up in place after every pass, so that it counts the
+    passes played also when a later one raises. Raises NotReadyError when :meth:`ReplayNode.wait_ready` times
+    out, BagError when the bag turns out truncated or corrupt.
+    """
+    missing = node.wait_ready()
+    if missing:
+        raise NotReadyError(f"{args.bag}: nothing replayed: after --wait-timeout {args.wait_timeout} s "
+                            + "; ".join(missing))
+    time.sleep(args.start_delay)
+    node.get_logger().info(f"starting playback after {time.monotonic() - start:.1f} s")
+    while node.context.ok():
+        stats[:] = [a + b for a, b in zip(stats, play(node, messages, args))]
+        if not (args.loop and node.context.ok()):
+            break
+        _, messages = read_bag(args.bag, args.topics)
+    interrupted = not node.context.ok()
+    if not interrupted:
+        node.flush()
+    return interrupted
+
+
+def _shutdown(node: ReplayNode | None, executor: SingleThreadedExecutor | None,
+              thread: threading.Thread | None) -> None:
+    """Stop the executor and its thread, destroy the node and shut rclpy down (each part only if it was made)."""
+    if executor is not None:
+        executor.shutdown(timeout_sec=1.0)
+    if thread is not None:
+        thread.join(timeout=5.0)
+    if node is not None:
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def _playback_failure(args: argparse.Namespace, conns: list, stats: Sequence[int]) -> str | None:
+    """Why a playback that ran to its end failed (no image published; with --pace-topic, no frame paced), or None."""
+    image_topics = _describe(c for c in conns if c.msgtype in IMAGE_TYPES)
+    if stats[1] == 0:
+        return f"{args.bag}: no image was published: {image_topics} gave no message"
+    if args.pace_topic and stats[2] == stats[1]:
+        return (f"{args.bag}: none of the {stats[1]} images of {image_topics} got its detections on "
+                f"{args.pace_topic} within --pace-timeout {args.pace_timeout} s; is the detector running?")
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `replay` executable (ROS arguments after --ros-args are passed to rclpy)."""
+    args, ros_args = _parse_args(argv)
     try:
         conns, messages = read_bag(args.bag, args.topics)
     except BagError as exc:
@@ -342,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     rclpy.init(args=["replay", *ros_args])
     node = executor = thread = None
-    stats = (0, 0, 0)
+    stats = [0, 0, 0]  # messages, images, pace timeouts
     failure = None
     interrupted = False
     start = time.monotonic()
@@ -353,41 +409,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         thread = threading.Thread(target=_spin, args=(executor,), daemon=True)
         thread.start()
         node.get_logger().info(f"replaying {', '.join(sorted(node.pubs))} from {args.bag}")
-        missing = node.wait_ready()
-        if missing:
-            raise NotReadyError(f"{args.bag}: nothing replayed: after --wait-timeout {args.wait_timeout} s "
-                                + "; ".join(missing))
-        time.sleep(args.start_delay)
-        node.get_logger().info(f"starting playback after {time.monotonic() - start:.1f} s")
-        while node.context.ok():
-            stats = tuple(a + b for a, b in zip(stats, play(node, messages, args)))
-            if not (args.loop and node.context.ok()):
-                break
-            _, messages = read_bag(args.bag, args.topics)
-        interrupted = not node.context.ok()
-        if not interrupted:
-            node.flush()
+        interrupted = _replay(node, messages, args, start, stats)
     except (BagError, NotReadyError) as exc:
         failure = str(exc)
     except (KeyboardInterrupt, ExternalShutdownException):
         interrupted = True
     finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        if thread is not None:
-            thread.join(timeout=5.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _shutdown(node, executor, thread)
     rclpy.logging.get_logger("replay").info(
         f"published {stats[0]} messages ({stats[1]} images) in {time.monotonic() - start:.1f} s; "
         f"pace timeouts: {stats[2]}")
-    image_topics = _describe(c for c in conns if c.msgtype in IMAGE_TYPES)
-    if failure is None and not interrupted and stats[1] == 0:
-        failure = f"{args.bag}: no image was published: {image_topics} gave no message"
-    elif failure is None and not interrupted and args.pace_topic and stats[2] == stats[1]:
-        failure = (f"{args.bag}: none of the {stats[1]} images of {image_topics} got its detections on "
-                   f"{args.pace_topic} within --pace-timeout {args.pace_timeout} s; is the detector running?")
+    if failure is None and not interrupted:
+        failure = _playback_failure(args, conns, stats)
     if failure is not None:
         print(f"replay: error: {failure}", file=sys.stderr, flush=True)
         return 1

@@ -13,10 +13,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from kd_traffic_light.comparison_node import RecordWriter, frame_record
 from kd_traffic_light.conversions import bgr_to_image_msg, detections_to_msg, image_msg_to_bgr, label_info_msg
 from kd_traffic_light.core.matching import compare_frame
-from kd_traffic_light.core.types import Detection
+from kd_traffic_light.core.records import RecordWriter, frame_record
+from kd_traffic_light.core.types import CLASS_NAMES, Detection
 from test.nodes import ros_helpers as rh
 
 
@@ -29,7 +29,6 @@ def header(stamp_s: float, frame_id: str = "cam") -> Header:
     return Header(stamp=Time(sec=sec, nanosec=int(round((stamp_s - sec) * 1e9))), frame_id=frame_id)
 
 
-NAMES = {0: "relevant", 1: "not_relevant"}
 A, B, C, D, E = (box(0, 0, 10, 10, 0), box(20, 0, 30, 10, 0), box(40, 0, 50, 10, 1), box(60, 0, 70, 10, 0),
                  box(80, 0, 90, 10, 0))
 
@@ -49,8 +48,8 @@ def test_record_writer_csv_and_jsonl(tmp_path):
     m = compare_frame([A, C], [A, D])
     for name in ("r.csv", "r.jsonl"):
         w = RecordWriter(str(tmp_path / "sub" / name))
-        w.write(frame_record((1_500_000_000, "cam"), m, 0.01, 0.2, NAMES))
-        w.write(frame_record((2_000_000_000, "cam"), compare_frame([], [A]), math.nan, 0.2, NAMES))
+        w.write(frame_record((1_500_000_000, "cam"), m, 0.01, 0.2, CLASS_NAMES))
+        w.write(frame_record((2_000_000_000, "cam"), compare_frame([], [A]), math.nan, 0.2, CLASS_NAMES))
         w.close()
     rows = list(csv.DictReader((tmp_path / "sub" / "r.csv").read_text().splitlines()))
     assert [r["stamp_ns"] for r in rows] == ["1500000000", "2000000000"]
@@ -60,7 +59,7 @@ def test_record_writer_csv_and_jsonl(tmp_path):
     assert lines[0]["tp"] == 1 and lines[0]["recall_relevant"] == 0.5 and lines[1]["mean_iou"] is None
     # appending to an existing CSV does not repeat the header
     w = RecordWriter(str(tmp_path / "sub" / "r.csv"))
-    w.write(frame_record((3, "cam"), m, 0.0, 0.0, NAMES))
+    w.write(frame_record((3, "cam"), m, 0.0, 0.0, CLASS_NAMES))
     w.close()
     assert len(list(csv.DictReader((tmp_path / "sub" / "r.csv").read_text().splitlines()))) == 3
 
@@ -87,7 +86,7 @@ def test_comparison_node_end_to_end(tmp_path):
             image_pub = probe.publisher("/camera/image_raw", Image)
             # the class names of the records come from the detectors' latched label_info
             label_pub = probe.publisher("/teacher/detector/label_info", LabelInfo, rh.LATCHED)
-            label_pub.publish(label_info_msg(NAMES, 0.25, Header()))
+            label_pub.publish(label_info_msg(CLASS_NAMES, 0.25, Header()))
             for pub in [*pubs.values(), image_pub]:
                 assert probe.wait_for_subscribers(pub, 1, timeout=30), rh.read_log(log)
             assert probe.wait_for_publishers("/comparison/comparison/overlay", 1), rh.read_log(log)

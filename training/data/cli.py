@@ -10,7 +10,11 @@ from training.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``data`` with the sub-subcommands ``convert-dtld``, ``synth`` and ``synth-bag``."""
+    """Register ``data`` with the sub-subcommands ``convert-dtld``, ``synth`` and ``synth-bag``.
+
+    Their entry points, :func:`run_convert`, :func:`run_synth` and :func:`run_synth_bag`, take the parsed
+    namespace and return the exit code.
+    """
     data = subparsers.add_parser("data", help="DTLD -> YOLO conversion and synthetic DTLD-format data")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="<data command>")
     _add_convert(sub)
@@ -37,7 +41,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="drop lights with this attribute value, e.g. reflection=reflected (repeatable)")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=_run_convert)
+    p.set_defaults(func=run_convert)
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +60,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
     p.add_argument("--bag", default=None, help="also write the first sequence as a rosbag2 (mcap) here")
     p.add_argument("--bag-width", type=int, default=None, help="resize bag images to this width")
-    p.set_defaults(func=_run_synth)
+    p.set_defaults(func=run_synth)
 
 
 def _add_bag(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +74,7 @@ def _add_bag(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-topic", default="/camera/image_raw", help="sensor_msgs/Image topic")
     p.add_argument("--info-topic", default="/camera/camera_info", help="sensor_msgs/CameraInfo topic")
     p.add_argument("--frame-id", default="camera_left", help="header frame_id")
-    p.set_defaults(func=_run_bag)
+    p.set_defaults(func=run_synth_bag)
 
 
 def _check_workers(args: argparse.Namespace) -> None:
@@ -79,7 +83,8 @@ def _check_workers(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers {args.workers}: expected a number of processes >= 1")
 
 
-def _run_convert(args: argparse.Namespace) -> int:
+def run_convert(args: argparse.Namespace) -> int:
+    """Entry point of ``data convert-dtld``: convert, print the images per split and the warnings as JSON."""
     _check_workers(args)
     from training.data.dtld import ConvertOptions, convert_dtld, parse_filters
 
@@ -111,7 +116,8 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
     return cfg
 
 
-def _run_synth(args: argparse.Namespace) -> int:
+def run_synth(args: argparse.Namespace) -> int:
+    """Entry point of ``data synth``: write the synthetic DTLD tree (with ``--bag``, its first sequence as a bag)."""
     _check_workers(args)
     from training.data.synth import make_synthetic_dtld, write_drive_bag
 
@@ -125,7 +131,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_bag(args: argparse.Namespace) -> int:
+def run_synth_bag(args: argparse.Namespace) -> int:
+    """Entry point of ``data synth-bag``: write one synthetic drive as a rosbag2, its DTLD tree beside it."""
     from dataclasses import replace
 
     from training.data.synth import make_synthetic_dtld, write_drive_bag

@@ -1,18 +1,9 @@
 """Helpers for node tests that run real processes and exchange real messages.
 
 The process helpers live in the package (:mod:`kd_traffic_light.processes`, also used by the tools and the
-node benchmark) and are re-exported here under the names the tests use; this module adds the tests' QoS
-profiles and :func:`write_bag`. Typical use::
-
-    env = ros_env(tmp_path, domain_id("test_comparison_node"))
-    proc = start_node("kd_traffic_light.comparison_node", ["--ros-args", "-p", "window:=5"], env,
-                      tmp_path / "comparison.log")
-    try:
-        with RosTestNode("probe", env) as probe:
-            got = probe.subscribe("/diagnostics", DiagnosticArray)
-            assert probe.wait_for(lambda: got, timeout=20), read_log(tmp_path / "comparison.log")
-    finally:
-        stop(proc)
+node benchmark; its docstring shows their typical use) and are re-exported here under the names the tests
+use: ``RosTestNode`` is its ``ProbeNode``, and :func:`ros_env` puts the ROS logs under ``tmp_path/ros_log``.
+This module adds the tests' QoS profiles and :func:`write_bag`.
 """
 
 from __future__ import annotations

@@ -60,10 +60,26 @@ def constant_onnx(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def untrained_pt(tmp_path_factory):
-    """An untrained 2-class YOLOv5n checkpoint built from its yaml."""
+    """An untrained YOLOv5n model file of the package's classes, built from its yaml (test/model_factory.py).
+
+    Needs torch and ultralytics (imported when the fixture runs, not when this file is loaded). Read-only.
+    """
     from test.model_factory import make_untrained_pt
 
     return make_untrained_pt(tmp_path_factory.mktemp("models") / "yolov5n_untrained.pt")
+
+
+@pytest.fixture(scope="session")
+def dist():
+    """setup.py evaluated up to its setup() call (data_files globs resolve against the repository)."""
+    from distutils.core import run_setup
+
+    cwd = Path.cwd()
+    try:
+        os.chdir(TEST_DIR.parent)
+        return run_setup("setup.py", stop_after="init")
+    finally:
+        os.chdir(cwd)
 
 
 # ------------------------------------------------------------------------------------------ tiers

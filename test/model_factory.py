@@ -1,28 +1,46 @@
-"""Hermetic model builders for tests: nothing is downloaded, every model is made here.
+"""Hermetic model and dataset builders for tests: nothing is downloaded, every model and image is made here.
+
+Torch-free at import (the runtime-only venv imports this module too); torch, ultralytics and cv2 are imported
+by the builders that need them.
 
 * constant-output ONNX models (known boxes, no torch needed) are built by ``test/core/lean_models.py``.
-* :func:`make_untrained_pt` writes an untrained YOLOv5u checkpoint built from its yaml (2 classes).
+* :func:`make_untrained_pt` writes an untrained YOLOv5u model file built from its yaml (the package's classes).
+* :func:`write_tiny_yolo_dataset` writes a tiny coloured-box YOLO dataset and its data.yaml.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-NAMES = {0: "relevant", 1: "not_relevant"}
+from kd_traffic_light.core.types import CLASS_NAMES
 
 
-def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml") -> Path:
-    """Write an untrained 2-class checkpoint of ``cfg`` that ``ultralytics.YOLO`` loads."""
+def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml", names: dict[int, str] | None = None) -> Path:
+    """Write an untrained model of ``cfg`` as ultralytics saves a finished run's weights; return ``path``.
+
+    Half precision, ``epoch: -1`` and no optimizer: a model file (``ultralytics.YOLO`` loads it, ``--teacher``
+    and ``--model`` accept it), not a training checkpoint that could be resumed. ``names`` defaults to
+    :data:`kd_traffic_light.core.types.CLASS_NAMES`; its length is the class count.
+    """
+    import torch
     from ultralytics import __version__
     from ultralytics.nn.tasks import DetectionModel
 
-    model = DetectionModel(cfg, nc=2, verbose=False)
-    model.names = dict(NAMES)
+    names = dict(names or CLASS_NAMES)
+    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    model.names = names
     model.args = {"imgsz": 64, "task": "detect"}
-    torch.save({"model": model, "train_args": {"imgsz": 64, "task": "detect"}, "version": __version__}, path)
+    torch.save({"model": model.half(), "train_args": {"imgsz": 64, "task": "detect"}, "epoch": -1,
+                "version": __version__}, path)
     return Path(path)
+
+
+def data_yaml_text(root: Path, test: bool = True, names: dict[int, str] | None = None) -> str:
+    """A data.yaml for a YOLO tree at ``root`` (``images/train``, ``images/val``; ``test`` reuses val)."""
+    lines = [f"path: {Path(root).as_posix()}", "train: images/train", "val: images/val"]
+    lines += ["test: images/val"] if test else []
+    lines += ["names:"] + [f"  {k}: {v}" for k, v in (names or CLASS_NAMES).items()]
+    return "\n".join(lines) + "\n"
 
 
 def write_tiny_yolo_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: int = 64, seed: int = 0) -> Path:
@@ -50,6 +68,5 @@ def write_tiny_yolo_dataset(root: Path, n_train: int = 8, n_val: int = 4, size: 
             cv2.imwrite(str(root / "images" / split / f"{k:03d}.png"), img)
             (root / "labels" / split / f"{k:03d}.txt").write_text("\n".join(rows) + "\n")
     data = root / "data.yaml"
-    data.write_text(f"path: {root.as_posix()}\ntrain: images/train\nval: images/val\ntest: images/val\n"
-                    "names:\n  0: relevant\n  1: not_relevant\n")
+    data.write_text(data_yaml_text(root))
     return data

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-NAMES = {0: "relevant", 1: "not_relevant"}
+from kd_traffic_light.core.types import CLASS_NAMES
+
 BOXES = [(320, 320, 20, 40, 0, 0.9), (100, 250, 10, 20, 1, 0.8)]  # cx, cy, w, h (input px), class, score
 
 
@@ -34,7 +35,7 @@ def constant_output(boxes, nc: int = 2, anchors: int = 8, end2end: bool = False)
 def metadata(imgsz: int, names=None, dynamic: bool = False, nms: bool = False) -> dict[str, str]:
     """Export metadata entries as ultralytics writes them (Python literals in strings)."""
     return {"task": "detect", "stride": "32", "batch": "1", "imgsz": str([imgsz, imgsz]),
-            "names": str(names or NAMES), "end2end": str(nms),
+            "names": str(names or CLASS_NAMES), "end2end": str(nms),
             "args": str({"batch": 1, "dynamic": dynamic, "half": False, "nms": nms}),
             "description": "constant test model", "author": "kd_traffic_light tests"}
 

@@ -10,7 +10,8 @@ from kd_traffic_light.core.detector import TrafficLightDetector
 from kd_traffic_light.core.letterbox import LetterboxInfo, input_shape, letterbox, scale_boxes, to_blob
 from kd_traffic_light.core.model_meta import parse_metadata, read_engine_header
 from kd_traffic_light.core.postprocess import decode, nms
-from test.core.lean_models import BOXES, NAMES, make_constant_onnx, make_openvino_dir, metadata
+from kd_traffic_light.core.types import CLASS_NAMES
+from test.core.lean_models import BOXES, make_constant_onnx, make_openvino_dir, metadata
 
 
 @pytest.mark.parametrize(("hw", "out", "pad"), [((1024, 2048), (640, 640), (0, 160)), ((100, 50), (64, 64), (16, 0)),
@@ -117,7 +118,7 @@ def test_decode_end2end_rows():
 
 def test_parse_metadata_reads_ultralytics_literals():
     meta = parse_metadata(metadata(320, dynamic=True, nms=True))
-    assert meta.names == NAMES and meta.imgsz == (320, 320) and meta.stride == 32
+    assert meta.names == CLASS_NAMES and meta.imgsz == (320, 320) and meta.stride == 32
     assert meta.dynamic and meta.end2end and not meta.half
     assert parse_metadata({"names": "['a', 'b']", "imgsz": 64}).names == {0: "a", 1: "b"}
     assert parse_metadata({}).names == {}
@@ -162,7 +163,7 @@ def test_openvino_dir_reads_the_sidecar_and_matches_onnx(constant_onnx, tmp_path
     path, expected = constant_onnx
     ov_dir = make_openvino_dir(path, tmp_path / "constant_openvino_model", metadata(640))
     det = TrafficLightDetector(DetectorConfig(model=str(ov_dir), imgsz=640))
-    assert det.backend == "openvino" and det.names == NAMES
+    assert det.backend == "openvino" and det.names == CLASS_NAMES
     got = [(d.x1, d.y1, d.x2, d.y2, d.class_id) for d in det.predict(np.zeros((1024, 2048, 3), np.uint8))]
     for g, e in zip(got, expected, strict=True):
         assert g == pytest.approx(e, abs=1e-3)

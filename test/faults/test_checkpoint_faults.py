@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test.model_factory import make_untrained_pt, write_tiny_yolo_dataset
 from training import checkpoints
 from training import experiment as X
 from training.errors import RunError
@@ -85,7 +86,7 @@ class Runner:
 
     def __call__(self, cmd, check=False):  # noqa: ANN001, ANN204
         self.calls.append(cmd)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         if self.kill:
             assert cmd[1:3] == ["-m", "training"]
             cmd = [cmd[0], "-c", WRAPPER, *cmd[3:]]
@@ -100,17 +101,9 @@ class Runner:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny dataset, an untrained yolov5n teacher .pt and an experiment with a baseline and a KD run."""
-    import torch
-    from ultralytics.nn.tasks import DetectionModel
-
-    from test.model_factory import write_tiny_yolo_dataset
-
     root = tmp_path_factory.mktemp("ckfaults")
     data = write_tiny_yolo_dataset(root / "data", n_train=4, n_val=2, size=64)
-    teacher = root / "teacher_n.pt"
-    model = DetectionModel("yolov5n.yaml", nc=2, verbose=False)
-    model.names = {0: "relevant", 1: "not_relevant"}
-    torch.save({"model": model.half(), "train_args": {"imgsz": 64}, "epoch": -1}, teacher)
+    teacher = make_untrained_pt(root / "teacher_n.pt")
     train = yaml.safe_load((REPO / "training" / "configs" / "tiny_cpu.yaml").read_text())["train"]
     train.update(epochs=2, imgsz=32, batch=2)
     exp = X.resolve_experiment({

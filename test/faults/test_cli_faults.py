@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from test.model_factory import data_yaml_text, make_untrained_pt, write_tiny_yolo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny_cpu.yaml"
@@ -30,19 +29,15 @@ def _yolo_config_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Good and bad input files shared by the probes (read-only)."""
-    from test.model_factory import write_tiny_yolo_dataset
-
     root = tmp_path_factory.mktemp("inputs")
     data = write_tiny_yolo_dataset(root / "ds", 4, 2, 64, 0)
     noimg = root / "noimg" / "data.yaml"
     noimg.parent.mkdir()
-    noimg.write_text(f"path: {noimg.parent.as_posix()}\ntrain: images/train\nval: images/val\n"
-                     "names:\n  0: relevant\n  1: not_relevant\n")
+    noimg.write_text(data_yaml_text(noimg.parent, test=False))
     empty = root / "empty"
     for split in ("train", "val"):
         (empty / "images" / split).mkdir(parents=True)
-    (empty / "data.yaml").write_text(f"path: {empty.as_posix()}\ntrain: images/train\nval: images/val\n"
-                                     "names:\n  0: relevant\n  1: not_relevant\n")
+    (empty / "data.yaml").write_text(data_yaml_text(empty, test=False))
     notmodel = root / "notmodel.pt"
     notmodel.write_text("hello, not a model\n")
     afile = root / "afile"
@@ -57,15 +52,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def teacher_pt(tmp_path_factory) -> Path:
-    """An untrained 2-class model saved in ultralytics' checkpoint format (a model, not a training checkpoint)."""
-    import torch
-    from ultralytics.nn.tasks import DetectionModel
-
-    model = DetectionModel("yolov5n.yaml", nc=2, verbose=False)
-    model.names = {0: "relevant", 1: "not_relevant"}
-    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
-    torch.save({"model": model.half(), "train_args": {"imgsz": 64}, "epoch": -1}, path)
-    return path
+    """An untrained model file named teacher.pt (the probes' messages name it)."""
+    return make_untrained_pt(tmp_path_factory.mktemp("teacher") / "teacher.pt")
 
 
 def _config(root: Path, name: str, train: dict | None = None, text: str | None = None) -> str:
@@ -260,7 +248,7 @@ def test_failed_run_leaves_no_directory_and_name_stays(inputs, tmp_path, capsys)
 def test_real_process_exit_status_and_no_traceback(argv, code, needle, inputs, tmp_path):
     subs = {"data": str(inputs["data"]), "cfg": str(inputs["plain"]), "notmodel": str(inputs["notmodel"])}
     argv = [a.format(**subs) for a in argv]
-    env = {**os.environ, "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "training", *argv], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == code, proc.stderr[-2000:]

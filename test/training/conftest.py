@@ -1,13 +1,14 @@
-"""Shared fixtures of the training tests: a synthetic DTLD tree and its YOLO conversion."""
+"""Shared fixtures of the training tests: a synthetic DTLD tree and its YOLO conversion, the tiny coloured-box
+dataset and a one-epoch coupled-head run trained on it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+from test.model_factory import write_tiny_yolo_dataset
+from test.training.heads_fixtures import COUPLED_N, train_tiny
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,15 @@ def yolo_dataset(synthetic_dtld, tmp_path_factory: pytest.TempPathFactory) -> Pa
     opts = ConvertOptions(train=[synthetic_dtld.v2["train"]], test=[synthetic_dtld.v2["test"]])
     convert_dtld(synthetic_dtld.root, out, opts, workers=1, progress=False)
     return out / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_yolo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data.yaml of a 4-train / 2-val tiny coloured-box dataset at 64x64 (test/model_factory.py). Read-only."""
+    return write_tiny_yolo_dataset(tmp_path_factory.mktemp("tiny_yolo"), n_train=4, n_val=2)
+
+
+@pytest.fixture(scope="session")
+def coupled_run(tiny_yolo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run directory of a 1-epoch coupled-head YOLOv5n training on ``tiny_yolo_data`` (holds weights/best.pt)."""
+    return train_tiny(COUPLED_N, tiny_yolo_data, tmp_path_factory.mktemp("tiny_runs"), "coupled")

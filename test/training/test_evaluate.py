@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from test.training.heads_fixtures import coupled_run, tiny_yolo_data  # noqa: F401
 from training import evaluate
 
 ROW = {
@@ -73,7 +72,7 @@ def test_cli_flags():
 
 
 @pytest.mark.slow
-def test_evaluate_trained_checkpoint_writes_table(coupled_run, tiny_yolo_data, tmp_path, monkeypatch):  # noqa: F811 (fixtures)
+def test_evaluate_trained_checkpoint_writes_table(coupled_run, tiny_yolo_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative output directory stays where it was asked for
     rows = evaluate.evaluate_models([coupled_run / "weights" / "best.pt"], tiny_yolo_data, "out",
                                     split="test", imgsz=64, latency_reps=2, batch=2)

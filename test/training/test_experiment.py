@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test.model_factory import data_yaml_text
 from training import experiment as X
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,8 +37,9 @@ def _minimal(data_yaml: Path) -> dict:
 
 @pytest.fixture
 def data_yaml(tmp_path: Path) -> Path:
+    """A data.yaml without images: training and evaluation are fakes here."""
     path = tmp_path / "data.yaml"
-    path.write_text("path: .\ntrain: images/train\nval: images/val\nnames: {0: relevant, 1: not_relevant}\n")
+    path.write_text(data_yaml_text(".", test=False))
     return path
 
 

@@ -8,7 +8,6 @@ import shutil
 
 import pytest
 
-from test.training.heads_fixtures import coupled_run, tiny_yolo_data  # noqa: F401
 from training import export
 
 
@@ -62,7 +61,7 @@ def test_cli_flags_and_defaults():
 
 
 @pytest.mark.slow
-def test_export_onnx_openvino_with_source_metadata_loads_in_detector_node(coupled_run, tmp_path):  # noqa: F811 (fixture)
+def test_export_onnx_openvino_with_source_metadata_loads_in_detector_node(coupled_run, tmp_path):
     import numpy as np
     from ultralytics.nn.backends.base import BaseBackend
 

@@ -17,7 +17,7 @@ import torch
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import DetectionModel
 
-from test.training.heads_fixtures import COUPLED_N, coupled_run, tiny_yolo_data  # noqa: F401
+from test.training.heads_fixtures import COUPLED_N
 from training.distill import heads
 
 
@@ -162,7 +162,7 @@ def test_compare_head_gflops_rejects_unknown_scale():
 
 
 @pytest.mark.slow
-def test_coupled_student_trains_reloads_in_fresh_process_validates_and_exports(coupled_run, tiny_yolo_data,  # noqa: F811
+def test_coupled_student_trains_reloads_in_fresh_process_validates_and_exports(coupled_run, tiny_yolo_data,
                                                                                tmp_path):
     import shutil
 
@@ -187,7 +187,7 @@ def test_coupled_student_trains_reloads_in_fresh_process_validates_and_exports(c
             "map50": metrics.box.map50, "names": res[0].names, "cols": res[0].boxes.data.shape[1]}}))
         """
     )
-    env = {**os.environ, "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1", "PYTHONPATH": ""}
+    env = {**os.environ, "PYTHONPATH": ""}
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

@@ -7,9 +7,11 @@ import torch
 from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
-from test.training.distill.conftest import NAMES, make_teacher
+from kd_traffic_light.core.types import CLASS_NAMES
+from test.model_factory import make_untrained_pt
 from training.distill.model import AssignmentSeam, KDDistillationModel, fit_anchors, make_adapter
 
+TEACHER = "yolov5s.yaml"  # untrained teachers are yolov5s, students yolov5n
 ALL_TERMS = {
     "fgfi": {"weight": 1.0, "warmup_epochs": 0.0, "max_over": "level"},  # every level masked
     "response": {},
@@ -20,7 +22,7 @@ ALL_TERMS = {
 }
 
 
-def _student(cfg="yolov5n.yaml", names=NAMES):
+def _student(cfg="yolov5n.yaml", names=CLASS_NAMES):
     m = DetectionModel(cfg, nc=len(names), verbose=False)
     m.names = dict(names)
     m.args = get_cfg(overrides={"imgsz": 64, "close_mosaic": 0})
@@ -39,7 +41,7 @@ def _batch(b=2, size=64):
 
 @pytest.fixture(scope="module")
 def kd_model(tmp_path_factory):
-    teacher = make_teacher(tmp_path_factory.mktemp("t") / "t.pt")
+    teacher = make_untrained_pt(tmp_path_factory.mktemp("t") / "t.pt", cfg=TEACHER)
     return KDDistillationModel(teacher, _student(), ALL_TERMS)
 
 
@@ -90,7 +92,7 @@ def test_eval_mode_returns_same_columns_with_zero_kd(kd_model):
 
 
 def test_schedule_warmup_in_epochs_zeroes_term(tmp_path):
-    teacher = make_teacher(tmp_path / "t.pt")
+    teacher = make_untrained_pt(tmp_path / "t.pt", cfg=TEACHER)
     model = KDDistillationModel(teacher, _student(), {"fgfi": {"warmup_epochs": 0.5}, "response": {}}).train()
     with pytest.raises(AttributeError):
         model.kd_terms[0].values = ()  # the resolved settings are frozen
@@ -110,7 +112,7 @@ def _stock_loss(model, batch):
 
 
 def test_lad_fully_on_student_is_stock_assignment(tmp_path):
-    teacher = make_teacher(tmp_path / "t.pt")
+    teacher = make_untrained_pt(tmp_path / "t.pt", cfg=TEACHER)
     model = KDDistillationModel(teacher, _student(), {"lad": {"weight": 0.0}, "response": {}}).train()
     batch = _batch()
     stock = _stock_loss(model, batch)
@@ -160,13 +162,13 @@ def test_pickle_roundtrip_reregisters_hooks(kd_model):
 
 
 def test_mismatched_names_nc_and_levels_refused(tmp_path):
-    other = make_teacher(tmp_path / "names.pt", names={0: "relevant", 1: "other"})
+    other = make_untrained_pt(tmp_path / "names.pt", cfg=TEACHER, names={0: "relevant", 1: "other"})
     with pytest.raises(ValueError, match=r"names\.pt: teacher classes .*'other'"):
         KDDistillationModel(other, _student(), {"native": {}})
-    three = make_teacher(tmp_path / "nc3.pt", names={0: "a", 1: "b", 2: "c"})
+    three = make_untrained_pt(tmp_path / "nc3.pt", cfg=TEACHER, names={0: "a", 1: "b", 2: "c"})
     with pytest.raises(ValueError, match="nc=3"):
         KDDistillationModel(three, _student(), {"native": {}})
-    p6 = make_teacher(tmp_path / "p6.pt", cfg="yolov5n-p6.yaml")
+    p6 = make_untrained_pt(tmp_path / "p6.pt", cfg="yolov5n-p6.yaml")
     with pytest.raises(ValueError, match="4 detection levels, student 3"):
         KDDistillationModel(p6, _student(), {"native": {}})
     with pytest.raises(FileNotFoundError, match="teacher checkpoint not found"):

@@ -220,7 +220,7 @@ def test_best_pt_reloads_in_fresh_process(method_runs, tiny_data):
         """
     )
     paths = [str(r / "weights" / "best.pt") for r in method_runs.values()]
-    env = {**os.environ, "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1", "PYTHONPATH": ""}
+    env = {**os.environ, "PYTHONPATH": ""}
     out = subprocess.run([sys.executable, "-c", code, str(image), *paths], capture_output=True, text=True,
                          timeout=300, env=env, cwd=str(Path(tiny_data).parent))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -245,7 +245,7 @@ trainer.train()
 def test_kill_and_resume_keeps_kd_setup(tmp_path, tiny_data, teacher_pt):
     cfg_path = _config(tmp_path, {"fgfi": {"weight": 1.0, "warmup_epochs": 0.0, "psi": 0.4}, "native": {},
                                   "lad": {"final": 0.2}}, "resume")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "YOLO_AUTOINSTALL": "false", "YOLO_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(cfg_path), str(tiny_data), str(teacher_pt),
                           str(tmp_path)], capture_output=True, text=True, timeout=300, env=env, cwd=str(REPO))
     assert out.returncode == 17, out.stderr[-3000:]

@@ -1,16 +1,13 @@
 """Launch files, params files and the RViz config, read as text/YAML (launch and rviz2 cannot run here).
 
 Checks that every executable, launch argument, parameter and file they name exists, that params files are
-keyed `/**:` with values of the types the nodes declare, that setup.py's data_files install them, and that
-`resources.share_path` finds them both through the ament index and in the source tree.
+keyed `/**:` with values of the types the nodes declare, and that setup.py's data_files install them (the
+``dist`` fixture, test/conftest.py). How ``resources.share_path`` finds them: test/test_resources.py.
 """
 
 import ast
-import os
-import shutil
 import sys
 from dataclasses import MISSING, fields
-from distutils.core import run_setup
 from pathlib import Path
 
 import pytest
@@ -32,17 +29,6 @@ REQUIRED_ARGS = {
     "teacher_student.launch.py": {"bag", "rviz", "use_sim_time", "image_topic", "input_transport",
                                   "student_model", "teacher_model"},
 }
-
-
-@pytest.fixture(scope="module")
-def dist():
-    """setup.py evaluated up to its setup() call (data_files globs resolve against the repository)."""
-    cwd = Path.cwd()
-    try:
-        os.chdir(REPO)
-        return run_setup("setup.py", stop_after="init")
-    finally:
-        os.chdir(cwd)
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -206,28 +192,6 @@ def test_rviz_config_has_best_effort_image_displays():
     assert topics == {"/camera/image_raw", "/student/detector/debug_image", "/teacher/detector/debug_image",
                       "/comparison/comparison/overlay"}
     assert all(d["Topic"]["Reliability Policy"] == "Best Effort" for d in images)
-
-
-def test_share_path_falls_back_to_the_source_tree(monkeypatch):
-    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
-    monkeypatch.setattr(sys, "prefix", "/nonexistent-prefix")
-    assert resources.share_path("config", "student.yaml") == REPO / "config" / "student.yaml"
-    assert resources.share_path("launch", "detector.launch.py").is_file()
-    with pytest.raises(FileNotFoundError, match="nothing.yaml"):
-        resources.share_path("config", "nothing.yaml")
-
-
-def test_share_path_uses_the_ament_index_of_an_install_tree(tmp_path, monkeypatch, dist):
-    # Lay the data_files out as `pip install .`/colcon would, then resolve through the ament index.
-    for dest, files in dist.data_files:
-        (tmp_path / dest).mkdir(parents=True, exist_ok=True)
-        for f in files:
-            shutil.copy(REPO / f, tmp_path / dest / Path(f).name)
-    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
-    share = tmp_path / "share" / "kd_traffic_light"
-    for rel in ["config/student.yaml", "config/teacher.yaml", "config/comparison.yaml",
-                "config/kd_traffic_light.rviz", "launch/detector.launch.py", "launch/teacher_student.launch.py"]:
-        assert resources.share_path(*rel.split("/")) == share / rel
 
 
 def test_comparison_node_accepts_its_params_file(tmp_path):

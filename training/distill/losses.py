@@ -142,6 +142,94 @@ def fgfi_loss(
     return total / (2 * torch.as_tensor(n_p, dtype=total.dtype, device=total.device).clamp(min=1))
 
 
+def conv2d_at(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, index: Sequence[torch.Tensor],
+              padding: tuple[int, int]) -> torch.Tensor:
+    """Values of the zero-padded, stride-1 ``F.conv2d(x, weight, bias, padding=padding)`` at some locations.
+
+    Each output location is the dot product of the conv weight with the input's zero-padded ``kh x kw`` patch
+    there, so gathering only those patches (from the padded map) and one matmul gives the same values and the
+    same gradients (w.r.t. ``x``, ``weight`` and ``bias``) as the dense conv followed by the same gather, up to
+    float rounding, at a cost proportional to the number of locations instead of the map.
+
+    Args:
+        x (torch.Tensor): (B, C_in, H, W) input.
+        weight (torch.Tensor): (C_out, C_in, kh, kw) conv weight, with ``kh == 2 * padding[0] + 1`` and
+            ``kw == 2 * padding[1] + 1`` (the output has the input's size).
+        bias (torch.Tensor | None): (C_out,) conv bias.
+        index (Sequence[torch.Tensor]): ``(b, y, x)`` long tensors of N locations, e.g.
+            ``mask.nonzero(as_tuple=True)``.
+        padding (tuple[int, int]): Zero padding (rows, columns).
+
+    Returns:
+        (torch.Tensor): (N, C_out) conv outputs, row i at location ``(b[i], y[i], x[i])``.
+    """
+    c_out, c_in, kh, kw = weight.shape
+    ph, pw = padding
+    if x.shape[1] != c_in or kh != 2 * ph + 1 or kw != 2 * pw + 1:
+        raise ValueError(f"conv2d_at: input {tuple(x.shape)}, weight {tuple(weight.shape)}, padding {padding}: "
+                         "needs C_in to match and a same-size output (kernel = 2 x padding + 1)")
+    b, y, xx = index
+    xp = F.pad(x, (pw, pw, ph, ph))
+    rows = y[:, None] + torch.arange(kh, device=x.device)  # (N, kh) rows of the patch in the padded map
+    cols = xx[:, None] + torch.arange(kw, device=x.device)  # (N, kw)
+    patches = xp[b[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (N, kh, kw, C_in)
+    patches = patches.permute(0, 3, 1, 2).reshape(len(b), c_in * kh * kw)  # the weight's (C_in, kh, kw) order
+    return F.linear(patches, weight.reshape(c_out, c_in * kh * kw), bias)
+
+
+def _adapter_conv(adapter: torch.nn.Module) -> torch.nn.Conv2d:
+    """Return the conv of an FGFI adapter, checked to be ``Sequential(Conv2d(stride 1, zero padding), ReLU)``."""
+    conv = adapter[0] if isinstance(adapter, torch.nn.Sequential) and len(adapter) == 2 else None
+    if not (isinstance(conv, torch.nn.Conv2d) and isinstance(adapter[1], torch.nn.ReLU) and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+            and isinstance(conv.padding, tuple)):
+        raise ValueError(f"fgfi adapter must be Sequential(Conv2d with stride 1 and zero padding, ReLU), got {adapter}")
+    return conv
+
+
+def fgfi_adapted_loss(
+    adapters: Sequence[torch.nn.Module],
+    student: Sequence[torch.Tensor],
+    teacher: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor],
+    dense_above: float = 0.25,
+) -> torch.Tensor:
+    """``fgfi_loss([adapter(s) ...], teacher, masks)`` with each adapter evaluated only where the mask is set.
+
+    The loss reads the adapted student at the masked locations only (a small fraction of the map), so each
+    adapter (``Conv2d`` with zero padding and stride 1, then ``ReLU``, as ``model.make_adapter`` builds it) is
+    evaluated there with ``conv2d_at``: the same value and gradients as the dense form, up to float rounding. A
+    level whose mask covers more than ``dense_above`` of its locations runs the dense conv and gathers instead
+    (cheaper there; same result).
+
+    Args:
+        adapters (Sequence[torch.nn.Module]): Per level ``nn.Sequential(nn.Conv2d, nn.ReLU)``.
+        student (Sequence[torch.Tensor]): Per level the student feature (B, C_s, H, W).
+        teacher (Sequence[torch.Tensor]): Per level the teacher feature (B, C_t, H, W).
+        masks (Sequence[torch.Tensor]): Per level the (B, H, W) bool imitation mask.
+        dense_above (float): Masked fraction of a level above which its adapter runs densely.
+
+    Returns:
+        (torch.Tensor): Scalar loss, zero (with a graph through the adapters) when no location is masked.
+    """
+    if not (len(adapters) == len(student) == len(teacher) == len(masks)):
+        raise ValueError(f"fgfi: {len(adapters)} adapters, {len(student)} student, {len(teacher)} teacher, "
+                         f"{len(masks)} mask levels")
+    total, n_p = student[0].new_zeros(()), 0
+    for adapter, s, t, m in zip(adapters, student, teacher, masks):
+        conv = _adapter_conv(adapter)
+        if m.shape != (s.shape[0], *s.shape[2:]) or t.shape != (s.shape[0], conv.out_channels, *s.shape[2:]):
+            raise ValueError(f"fgfi: student {tuple(s.shape)}, teacher {tuple(t.shape)}, mask {tuple(m.shape)}")
+        b, y, x = m.nonzero(as_tuple=True)
+        if len(b) > dense_above * m.numel():
+            a = adapter(s)[b, :, y, x]  # (N, C_t)
+        else:
+            a = conv2d_at(s, conv.weight, conv.bias, (b, y, x), conv.padding).relu()
+        total = total + ((a - t[b, :, y, x].to(a.dtype)) ** 2).sum()
+        n_p += len(b)
+    return total / (2 * max(n_p, 1))
+
+
 def teacher_confidence(
     teacher_scores: torch.Tensor, mode: str = "none", threshold: float = 0.5, assigned: torch.Tensor | None = None
 ) -> torch.Tensor:

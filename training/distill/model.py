@@ -282,8 +282,8 @@ class KDDistillationModel(DistillationModel):
         masks = losses.fgfi_mask(
             gt, valid, [f.shape[-2:] for f in ctx.s_feats], strides, anchors, cfg["psi"], cfg["max_over"]
         )
-        adapted = [a(s) for a, s in zip(self.adapters, ctx.s_feats)]
-        return losses.fgfi_loss(adapted, ctx.t_feats, masks)
+        # the adapters run only at the masked locations, the only ones the loss reads (same value and gradients)
+        return losses.fgfi_adapted_loss(self.adapters, ctx.s_feats, ctx.t_feats, masks)
 
     def native_term(self, ctx: KDContext) -> torch.Tensor:
         """Ultralytics' score-weighted feature L2 through its projector (the baseline to beat)."""

@@ -78,6 +78,87 @@ def test_fgfi_loss_zero_when_equal_or_empty_mask():
     empty.backward()  # keeps a graph
 
 
+def _adapters_and_feats(seed=0):
+    """Two levels, non-square maps, student widths 5 and 3 to teacher widths 6 and 4, random features."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    adapters = [torch.nn.Sequential(torch.nn.Conv2d(5, 6, 3, padding=1), torch.nn.ReLU()),
+                torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())]
+    student = [torch.randn(2, 5, 6, 9, generator=g), torch.randn(2, 3, 3, 4, generator=g)]
+    teacher = [torch.randn(2, 6, 6, 9, generator=g).relu(), torch.randn(2, 4, 3, 4, generator=g).relu()]
+    return adapters, student, teacher
+
+
+def _loss_and_grads(fn, adapters, student, teacher, masks):
+    feats = [s.clone().requires_grad_(True) for s in student]
+    for a in adapters:
+        a.zero_grad(set_to_none=True)
+    loss = fn(adapters, feats, teacher, masks)
+    loss.backward()
+    grads = [f.grad for f in feats] + [p.grad for a in adapters for p in a.parameters()]
+    return loss.detach(), grads
+
+
+def _dense(adapters, feats, teacher, masks):
+    return losses.fgfi_loss([a(f) for a, f in zip(adapters, feats)], teacher, masks)
+
+
+@pytest.mark.parametrize("dense_above", [1.0, 0.0])  # 1.0: every level sparse; 0.0: every masked level dense
+def test_fgfi_adapted_loss_equals_dense_adapter_loss_in_value_and_gradients(dense_above):
+    adapters, student, teacher = _adapters_and_feats()
+    g = torch.Generator().manual_seed(1)
+    m0 = torch.rand(2, 6, 9, generator=g) < 0.2
+    m0[0, 0, 0] = m0[0, -1, -1] = m0[1, 0, -1] = m0[1, -1, 0] = m0[1, 2, 0] = m0[0, 0, 4] = True  # corners, edges
+    m1 = torch.zeros(2, 3, 4, dtype=torch.bool)
+    m1[1, :, -1] = True  # a border column of the second image only
+    masks = [m0, m1]
+    sparse = lambda *a: losses.fgfi_adapted_loss(*a, dense_above=dense_above)  # noqa: E731
+    ref, ref_grads = _loss_and_grads(_dense, adapters, student, teacher, masks)
+    got, got_grads = _loss_and_grads(sparse, adapters, student, teacher, masks)
+    assert ref.item() > 0
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=0)
+    for a, b in zip(got_grads, ref_grads):
+        assert b.abs().sum() > 0  # every input and adapter parameter takes part
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_fgfi_adapted_loss_empty_masks_zero_with_graph_and_one_empty_level():
+    adapters, student, teacher = _adapters_and_feats(seed=2)
+    empty = [torch.zeros(2, 6, 9, dtype=torch.bool), torch.zeros(2, 3, 4, dtype=torch.bool)]
+    got, grads = _loss_and_grads(losses.fgfi_adapted_loss, adapters, student, teacher, empty)
+    assert got.item() == 0.0
+    assert all(g is not None and g.abs().sum() == 0 for g in grads)  # a graph, zero gradients
+    one = [empty[0], torch.ones(2, 3, 4, dtype=torch.bool)]  # N_p comes from the second level alone
+    ref, ref_grads = _loss_and_grads(_dense, adapters, student, teacher, one)
+    got, got_grads = _loss_and_grads(losses.fgfi_adapted_loss, adapters, student, teacher, one)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=0)
+    for a, b in zip(got_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("kernel", "padding"), [((3, 3), (1, 1)), ((5, 3), (2, 1)), ((1, 1), (0, 0))])
+def test_conv2d_at_equals_dense_conv_gathered_including_borders(kernel, padding):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 5, 6, generator=g)
+    w, bias = torch.randn(7, 4, *kernel, generator=g), torch.randn(7, generator=g)
+    mask = torch.zeros(2, 5, 6, dtype=torch.bool)
+    mask[0, 0, :] = mask[1, :, 0] = mask[1, -1, -1] = mask[0, 2, 3] = True
+    b, y, xx = mask.nonzero(as_tuple=True)
+    ref = torch.nn.functional.conv2d(x, w, bias, padding=padding)[b, :, y, xx]
+    torch.testing.assert_close(losses.conv2d_at(x, w, bias, (b, y, xx), padding), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="same-size"):
+        losses.conv2d_at(x, w, bias, (b, y, xx), (padding[0] + 1, padding[1]))
+
+
+def test_fgfi_adapted_loss_refuses_other_adapters():
+    _, student, teacher = _adapters_and_feats()
+    strided = [torch.nn.Sequential(torch.nn.Conv2d(5, 6, 3, stride=2, padding=1), torch.nn.ReLU()),
+               torch.nn.Conv2d(3, 4, 3, padding=1)]
+    masks = [torch.ones(2, 6, 9, dtype=torch.bool), torch.ones(2, 3, 4, dtype=torch.bool)]
+    with pytest.raises(ValueError, match="fgfi adapter must be"):
+        losses.fgfi_adapted_loss(strided, student, teacher, masks)
+
+
 def _head(score_logit, dfl_logits, a=1, nc=1):
     scores = torch.full((1, nc, a), float(score_logit))
     boxes = torch.tensor(dfl_logits, dtype=torch.float32).repeat(4).view(1, 4 * len(dfl_logits), 1).repeat(1, 1, a)

@@ -74,3 +74,26 @@ def test_comparison_config_cross_check_and_defaults():
     with pytest.raises(ConfigError, match=r"parameter 'error_f1' = 0.5 \(float\) is invalid: expected .* warn_f1"):
         ComparisonConfig(warn_f1=0.3, error_f1=0.5)
     assert ComparisonConfig(iou_threshold=1).iou_threshold == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"cache_size": 0}, "cache_size"),
+        ({"window": 0}, "window"),
+        ({"iou_threshold": 0.0}, "iou_threshold"),
+        ({"warn_f1": 1.5}, "warn_f1"),
+        ({"warn_f1": 0.3, "error_f1": 0.5}, "error_f1"),
+        ({"records_path": "out.txt"}, "records_path"),
+        ({"match_method": "x"}, "match_method"),
+        ({"student_detections": ""}, "student_detections"),
+    ],
+)
+def test_comparison_config_errors_name_the_parameter(kwargs, param):
+    with pytest.raises(ValueError, match=f"'{param}'"):
+        ComparisonConfig(**kwargs)
+
+
+def test_comparison_config_defaults_valid():
+    cfg = ComparisonConfig(records_path="x.jsonl")
+    assert cfg.iou_threshold == 0.5 and cfg.student_detections == "/student/detector/detections"

@@ -1,14 +1,12 @@
-"""Golden tests of the ROS-free matching, metrics, rolling summary and comparison config (core/matching.py)."""
+"""Golden tests of the ROS-free matching, per-frame metrics and levels (core/matching.py)."""
 
 import math
 
 import pytest
 
 from kd_traffic_light.core.matching import (
-    ComparisonConfig,
     Counts,
     Level,
-    RollingSummary,
     compare_frame,
     iou_matrix,
     level_for,
@@ -132,60 +130,10 @@ def test_compare_frame_empty_conventions(n_student, n_teacher, expected):
     assert math.isnan(fm.mean_iou) and math.isnan(fm.class_agreement)
 
 
-# ---------------------------------------------------------------- rolling summary and levels
+# ---------------------------------------------------------------- levels
 def test_level_for_thresholds():
     assert level_for(0.9, 0.8, 0.5) == Level.OK
     assert level_for(0.8, 0.8, 0.5) == Level.OK
     assert level_for(0.79, 0.8, 0.5) == Level.WARN
     assert level_for(0.49, 0.8, 0.5) == Level.ERROR
     assert [int(x) for x in Level] == [0, 1, 2, 3]  # DiagnosticStatus OK, WARN, ERROR, STALE
-
-
-def test_rolling_summary_pools_the_window():
-    good = compare_frame([box(0, 0, 10, 10)], [box(0, 0, 10, 10)])  # tp 1
-    bad = compare_frame([box(0, 0, 10, 10)], [box(50, 0, 60, 10)])  # fp 1, fn 1
-    roll = RollingSummary(window=2, warn_f1=0.8, error_f1=0.4)
-    assert roll.summary().level == Level.STALE
-    roll.add(bad, 0.1, 0.5)
-    roll.add(good, 0.2, 0.7)
-    s = roll.summary(student_only=3, teacher_only=1)
-    assert (s.frames, s.counts) == (2, Counts(1, 1, 1))
-    assert s.counts.f1 == pytest.approx(0.5) and s.level == Level.WARN
-    assert s.student_latency_mean == pytest.approx(0.15) and s.teacher_latency_max == pytest.approx(0.7)
-    assert (s.student_only, s.teacher_only, s.total_paired) == (3, 1, 2)
-    roll.add(good, 0.1, 0.1)  # pushes `bad` out of the window
-    s = roll.summary()
-    assert s.counts == Counts(2, 0, 0) and s.level == Level.OK and s.total_paired == 3
-    assert s.mean_iou == 1.0 and s.class_agreement == 1.0
-    roll.add(bad, 0, 0)
-    roll.add(bad, 0, 0)
-    assert roll.summary().level == Level.ERROR
-
-
-def test_rolling_summary_rejects_bad_window():
-    with pytest.raises(ValueError, match="window"):
-        RollingSummary(window=0)
-
-
-# ---------------------------------------------------------------- config validation
-@pytest.mark.parametrize(
-    ("kwargs", "param"),
-    [
-        ({"cache_size": 0}, "cache_size"),
-        ({"window": 0}, "window"),
-        ({"iou_threshold": 0.0}, "iou_threshold"),
-        ({"warn_f1": 1.5}, "warn_f1"),
-        ({"warn_f1": 0.3, "error_f1": 0.5}, "error_f1"),
-        ({"records_path": "out.txt"}, "records_path"),
-        ({"match_method": "x"}, "match_method"),
-        ({"student_detections": ""}, "student_detections"),
-    ],
-)
-def test_config_errors_name_the_parameter(kwargs, param):
-    with pytest.raises(ValueError, match=f"'{param}'"):
-        ComparisonConfig(**kwargs)
-
-
-def test_config_defaults_valid():
-    cfg = ComparisonConfig(records_path="x.jsonl")
-    assert cfg.iou_threshold == 0.5 and cfg.student_detections == "/student/detector/detections"

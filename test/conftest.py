@@ -43,6 +43,14 @@ os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(1, 100))
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="kd_ros_log_"))
 
 
+@pytest.fixture(autouse=True)
+def _yolo_config_dir(request, monkeypatch):
+    """A training-tier test keeps Ultralytics' settings in its own directory (in-process and in the subprocesses it
+    starts), so no test reads settings that another one wrote."""
+    if request.node.get_closest_marker("training"):
+        monkeypatch.setenv("YOLO_CONFIG_DIR", str(request.getfixturevalue("tmp_path") / "yolo_cfg"))
+
+
 @pytest.fixture(scope="session")
 def constant_onnx(tmp_path_factory):
     """A real ONNX model whose raw output is two known boxes (built without torch: test/core/lean_models.py).

@@ -21,11 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny_cpu.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _yolo_config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo_cfg"))
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Good and bad input files shared by the probes (read-only)."""

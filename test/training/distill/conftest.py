@@ -19,8 +19,3 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pt(tmp_path_factory) -> Path:
     return make_untrained_pt(tmp_path_factory.mktemp("teacher") / "teacher_s.pt", cfg="yolov5s.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _yolo_config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo_cfg"))

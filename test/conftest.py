@@ -168,9 +168,21 @@ def pytest_report_header(config):
     return None
 
 
+def _not_here(item) -> bool:
+    """A test that belongs to the other venv: ``training`` without the training stack, ``runtime_venv`` with it."""
+    if not TRAINING_STACK and item.get_closest_marker("training") is not None:
+        return True
+    return os.environ.get("KD_RUNTIME_VENV") != "1" and item.get_closest_marker("runtime_venv") is not None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = Path(str(getattr(item, "path", None) or item.fspath)).resolve()
         if path.suffix == ".py" and TEST_DIR in path.parents:
             for tier in sorted(tiers(path)):
                 item.add_marker(tier)
+    # deselected, not skipped: each runs in the venv it is about (make test runs both)
+    elsewhere = [item for item in items if _not_here(item)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if not _not_here(item)]

@@ -25,8 +25,8 @@ def test_conf_threshold_filters(constant_onnx):
     assert [d.class_id for d in det.predict(np.zeros((1024, 2048, 3), np.uint8))] == [0]
 
 
+@pytest.mark.training
 def test_untrained_pt_loads_and_predicts(request):
-    pytest.importorskip("ultralytics")
     untrained_pt = request.getfixturevalue("untrained_pt")
     det = TrafficLightDetector(DetectorConfig(model=str(untrained_pt), imgsz=64, conf=0.0, max_det=5))
     assert det.backend == "ultralytics"
@@ -88,8 +88,10 @@ def test_cuda_request_on_onnx_falls_back_to_cpu_with_a_warning(constant_onnx):
     assert len(det.predict(np.zeros((64, 128, 3), np.uint8))) == 2
 
 
+@pytest.mark.training
 def test_cuda_request_on_pt_falls_back_to_cpu_with_a_warning():
-    torch = pytest.importorskip("torch")
+    import torch
+
     from kd_traffic_light.core.backends.ultralytics_backend import resolve_torch_device
 
     device, half, warnings = resolve_torch_device("cuda:0", half=True)

@@ -1,7 +1,6 @@
 """The runtime imports no torch and no ultralytics unless a .pt model is loaded."""
 
 import importlib.util
-import os
 import subprocess
 import sys
 
@@ -27,7 +26,7 @@ def test_onnx_inference_imports_neither_torch_nor_ultralytics(constant_onnx):
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.skipif(os.environ.get("KD_RUNTIME_VENV") != "1", reason="only in the runtime-only venv")
+@pytest.mark.runtime_venv
 def test_runtime_only_venv_has_no_torch_or_ultralytics():
     assert importlib.util.find_spec("torch") is None
     assert importlib.util.find_spec("ultralytics") is None

@@ -24,8 +24,9 @@ def test_letterbox_places_the_frame_centred(hw, out, pad):
         assert img[0, 0, 0] == 114
 
 
+@pytest.mark.training
 def test_letterbox_equals_ultralytics():
-    augment = pytest.importorskip("ultralytics.data.augment")
+    from ultralytics.data import augment
     rng = np.random.default_rng(0)
     for hw, auto in [((1024, 2048), False), ((1024, 2048), True), ((77, 301), False), ((301, 77), True)]:
         frame = rng.integers(0, 255, (*hw, 3), dtype=np.uint8)

@@ -23,6 +23,7 @@ TOP_KEYS = {
     "evaluate": {},  # see EVAL_KEYS
     "device": None,  # cpu | 0 | 0,1 (the --device flag wins)
     "workers": None,  # dataloader workers (the --workers flag wins)
+    "resources": {},  # see RESOURCE_KEYS: what each run asks of a Ray cluster (--launcher ray only)
 }
 DATA_KEYS = {
     "source": "synth",  # synth | dtld | yolo
@@ -36,6 +37,9 @@ DATA_KEYS = {
     # yolo: an existing data.yaml
     "yaml": None,
 }
+# --launcher ray: every run is one Ray task holding this many CPUs and GPUs (all its GPUs on one node; they
+# become its --device)
+RESOURCE_KEYS = {"cpus": 1, "gpus": 0}
 EVAL_KEYS = {"split": "test", "imgsz": None, "batch": 16, "latency_reps": 20, "device": "cpu"}
 
 
@@ -155,6 +159,21 @@ def _resolve_sections(exp: dict[str, Any], source: str) -> None:
         raise ValueError(f"{source}: students/teachers: the grid is empty")
 
 
+def _resolve_resources(exp: dict[str, Any], source: str) -> None:
+    """Validate ``resources`` in place: ``cpus`` a number > 0, ``gpus`` a whole number >= 0."""
+    res = _mapping(exp["resources"], f"{source}: resources")
+    try:
+        _unknown(res, RESOURCE_KEYS, f"{source}: resources")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    exp["resources"] = {**RESOURCE_KEYS, **res}
+    cpus, gpus = exp["resources"]["cpus"], exp["resources"]["gpus"]
+    if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+        raise UsageError(f"{source}: resources.cpus: expected a number > 0, got {cpus!r}")
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise UsageError(f"{source}: resources.gpus: expected a whole number >= 0, got {gpus!r}")
+
+
 def _resolve_methods(exp: dict[str, Any], source: str, base: Path) -> tuple[dict[str, Any], dict[str, bool]]:
     """Each method's merged config (the experiment's train and augment, the method's distill terms) and KD flag."""
     from training.distill.config import resolve_config
@@ -196,6 +215,7 @@ def resolve_experiment(raw: Any, source: str = "<experiment>") -> dict[str, Any]
     exp = {**copy.deepcopy(TOP_KEYS), **copy.deepcopy(raw)}
     _resolve_data(exp, source)
     _resolve_sections(exp, source)
+    _resolve_resources(exp, source)
     base = Path(source).parent if source != "<experiment>" else Path(".")
     for label, model in list(exp["teachers"].items()):
         exp["teachers"][label] = _teacher_model(model, f"{source}: teachers.{label}", base)

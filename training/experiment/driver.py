@@ -38,25 +38,34 @@ def _train_all(runs: list[dict[str, Any]], out: Path, data_yaml: Path, device: s
     return records
 
 
+def eval_imgsz(exp: dict[str, Any]) -> int:
+    """Image size of the held-out evaluation: the ``evaluate`` section's, else training's, else 640."""
+    return int(exp["evaluate"]["imgsz"] or exp["train"].get("imgsz") or 640)
+
+
+def evaluation_row(exp: dict[str, Any], rec: dict[str, Any], out: Path, data_yaml: Path) -> dict[str, Any]:
+    """Held-out row of one trained run (cached next to it): its metrics plus what names its table group."""
+    row = {**evaluate_run(rec, out, data_yaml, exp["evaluate"], eval_imgsz(exp)), **{k: rec.get(k) for k in (
+        "name", "role", "label", "teacher", "method", "seed", "train_s", "epochs")}}
+    row["model_name"] = Path(str(rec["model"])).stem
+    return row
+
+
 def _evaluate_all(exp: dict[str, Any], records: list[dict[str, Any]], out: Path,
                   data_yaml: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, float]]]]:
     """Held-out row of every trained model (cached) and its training curve (results.csv rows)."""
     from tqdm import tqdm
 
-    ev = exp["evaluate"]
-    imgsz = int(ev["imgsz"] or exp["train"].get("imgsz") or 640)
     rows, curves = [], {}
     for rec in tqdm(records, desc="held-out evaluation", unit="model"):
-        row = {**evaluate_run(rec, out, data_yaml, ev, imgsz), **{k: rec.get(k) for k in (
-            "name", "role", "label", "teacher", "method", "seed", "train_s", "epochs")}}
-        row["model_name"] = Path(str(rec["model"])).stem
-        rows.append(row)
+        rows.append(evaluation_row(exp, rec, out, data_yaml))
         curves[rec["name"]] = csv_rows(out / "runs" / rec["name"] / "results.csv")
     return rows, curves
 
 
 def run_experiment(exp: dict[str, Any], out: str | Path, device: str | None = None, workers: int | None = None,
-                   only: set[str] | None = None) -> dict[str, Any]:
+                   only: set[str] | None = None, launcher: str = "local", address: str | None = None,
+                   retries: int = 1) -> dict[str, Any]:
     """Run (or resume) the whole grid, evaluate every model once, write tables and plots.
 
     Args:
@@ -65,6 +74,10 @@ def run_experiment(exp: dict[str, Any], out: str | Path, device: str | None = No
         device: Training device (None: the config's ``device``, else ultralytics' choice).
         workers: Dataloader workers (None: the config's ``workers``).
         only: Restrict to these run names (teachers they need are added).
+        launcher: ``local`` (one run after the other in this process) or ``ray`` (every run a Ray task, see
+            ``training.experiment.ray_launcher``); both write the same files, and either resumes the other's.
+        address: Ray cluster to join (``auto``, ``HOST:PORT``); None starts a local Ray. ``ray`` only.
+        retries: Attempts after the first of a failed run. ``ray`` only.
 
     Returns:
         ``{"data_yaml", "runs": [per-run rows], "groups": [aggregated rows], "files": {...}}``.
@@ -75,7 +88,13 @@ def run_experiment(exp: dict[str, Any], out: str | Path, device: str | None = No
     workers = workers if workers is not None else exp.get("workers")
     atomic_write_json(out / "experiment.json", {k: v for k, v in exp.items()})
     data_yaml = prepare_data(exp, out, workers or 1)
-    records = _train_all(_selected_runs(exp, only), out, data_yaml, device, workers)
+    runs = _selected_runs(exp, only)
+    if launcher == "ray":
+        from training.experiment.ray_launcher import train_all_ray
+
+        records = train_all_ray(exp, runs, out, data_yaml, device, workers, address=address, retries=retries)
+    else:
+        records = _train_all(runs, out, data_yaml, device, workers)
     rows, curves = _evaluate_all(exp, records, out, data_yaml)
     groups = aggregate(rows)
     md, js = write_tables(groups, out, rows, title=f"Experiment {Path(exp.get('source', 'experiment')).stem}")

@@ -28,14 +28,15 @@ if str(HERE.parent) not in sys.path:
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 
-BENCHMARKS = ("convert", "kd_step", "node_latency", "kd_gain")
+BENCHMARKS = ("convert", "kd_step", "node_latency", "kd_gain", "grid_scaling")
 #: Seconds before a benchmark is stopped (its process group killed) unless --timeout says otherwise.
-TIMEOUTS = {"convert": 900.0, "kd_step": 900.0, "node_latency": 900.0, "kd_gain": 4 * 3600.0}
+TIMEOUTS = {"convert": 900.0, "kd_step": 900.0, "node_latency": 900.0, "kd_gain": 4 * 3600.0, "grid_scaling": 900.0}
 #: Headline keys per benchmark (top-level keys of its JSON); other benchmarks get every top-level number.
 HEADLINES = {
     "convert": ("ratio_median", "single_ips_median", "parallel_ips_median"),
     "kd_gain": ("chosen", "D_ours", "D_native", "kd_gap", "goals"),
     "node_latency": ("figures", "goals"),
+    "grid_scaling": ("ratio", "sequential_s", "ray_s", "slots"),
 }
 
 

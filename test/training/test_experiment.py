@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -298,3 +300,36 @@ def test_results_without_verified_checkpoint_are_trained_again(tmp_path, data_ya
     (run_path / "eval_test_64.json").write_text("{}")
     X.train_run(run, out, data_yaml)
     assert len(trainer.calls) == 2 and not (run_path / "eval_test_64.json").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_training_child_dies_with_its_launcher(tmp_path):
+    """A launcher killed for memory (a Ray worker) must not leave its training process running beside a retry."""
+    script = f"""
+import subprocess, sys, time
+from training.experiment.runs import _die_with_parent
+p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=_die_with_parent)
+open({str(tmp_path / "child")!r}, "w").write(str(p.pid))
+time.sleep(120)
+"""
+    launcher = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    pidfile = tmp_path / "child"
+    for _ in range(600):
+        if pidfile.is_file() and pidfile.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    launcher.kill()
+    launcher.wait()
+
+    def state() -> str:
+        try:
+            return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+
+    for _ in range(200):
+        if state() in ("Z", "X", "gone"):
+            break
+        time.sleep(0.05)
+    assert state() in ("Z", "X", "gone"), f"training child {child} outlived its launcher (state {state()})"

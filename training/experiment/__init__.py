@@ -26,7 +26,8 @@ next to it), and the command writes into ``<out>``:
 The package, one module per job: ``config`` (the strict YAML), ``data`` (synthetic / DTLD / YOLO data, once),
 ``grid`` (the runs), ``runs`` (training one run in its own process, resume and skip checks), ``evaluation``
 (the held-out evaluation cache), ``tables`` (mean and spread over repeats), ``plots``, ``driver``
-(``run_experiment``) and ``cli`` (the subcommand).
+(``run_experiment``, sequential: the default launcher), ``ray_launcher`` (``--launcher ray``: every run a Ray
+task, teachers before their students, retries; same per-run code and outputs) and ``cli`` (the subcommand).
 
 Example::
 

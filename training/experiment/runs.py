@@ -105,6 +105,19 @@ def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _die_with_parent() -> None:
+    """In the training child, before exec: on Linux, get SIGTERM when the launching process dies.
+
+    Without it a launcher killed for memory (a Ray worker, say) leaves its training process running, and the
+    retry would resume the same run beside it. Elsewhere a no-op.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file: Path, device: str | None,
                    workers: int | None, epochs: int | None = None) -> None:
     """Train (or resume) the run in its own process unless it finished; raise RunError when that fails."""
@@ -119,7 +132,7 @@ def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file:
         raise RunError(f"run {run['name']}: teacher checkpoint not found: {teacher_weights(run, out)}")
     cmd = train_command(run, out, data_yaml, config_file, device, workers)
     LOG.info("run %s: %s", run["name"], " ".join(cmd))
-    proc = subprocess.run(cmd, check=False)
+    proc = subprocess.run(cmd, check=False, preexec_fn=_die_with_parent)
     ok, why = checkpoints.is_complete(run_path)
     if proc.returncode != 0 or not ok:
         raise RunError(f"run {run['name']} failed (exit {proc.returncode}{'' if ok else '; ' + why}): "

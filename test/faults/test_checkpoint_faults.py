@@ -84,7 +84,7 @@ class Runner:
         self.calls: list[list[str]] = []
         self.log = log
 
-    def __call__(self, cmd, check=False):  # noqa: ANN001, ANN204
+    def __call__(self, cmd, check=False, **popen_kwargs):  # noqa: ANN001, ANN204
         self.calls.append(cmd)
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if self.kill:
@@ -95,7 +95,7 @@ class Runner:
             fh.write(f"\n### {self.kill}: {' '.join(cmd[3:])}\n")
             fh.flush()
             return RUN(cmd, check=check, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
-                                  timeout=300)
+                       timeout=300, **popen_kwargs)
 
 
 @pytest.fixture(scope="module")

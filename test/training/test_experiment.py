@@ -122,7 +122,7 @@ class FakeTrainer:
     def __init__(self):
         self.calls: list[list[str]] = []
 
-    def __call__(self, cmd, check=False):  # noqa: ANN001, ANN204
+    def __call__(self, cmd, check=False, **popen_kwargs):  # noqa: ANN001, ANN204
         self.calls.append(cmd)
         arg = dict(zip(cmd[::1], cmd[1::1]))
         run = Path(arg["--project"]) / arg["--name"]

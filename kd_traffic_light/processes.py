@@ -100,8 +100,14 @@ def start_process(cmd: Sequence[str], env: dict[str, str], log_path: str | os.Pa
 
 def start_node(module: str, args: Sequence[str], env: dict[str, str], log_path: str | os.PathLike,
                python: str | None = None) -> subprocess.Popen:
-    """Start ``<python> -m <module> <args>`` (default: this interpreter) with :func:`start_process`."""
-    return start_process([python or sys.executable, "-m", module, *args], env, log_path)
+    """Start ``<python> -m <module> <args>`` (default: this interpreter) with :func:`start_process`.
+
+    The process carries ``restart``: a callable that starts the same node again (see
+    :func:`restart_until_matched`).
+    """
+    proc = start_process([python or sys.executable, "-m", module, *args], env, log_path)
+    proc.restart = lambda: start_node(module, args, env, log_path, python)
+    return proc
 
 
 def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> int | None:
@@ -121,6 +127,35 @@ def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> int | None:
         except subprocess.TimeoutExpired:
             continue
     return proc.returncode
+
+
+def restart_until_matched(proc: subprocess.Popen, restart: Callable[[], subprocess.Popen],
+                          matched: Callable[[], object], log_path: str | os.PathLike, *, timeout: float = 20.0,
+                          attempts: int = 3) -> subprocess.Popen:
+    """Wait until ``matched()`` (e.g. a probe's publisher sees the node's subscription); restart a node never seen.
+
+    Works around the Fast DDS LARGE_DATA late-joiner stall (docs/runtime.md): a participant that joins after
+    the node sometimes never discovers it, although the node is up. A fresh start of the node, which then
+    joins after the waiting side, has always been seen. Each stalled attempt's log is kept as
+    ``<log>.attemptN``. Returns the process that matched.
+
+    Raises:
+        RuntimeError: The node exited, or was not matched in ``attempts`` starts (with the last log).
+    """
+    log_path = Path(log_path)
+    for attempt in range(1, attempts + 1):
+        wait_until(lambda p=proc: matched() or p.poll() is not None, timeout)
+        if proc.poll() is not None:
+            raise RuntimeError(f"node exited with {proc.returncode} before it was matched:\n{read_log(log_path)}")
+        if matched():
+            return proc
+        stop(proc)
+        if attempt == attempts:
+            break
+        log_path.replace(log_path.with_name(f"{log_path.name}.attempt{attempt}"))
+        proc = restart()
+    raise RuntimeError(f"node not matched in {attempts} starts of {timeout:.0f} s each (Fast DDS discovery "
+                       f"stall?):\n{read_log(log_path)}")
 
 
 def read_log(path: str | os.PathLike, tail: int = 4000) -> str:

@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from kd_traffic_light import processes as P
 
 IGNORES_SIGINT = """
@@ -67,3 +69,28 @@ def test_a_process_that_ends_on_sigint_returns_its_own_exit_code(tmp_path):
     proc = P.start_node("clean", [], {**os.environ, "PYTHONPATH": str(tmp_path)}, tmp_path / "clean.log")
     assert P.wait_until(lambda: "ready" in P.read_log(tmp_path / "clean.log"), timeout=30)
     assert P.stop(proc) == 0
+
+
+def test_restart_until_matched_restarts_a_node_never_seen(tmp_path):
+    """The Fast DDS late-joiner stall: the first start is never matched, the restart is; the first log is kept."""
+    from kd_traffic_light import processes
+
+    log = tmp_path / "node.log"
+    starts = []
+
+    def start():
+        starts.append(processes.start_process([sys.executable, "-c", "import time; time.sleep(60)"], dict(os.environ),
+                                              log))
+        return starts[-1]
+
+    first = start()
+    proc = processes.restart_until_matched(first, start, lambda: len(starts) >= 2, log, timeout=0.5)
+    try:
+        assert proc is starts[1] and first.poll() is not None  # the unseen one was stopped
+        assert (tmp_path / "node.log.attempt1").is_file()
+    finally:
+        processes.stop(proc)
+    never = start()
+    with pytest.raises(RuntimeError, match="not matched in 2 starts"):
+        processes.restart_until_matched(never, start, lambda: False, log, timeout=0.2, attempts=2)
+    assert all(p.poll() is not None for p in starts)

@@ -15,7 +15,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from kd_traffic_light import processes
 from kd_traffic_light.processes import ProbeNode as RosTestNode
-from kd_traffic_light.processes import domain_id, read_log, start_node, stop, wait_until
+from kd_traffic_light.processes import domain_id, read_log, restart_until_matched, start_node, stop, wait_until
 
 __all__ = ["BEST_EFFORT", "LATCHED", "RELIABLE", "RosTestNode", "domain_id", "read_log", "ros_env", "start_node",
            "stop", "wait_until", "write_bag"]
@@ -55,3 +55,8 @@ def write_bag(path: Path, messages: Sequence[tuple[str, object, int]], storage: 
                 conns[topic] = writer.add_connection(topic, msgtype, typestore=typestore)
             writer.write(conns[topic], t_ns, serialize_message(msg))
     return Path(path)
+
+
+def node_matched(proc, pub, log, count: int = 1):
+    """Return the node process once ``pub`` has ``count`` matched subscriptions; restart it on a discovery stall."""
+    return restart_until_matched(proc, proc.restart, lambda: pub.get_subscription_count() >= count, log)

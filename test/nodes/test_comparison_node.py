@@ -88,7 +88,7 @@ def test_comparison_node_end_to_end(tmp_path):
             label_pub = probe.publisher("/teacher/detector/label_info", LabelInfo, rh.LATCHED)
             label_pub.publish(label_info_msg(CLASS_NAMES, 0.25, Header()))
             for pub in [*pubs.values(), image_pub]:
-                assert probe.wait_for_subscribers(pub, 1, timeout=30), rh.read_log(log)
+                proc = rh.node_matched(proc, pub, log)
             assert probe.wait_for_publishers("/comparison/comparison/overlay", 1), rh.read_log(log)
             assert probe.wait_for_subscribers(label_pub, 1, timeout=30), rh.read_log(log)
             time.sleep(0.5)  # the latched class map reaches the node before the detections

@@ -14,7 +14,17 @@ from std_msgs.msg import Header
 from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from test.nodes.ros_helpers import LATCHED, RELIABLE, RosTestNode, domain_id, read_log, ros_env, start_node, stop
+from test.nodes.ros_helpers import (
+    LATCHED,
+    RELIABLE,
+    RosTestNode,
+    domain_id,
+    node_matched,
+    read_log,
+    ros_env,
+    start_node,
+    stop,
+)
 from test.nodes.test_detector_node import diag_values, find_by_stamp, make_image
 
 
@@ -111,7 +121,7 @@ def test_stale_frames_dropped_and_counted(env, constant_onnx, tmp_path):
             dets = probe.subscribe("/st/detector/detections", Detection2DArray)
             diags = probe.subscribe("/diagnostics", DiagnosticArray)
             pub = probe.publisher("/st_cam/image", Image, RELIABLE)
-            assert probe.wait_for_subscribers(pub, timeout=60), read_log(log)
+            proc = node_matched(proc, pub, log)
             now = probe.node.get_clock().now().to_msg()
             old = make_image("bgr8", now.sec - 60, "st")  # a minute old
             pub.publish(old)
@@ -138,7 +148,7 @@ def test_two_compressed_cameras_keep_their_own_headers(env, constant_onnx, tmp_p
             pubs = {name: probe.publisher(f"/{name}/image/compressed", CompressedImage, RELIABLE)
                     for name in ("front", "left")}
             for p in pubs.values():
-                assert probe.wait_for_subscribers(p, timeout=60), read_log(log)
+                proc = node_matched(proc, p, log)
             ok, jpeg = cv2.imencode(".jpg", np.full((256, 512, 3), 120, np.uint8))
             for i, name in enumerate(("front", "left")):
                 msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
@@ -163,7 +173,7 @@ def test_debug_image_only_while_subscribed(env, constant_onnx, tmp_path):
         with RosTestNode("dbg_probe", env) as probe:
             dets = probe.subscribe("/dbg/detector/detections", Detection2DArray)
             pub = probe.publisher("/dbg_cam/image", Image, RELIABLE)
-            assert probe.wait_for_subscribers(pub, timeout=60), read_log(log)
+            proc = node_matched(proc, pub, log)
             assert probe.node.count_subscribers("/dbg/detector/debug_image") == 0
             debug = probe.subscribe("/dbg/detector/debug_image", Image)
             assert probe.wait_for(lambda: probe.node.count_publishers("/dbg/detector/debug_image") >= 1, 20)

@@ -16,7 +16,17 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
-from test.nodes.ros_helpers import LATCHED, RELIABLE, RosTestNode, domain_id, read_log, ros_env, start_node, stop
+from test.nodes.ros_helpers import (
+    LATCHED,
+    RELIABLE,
+    RosTestNode,
+    domain_id,
+    node_matched,
+    read_log,
+    ros_env,
+    start_node,
+    stop,
+)
 
 W, H = 512, 256  # small frames keep the suite fast; one test uses the full 2048x1024
 
@@ -73,14 +83,14 @@ def env(tmp_path_factory):
 def detector(env, constant_onnx, tmp_path_factory):
     """One detector process for the module: namespace /det, input /cam/image (raw, best effort)."""
     log = tmp_path_factory.mktemp("det_log") / "detector.log"
-    proc = start_node("kd_traffic_light.detector_node",
-                      ["--ros-args", "-r", "__ns:=/det", "-r", "image:=/cam/image", "-p", f"model:={constant_onnx[0]}",
-                       "-p", "imgsz:=640"], env, log)
+    args = ["--ros-args", "-r", "__ns:=/det", "-r", "image:=/cam/image", "-p", f"model:={constant_onnx[0]}",
+            "-p", "imgsz:=640"]
+    proc = start_node("kd_traffic_light.detector_node", args, env, log)
     with RosTestNode("probe", env) as probe:
         dets = probe.subscribe("/det/detector/detections", Detection2DArray)
         diags = probe.subscribe("/diagnostics", DiagnosticArray)
         pub = probe.publisher("/cam/image", Image, RELIABLE)
-        assert probe.wait_for_subscribers(pub, timeout=60), read_log(log)
+        proc = node_matched(proc, pub, log)
         yield probe, pub, dets, diags, log
     code = stop(proc)
     assert code == 0, f"detector exited with {code}\n{read_log(log)}"
@@ -176,7 +186,7 @@ def test_fuzz_compressed_and_raw_garbage(env, constant_onnx, tmp_path):
             dets = probe.subscribe("/fz/detector/detections", Detection2DArray)
             diags = probe.subscribe("/diagnostics", DiagnosticArray)
             pub = probe.publisher("/fz_cam/image/compressed", CompressedImage, RELIABLE)
-            assert probe.wait_for_subscribers(pub, timeout=60), read_log(log)
+            proc = node_matched(proc, pub, log)
             rng = np.random.default_rng(1)
             ok, jpeg = cv2.imencode(".jpg", np.full((H, W, 3), 90, np.uint8))
             for i in range(300):

@@ -241,7 +241,7 @@ def test_detector_runs_as_the_launch_file_starts_it(tmp_path):
         with rh.RosTestNode("launch_probe", env) as probe:
             got = probe.subscribe("/student/detector/detections", Detection2DArray)
             pub = probe.publisher("/camera/image_raw", Image, rh.RELIABLE)
-            assert probe.wait_for_subscribers(pub, timeout=60), rh.read_log(log)
+            proc = rh.node_matched(proc, pub, log)
             msg = Image(height=64, width=128, encoding="bgr8", step=384, data=np.zeros(64 * 384, np.uint8).tobytes())
             msg.header.stamp.sec, msg.header.frame_id = 42, "camera"
             for _ in range(5):

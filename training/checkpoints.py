@@ -78,9 +78,14 @@ def resume_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     ckpt = load(path)
     epoch = ckpt.get("epoch", -1)
-    stripped = epoch is None or epoch < 0 or ckpt.get("optimizer") is None
     epochs = (ckpt.get("train_args") or {}).get("epochs")
-    return {"epoch": -1 if epoch is None else int(epoch), "epochs": epochs, "stripped": stripped}
+    return {"epoch": -1 if epoch is None else int(epoch), "epochs": epochs, "stripped": is_stripped(ckpt)}
+
+
+def is_stripped(ckpt: dict[str, Any]) -> bool:
+    """Whether a loaded checkpoint is a final one (epoch -1 or no optimizer state): nothing left to resume."""
+    epoch = ckpt.get("epoch", -1)
+    return epoch is None or epoch < 0 or ckpt.get("optimizer") is None
 
 
 def loop_finished(path: str | os.PathLike[str], epochs: int | None = None) -> bool:

@@ -158,31 +158,22 @@ def read_checkpoint(path: str, flag: str, resume: bool = False) -> dict[str, Any
     Returns:
         (dict): The checkpoint.
     """
-    import pickle
-
-    import torch
+    from training import checkpoints
 
     if not Path(path).is_file():
         raise UsageError(f"{flag}: {path}: checkpoint not found")
     if not str(path).endswith(".pt"):
         raise UsageError(f"{flag}: {path}: expected an ultralytics .pt checkpoint")
     kind = "training checkpoint" if resume else "model checkpoint"
-    from ultralytics.nn.tasks import torch_safe_load
-
     try:
-        ckpt, _ = torch_safe_load(path)
-    except (TypeError, RuntimeError, EOFError, pickle.UnpicklingError, AttributeError, ModuleNotFoundError) as exc:
-        raise RunError(f"{flag}: {path}: not a {kind} ({_reason(exc, path)})") from None
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
-    if not isinstance(model, torch.nn.Module):
-        keys = f" with keys {sorted(map(str, ckpt))[:6]}" if isinstance(ckpt, dict) else ""
-        got = f"a {type(ckpt).__name__}{keys}"
-        raise RunError(f"{flag}: {path}: not a {kind} (expected a mapping with a 'model', got {got})")
+        ckpt = checkpoints.load(path)
+    except checkpoints.CheckpointError as exc:
+        raise RunError(f"{flag}: {path}: not a {kind} ({str(exc).removeprefix(f'{path}: ')})") from None
     if resume:
         if not isinstance(ckpt.get("train_args"), dict) or "epoch" not in ckpt:
             raise RunError(f"{flag}: {path}: not a training checkpoint (no training arguments or epoch in it: a model "
                            "file, not a run's weights/last.pt)")
-        if ckpt["epoch"] == -1 or ckpt.get("optimizer") is None:
+        if checkpoints.is_stripped(ckpt):
             raise RunError(f"{flag}: {path}: not a training checkpoint (its run finished or it was stripped of the "
                            "optimizer state; nothing to resume: start a new run with it as --model)")
     return ckpt

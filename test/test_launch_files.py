@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from kd_traffic_light import resources
-from kd_traffic_light.core.config import DetectorConfig, NodeConfig
-from kd_traffic_light.core.matching import ComparisonConfig
+from kd_traffic_light.core.config import ComparisonConfig, DetectorConfig, NodeConfig
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = ["detector.launch.py", "teacher_student.launch.py"]

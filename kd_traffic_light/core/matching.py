@@ -19,8 +19,7 @@ from enum import IntEnum
 
 import numpy as np
 
-# MATCH_METHODS and ComparisonConfig live with the other configs; re-exported for older imports
-from kd_traffic_light.core.config import MATCH_METHODS, RECORD_FORMATS, ComparisonConfig  # noqa: F401
+from kd_traffic_light.core.config import MATCH_METHODS
 from kd_traffic_light.core.types import Detection
 
 

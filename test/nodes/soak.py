@@ -22,7 +22,16 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from test.nodes.ros_helpers import RELIABLE, RosTestNode, domain_id, read_log, ros_env, start_node, stop
+from test.nodes.ros_helpers import (
+    RELIABLE,
+    RosTestNode,
+    domain_id,
+    read_log,
+    restart_until_matched,
+    ros_env,
+    start_node,
+    stop,
+)
 
 BAD_LOG = ("Traceback", "KeyboardInterrupt", "Fatal Python error", "Segmentation fault", "[FATAL]",
            "terminate called", "Timeout (0:")  # the last: SignalGuard's watchdog fired (stuck clean-up)
@@ -94,7 +103,11 @@ def cycle(env: dict, log: Path, node: str, model: str | None, busy: bool = True,
                 feeder.start()
             else:
                 got = probe.subscribe("/diagnostics", DiagnosticArray)
-            answered = probe.wait_for(lambda: got or proc.poll() is not None, timeout=90) and bool(got)
+            try:  # a node its probe never discovers (the Fast DDS stall, docs/runtime.md) is started again
+                proc = restart_until_matched(proc, proc.restart, lambda: bool(got), log, timeout=30)
+            except RuntimeError:
+                pass
+            answered = bool(got)
             if not busy:
                 stop_pub.set()
             # Ctrl-C in a terminal: SIGINT to the process, and launch forwards one more right after

@@ -251,6 +251,21 @@ def test_finished_run_with_another_config_is_refused(tmp_path, data_yaml, monkey
         X.train_run(changed, tmp_path / "exp", data_yaml)
 
 
+def test_a_default_written_out_keeps_a_finished_run(tmp_path, data_yaml, monkeypatch):
+    """nbs: 64 is ultralytics' default: writing it into the config defines the same run, not a stale one."""
+    monkeypatch.setattr(subprocess, "run", FakeTrainer())
+    cfg = _minimal(data_yaml)
+    run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
+    first = X.train_run(run, tmp_path / "exp", data_yaml)
+    cfg["train"]["nbs"] = 64
+    same = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
+    assert X.train_run(same, tmp_path / "exp", data_yaml) == first
+    cfg["train"]["nbs"] = 16
+    changed = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))[0]
+    with pytest.raises(ValueError, match="fingerprint"):
+        X.train_run(changed, tmp_path / "exp", data_yaml)
+
+
 def test_synth_scene_overrides_are_checked_like_configs():
     base = {**X.DATA_KEYS, "preset": "demo"}
     cfg = X.synth_config({**base, "scene": {"test_fraction": 0.5, "distractors": [4, 10], "write_v1": False}})

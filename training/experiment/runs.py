@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from training import checkpoints
 from training.errors import RunError
 
@@ -96,6 +96,17 @@ def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_fi
     return cmd
 
 
+def _without_defaults(config: Any) -> Any:
+    """The run config with ``train`` keys that equal ultralytics' defaults left out: writing a default out
+    (``nbs: 64``) defines the same run as leaving it unset, so it must not make a finished run look stale."""
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        return config
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    train = {k: v for k, v in config["train"].items() if k not in DEFAULT_CFG_DICT or DEFAULT_CFG_DICT[k] != v}
+    return {**config, "train": train}
+
+
 def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
     """Hash of what defines a run (config, model, teacher run, seed, data.yaml path), to refuse stale results."""
     import hashlib
@@ -103,6 +114,23 @@ def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
     key = {k: run.get(k) for k in ("config", "model", "teacher_run", "seed", "role")}
     key["data"] = Path(data_yaml).name if Path(data_yaml).parent.name == "yolo" else str(data_yaml)
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def same_run(done: dict[str, Any], run: dict[str, Any], out: Path, data_yaml: Path) -> bool:
+    """Whether a finished run's record ``done`` is the run ``run`` defines.
+
+    Its fingerprint matches, or its recorded config differs from ``run``'s only by ``train`` keys written out at
+    ultralytics' defaults (the same model, teacher, seed and data otherwise).
+    """
+    fingerprint = run_fingerprint(run, data_yaml)
+    if done.get("fingerprint") in (None, fingerprint):
+        return True
+    recorded = out / str(done.get("config_file") or "")
+    if not done.get("config_file") or not recorded.is_file():
+        return False
+    old = read_yaml(recorded)
+    return (run_fingerprint({**run, "config": old}, data_yaml) == done["fingerprint"]
+            and _without_defaults(old) == _without_defaults(run["config"]))
 
 
 def _die_with_parent() -> None:
@@ -162,7 +190,7 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
     fingerprint = run_fingerprint(run, data_yaml)
     epochs = None if pt_teacher else _epochs(run)
     if done is not None:
-        if done.get("fingerprint") not in (None, fingerprint):
+        if not same_run(done, run, out, data_yaml):
             raise ValueError(f"{results}: fingerprint: this run was trained with another config, "
                              "model, teacher or data; use another --out or delete the run directory")
         if pt_teacher or _finished(run_path, epochs):

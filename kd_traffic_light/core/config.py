@@ -119,6 +119,10 @@ class DetectorConfig:
         iou: NMS IoU threshold in [0, 1].
         max_det: Maximum detections per image (>= 1).
         agnostic_nms: Class-agnostic NMS (one light is not both classes).
+        threads: CPU threads of the inference runtime (ONNX Runtime intra-op threads, OpenVINO
+            ``INFERENCE_NUM_THREADS``, torch threads for ``.pt``); 0 keeps the runtime's default (every core).
+            On a machine whose cores also carry the camera driver and the transport, fewer threads than cores
+            can answer more frames (docs/runtime.md has the measurement).
     """
 
     model: str
@@ -129,6 +133,7 @@ class DetectorConfig:
     iou: float = 0.45
     max_det: int = 100
     agnostic_nms: bool = True
+    threads: int = 0
 
     def __post_init__(self) -> None:
         check = _Checks(self)
@@ -140,6 +145,7 @@ class DetectorConfig:
         check("conf", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
         check("iou", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
         check("max_det", lambda v: v >= 1, "an integer >= 1")
+        check("threads", lambda v: 0 <= v <= 1024, "an integer in [0, 1024] (0: the runtime's default)")
         check.done()
 
 

@@ -58,10 +58,10 @@ def load_model(config: DetectorConfig):
         if kind == "pt":
             from kd_traffic_light.core.backends.ultralytics_backend import UltralyticsModel
 
-            return UltralyticsModel(str(path), config.device, config.half)
+            return UltralyticsModel(str(path), config.device, config.half, config.threads)
         from kd_traffic_light.core.pipeline import ExportedModel
 
-        return ExportedModel(open_runtime(path, kind, config.device, config.half))
+        return ExportedModel(open_runtime(path, kind, config.device, config.half, config.threads))
     except ModuleNotFoundError as exc:
         raise ModelLoadError(f"cannot load model '{config.model}': it needs the '{exc.name}' package, which is "
                              "not installed here") from exc

@@ -6,7 +6,7 @@ from kd_traffic_light.core.config import ComparisonConfig, ConfigError, Detector
 @pytest.mark.parametrize(
     ("field", "value"),
     [("model", ""), ("device", "gpu"), ("device", "cuda:x"), ("imgsz", 100), ("imgsz", 0), ("conf", 1.5),
-     ("iou", -0.1), ("max_det", 0)],
+     ("iou", -0.1), ("max_det", 0), ("threads", -1)],
 )
 def test_detector_config_rejects_bad_values_naming_the_parameter(field, value):
     kwargs = {"model": "m.onnx", field: value}

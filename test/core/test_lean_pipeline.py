@@ -173,3 +173,17 @@ def test_openvino_dir_reads_the_sidecar_and_matches_onnx(constant_onnx, tmp_path
 def test_static_export_size_wins_over_the_requested_imgsz(constant_onnx):
     det = TrafficLightDetector(DetectorConfig(model=str(constant_onnx[0]), imgsz=320))
     assert det.model.input_hw((1024, 2048), 320) == (640, 640)
+
+
+def test_threads_reach_the_runtime(constant_onnx, tmp_path):
+    """threads: N sets ONNX Runtime's intra-op threads and OpenVINO's INFERENCE_NUM_THREADS; 0 keeps defaults."""
+    from kd_traffic_light.core.backends import open_runtime
+
+    path, _ = constant_onnx
+    assert open_runtime(path, "onnx", "cpu", False, threads=1).session.get_session_options().intra_op_num_threads == 1
+    assert open_runtime(path, "onnx", "cpu", False).session.get_session_options().intra_op_num_threads == 0
+    ov_dir = make_openvino_dir(path, tmp_path / "constant_openvino_model", metadata(640))
+    ov = open_runtime(ov_dir, "openvino", "cpu", False, threads=1)
+    assert int(ov.compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    det = TrafficLightDetector(DetectorConfig(model=str(path), imgsz=640, threads=1))
+    assert len(det.predict(np.zeros((1024, 2048, 3), np.uint8))) == len(BOXES)

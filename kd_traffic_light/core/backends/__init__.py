@@ -29,8 +29,10 @@ def model_kind(path: Path) -> str | None:
     return None
 
 
-def open_runtime(path: Path, kind: str, device: str, half: bool) -> Runtime:
+def open_runtime(path: Path, kind: str, device: str, half: bool, threads: int = 0) -> Runtime:
     """Load an exported model (``kind`` from :func:`model_kind`, not ``pt``) in its runtime.
+
+    ``threads``: CPU inference threads (0: the runtime's default); TensorRT engines ignore it.
 
     Raises:
         BackendError: the runtime is not installed or cannot load the file (message names both).
@@ -47,7 +49,7 @@ def open_runtime(path: Path, kind: str, device: str, half: bool) -> Runtime:
     except ImportError as exc:
         raise BackendError(f"'{path}' needs the '{exc.name}' package, which is not installed here") from exc
     try:
-        return cls(path, device=device, half=half)
+        return cls(path, device=device, half=half, threads=threads)
     except ImportError as exc:
         raise BackendError(f"'{path}' needs the '{exc.name}' package, which is not installed here") from exc
 

@@ -36,7 +36,7 @@ class OnnxRuntime(Runtime):
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, device: str = "cpu", half: bool = False) -> None:
+    def __init__(self, path: Path, device: str = "cpu", half: bool = False, threads: int = 0) -> None:
         super().__init__()
         import onnxruntime as ort
 
@@ -45,6 +45,8 @@ class OnnxRuntime(Runtime):
         # ONNX Runtime's pool threads spin between operators by default; in a node they would take the CPU
         # from the transport threads receiving the next frames (measured on 2 cores: fewer frames/s)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads > 0:
+            options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several kinds for bad files

@@ -25,7 +25,7 @@ class OpenVinoRuntime(Runtime):
 
     name = "openvino"
 
-    def __init__(self, path: Path, device: str = "cpu", half: bool = False) -> None:
+    def __init__(self, path: Path, device: str = "cpu", half: bool = False, threads: int = 0) -> None:
         super().__init__()
         import openvino as ov
 
@@ -37,7 +37,8 @@ class OpenVinoRuntime(Runtime):
         core = ov.Core()
         try:
             model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
-            self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+            self.compiled = core.compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY",
+                                                           **({"INFERENCE_NUM_THREADS": threads} if threads else {})})
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
             raise BackendError(f"OpenVINO cannot load '{xml}': {type(exc).__name__}: {exc}") from exc
         self.request = self.compiled.create_infer_request()

@@ -38,7 +38,7 @@ class TensorRtRuntime(Runtime):
 
     name = "tensorrt"
 
-    def __init__(self, path: Path, device: str = "cuda:0", half: bool = False) -> None:
+    def __init__(self, path: Path, device: str = "cuda:0", half: bool = False, threads: int = 0) -> None:
         super().__init__()
         try:
             import tensorrt as trt

@@ -33,8 +33,12 @@ class UltralyticsModel:
 
     name = "ultralytics"
 
-    def __init__(self, path: str, device: str, half: bool) -> None:
+    def __init__(self, path: str, device: str, half: bool, threads: int = 0) -> None:
+        import torch
         from ultralytics import YOLO
+
+        if threads > 0:
+            torch.set_num_threads(threads)
 
         self.device, self.half, self.warnings = resolve_torch_device(device, half)
         self.model = YOLO(path, task="detect")

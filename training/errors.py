@@ -7,8 +7,8 @@
   failed. The message names the file and what is wrong with it.
 
 ``training.cli`` turns either into one ``error: ...`` line on stderr, never a traceback (its docstring gives
-the rule for other exceptions: ``ValueError`` and ``FileNotFoundError`` exit 2, other ``OSError`` exit 1). ``UsageError``
-derives from ``ValueError`` so config checks that raise ``ValueError`` stay usage errors.
+the rule for other exceptions: ``ValueError`` and ``FileNotFoundError`` exit 2, other ``OSError`` exit 1).
+``UsageError`` derives from ``ValueError`` so config checks that raise ``ValueError`` stay usage errors.
 """
 
 from __future__ import annotations

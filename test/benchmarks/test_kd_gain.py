@@ -94,3 +94,14 @@ def test_the_arm_chosen_at_screening_stays_chosen():
     val = {**VAL, "ours_c": {"0": 23.5}}
     fig = _kd_gain().figures(test, val, 20.0, chosen={"ours": "ours_b", "native": "native_dis1"})
     assert fig["chosen"]["ours"] == "ours_b" and fig["map50_95"]["ours"] == TEST["ours_b"]
+
+
+def test_finalists_are_the_best_of_each_family_on_val():
+    kd = _kd_gain()
+    val = {"baseline": {"0": 20.0}, "ours_a": {"0": 21.0}, "ours_b": {"0": 25.0}, "ours_c": {"0": 23.0},
+           "native_x": {"0": 22.0}, "native_y": {"0": 19.0}}
+    assert kd.finalists(val, 2) == ["ours_b", "ours_c", "native_x", "native_y"]
+    assert kd.finalists(val, 1) == ["ours_b", "native_x"]
+    # the final choice among finalists is the val mean over every seed, not the first seed's value
+    val_all = {"ours_b": {"0": 25.0, "1": 20.0, "2": 21.0}, "ours_c": {"0": 23.0, "1": 23.0, "2": 24.0}}
+    assert kd.choose(val_all, "ours") == "ours_c"

@@ -97,8 +97,11 @@ def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_fi
 
 
 def _without_defaults(config: Any) -> Any:
-    """The run config with ``train`` keys that equal ultralytics' defaults left out: writing a default out
-    (``nbs: 64``) defines the same run as leaving it unset, so it must not make a finished run look stale."""
+    """Return the run config without the ``train`` keys that equal ultralytics' defaults.
+
+    Writing a default out (``nbs: 64``) defines the same run as leaving it unset, so it must not make a finished
+    run look stale.
+    """
     if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
         return config
     from ultralytics.cfg import DEFAULT_CFG_DICT

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -355,8 +354,7 @@ def _prepare_out(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 def _ros_env(logs: Path) -> dict[str, str]:
     """Return the children's environment; this process's own participant (the saver) gets its transports too."""
     env = processes.ros_env(logs / "ros", keep_user_settings=True)
-    for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):
-        os.environ.setdefault(var, env[var])
+    processes.export_participant_env(env)
     return env
 
 

@@ -5,7 +5,8 @@ tests (``test/nodes/ros_helpers.py`` re-exports these). The child's side, how a 
 sent here, is :mod:`kd_traffic_light.shutdown`.
 
 * :func:`ros_env`: the environment of the children and of this process's own participant: domain id, ROS
-  log directory, Fast DDS ``LARGE_DATA`` transports (2048x1024 frames), unbuffered output;
+  log directory, the shipped Fast DDS profile (``config/fastdds_large_frames.xml``: 2048x1024 frames through
+  shared memory, discovery over UDP) with ``LARGE_DATA`` as the fallback, unbuffered output;
 * :func:`start_process` / :func:`start_node`: start a command (``python -m <module>``) in its own session, stdout
   and stderr into a log file;
 * :func:`stop`: SIGINT (a node's clean stop, exit 0), then SIGTERM, then SIGKILL, waiting in between;
@@ -25,7 +26,7 @@ Typical use::
     finally:
         stop(proc)
 
-Start the long-lived participant (the probe) before the nodes it talks to: with Fast DDS ``LARGE_DATA`` a
+Start the long-lived participant (the probe) before the nodes it talks to: with Fast DDS ``LARGE_DATA`` alone a
 participant that joins after several others started together sometimes never discovers one of them (see
 docs/runtime.md). This module imports neither torch nor anything of ``training/``; rclpy is imported only
 when a :class:`ProbeNode` is created.
@@ -44,13 +45,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-#: What :func:`ros_env` sets (``ROS_LOG_DIR`` and ``ROS_DOMAIN_ID`` come from its arguments).
+#: The Fast DDS profile every participant loads (``FASTDDS_DEFAULT_PROFILES_FILE``), below the share directory.
+FASTDDS_PROFILE = ("config", "fastdds_large_frames.xml")
+
+#: What :func:`ros_env` sets besides the profile (``ROS_LOG_DIR`` and ``ROS_DOMAIN_ID`` come from its arguments).
 ROS_ENV_DEFAULTS = {
     "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA",
     "PYTHONUNBUFFERED": "1",
     "RCUTILS_COLORIZED_OUTPUT": "0",
     "YOLO_AUTOINSTALL": "false",
 }
+
+
+def export_participant_env(env: dict[str, str]) -> None:
+    """Export ``env``'s transport and log variables to this process (unless already set), before its participant."""
+    for var in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOG_DIR"):
+        if var in env:
+            os.environ.setdefault(var, env[var])
+
+
+def fastdds_profile() -> str:
+    """Path of the shipped Fast DDS profile (``config/fastdds_large_frames.xml``, installed or in the checkout)."""
+    from kd_traffic_light.resources import share_path
+
+    return str(share_path(*FASTDDS_PROFILE))
 
 
 def domain_id(salt: str, low: int = 1, high: int = 101) -> int:
@@ -76,7 +94,7 @@ def ros_env(log_dir: str | os.PathLike, domain: int | None = None, *,
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    settings = {"ROS_LOG_DIR": str(log_dir), **ROS_ENV_DEFAULTS}
+    settings = {"ROS_LOG_DIR": str(log_dir), **ROS_ENV_DEFAULTS, "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile()}
     for key, value in settings.items():
         if keep_user_settings:
             env.setdefault(key, value)
@@ -209,8 +227,7 @@ class ProbeNode:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
 
-        for var in ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR"):
-            os.environ.setdefault(var, self.env[var])
+        export_participant_env(self.env)
         rclpy.init(context=self.context, domain_id=int(self.env["ROS_DOMAIN_ID"]))
         self.node = Node(self.name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -74,7 +74,12 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "rviz_config", default_value=os.path.join(SHARE, "config", "kd_traffic_light.rviz"),
             description="RViz2 configuration used with rviz:=true"),
-        # Large images need Fast DDS's LARGE_DATA transports; keep the user's value if already set.
+        # Large images: the shipped Fast DDS profile (shared memory with room for several 2048x1024 frames,
+        # discovery over UDP; docs/runtime.md), LARGE_DATA where a profile cannot load; keep the user's values.
+        SetEnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE",
+            EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                                default_value=os.path.join(SHARE, "config", "fastdds_large_frames.xml"))),
         SetEnvironmentVariable(
             "FASTDDS_BUILTIN_TRANSPORTS",
             EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA")),

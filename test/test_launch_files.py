@@ -140,12 +140,14 @@ def test_launch_parameter_names_and_files_exist(name, dist):
         assert keys <= known, f"{name}: unknown parameters {keys - known}"
     installed_config = {Path(f).name for f in _installed(dist)["share/kd_traffic_light/config"]}
     text = (REPO / "launch" / name).read_text()
-    referenced = [c for c in ["student.yaml", "teacher.yaml", "comparison.yaml", "kd_traffic_light.rviz"]
+    referenced = [c for c in ["student.yaml", "teacher.yaml", "comparison.yaml", "kd_traffic_light.rviz",
+                              "fastdds_large_frames.xml"]
                   if f'"{c}"' in text]
     assert referenced, name
     for cfg in referenced:
         assert (REPO / "config" / cfg).is_file() and cfg in installed_config, cfg
     assert "get_package_share_directory" in text and "FASTDDS_BUILTIN_TRANSPORTS" in text
+    assert "fastdds_large_frames.xml" in installed_config and "FASTDDS_DEFAULT_PROFILES_FILE" in text
     assert f"launch/{name}" in _installed(dist)["share/kd_traffic_light/launch"]
 
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,12 +38,16 @@ def test_module_imports_neither_rclpy_nor_torch_nor_training():
 def test_ros_env_sets_domain_log_dir_and_transports(tmp_path, monkeypatch):
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT")
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/elsewhere/profiles.xml")
     env = P.ros_env(tmp_path / "logs", 42)
     assert (tmp_path / "logs").is_dir()
     assert env["ROS_DOMAIN_ID"] == "42" and env["ROS_LOG_DIR"] == str(tmp_path / "logs")
     assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
+    profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
+    assert profile.name == "fastdds_large_frames.xml" and "<segment_size>" in profile.read_text()
     kept = P.ros_env(tmp_path / "other", keep_user_settings=True)
     assert kept["FASTDDS_BUILTIN_TRANSPORTS"] == "DEFAULT" and kept["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert kept["FASTDDS_DEFAULT_PROFILES_FILE"] == "/elsewhere/profiles.xml"
     assert os.environ["FASTDDS_BUILTIN_TRANSPORTS"] == "DEFAULT"  # a copy: this process's environment untouched
 
 

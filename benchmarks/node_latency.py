@@ -98,6 +98,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--student-cfg", default="yolov5n.yaml", help="student model yaml (built untrained, 2 classes)")
     p.add_argument("--teacher-cfg", default="yolov5l.yaml", help="teacher model yaml (built untrained, 2 classes)")
     p.add_argument("--device", default="cpu", help="device for the nodes and the core (cpu, cuda:0)")
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                   help="the student's inference threads (node parameter threads), also for its core predict time; "
+                        "default: one core fewer than the machine has, leaving one to the camera and the transport "
+                        "(0: the runtime's default, every core)")
+    p.add_argument("--fastdds-profile", default=None, metavar="XML",
+                   help="Fast DDS XML profiles file of every participant (FASTDDS_DEFAULT_PROFILES_FILE); default: "
+                        "the shipped config/fastdds_large_frames.xml; 'none': FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: random in 215..232)")
     p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for a node to be up")
     p.add_argument("--out", default="runs/bench/node_latency.json", help="JSON output path")
@@ -278,12 +285,12 @@ def core_block(det, frames, n: int) -> list[float]:
     return out
 
 
-def core_worker_main(model: str, imgsz: int, device: str) -> int:
+def core_worker_main(model: str, imgsz: int, device: str, threads: int = 0) -> int:
     """Time ``predict`` in a process like the node's (same Python, no torch): one line ``N`` in, N times out."""
     from kd_traffic_light.core.config import DetectorConfig
     from kd_traffic_light.core.detector import TrafficLightDetector
 
-    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=imgsz, device=device))
+    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=imgsz, device=device, threads=threads))
     frames = make_frames()
     det.warmup((HEIGHT, WIDTH))
     print(json.dumps({"ready": det.backend}), flush=True)
@@ -296,11 +303,12 @@ def core_worker_main(model: str, imgsz: int, device: str) -> int:
 class CoreWorker:
     """The student's core predict timed in a separate process with the node's Python (see core_worker_main)."""
 
-    def __init__(self, python: str, model: Path, imgsz: int, device: str, env: dict) -> None:
+    def __init__(self, python: str, model: Path, imgsz: int, device: str, env: dict, threads: int = 0) -> None:
         import subprocess
 
         self.proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--core-worker", str(model), str(imgsz),
-                                      device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+                                      device, str(threads)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         ready = json.loads(self.proc.stdout.readline())
         self.backend = ready["ready"]
 
@@ -443,13 +451,20 @@ def _bench_env(args, tmp: Path) -> tuple[int, dict]:
     # ephemeral port range
     dom = args.domain_id if args.domain_id is not None else random.SystemRandom().randint(215, 232)
     env = ros_env(tmp / "ros_log", dom)
-    for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "YOLO_AUTOINSTALL"):
-        os.environ[var] = env[var]  # this process's participant, before rclpy.init
+    if args.fastdds_profile == "none":
+        env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    elif args.fastdds_profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.fastdds_profile).resolve())
+    for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
+                "YOLO_AUTOINSTALL"):
+        if var in env:
+            os.environ[var] = env[var]  # this process's participant, before rclpy.init
     return dom, env
 
 
 def _start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int, device: str, env: dict,
-                 tmp: Path) -> dict[str, Path]:
+                 tmp: Path, threads: int = 0) -> dict[str, Path]:
     """Start the student, teacher and relay nodes into ``procs`` (so each started one is stopped); return their logs."""
     pythons = {"student": node_py, "teacher": sys.executable}
     logs = {}
@@ -461,6 +476,8 @@ def _start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int,
         else:
             cmd = [pythons[name], "-m", "kd_traffic_light.detector_node", "--ros-args", *remaps,
                    "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={device}"]
+            if name == "student":
+                cmd += ["-p", f"threads:={threads}"]
         procs[name] = start_process(cmd, env, logs[name])
     return logs
 
@@ -550,10 +567,11 @@ class Blocks:
         return r
 
 
-def _start_commands(node_py: str, onnx: Path, pt: Path, imgsz: int, device: str) -> dict[str, list[str]]:
+def _start_commands(node_py: str, onnx: Path, pt: Path, imgsz: int, device: str,
+                    threads: int = 0) -> dict[str, list[str]]:
     """Return node-start's commands: the student as ONNX with the node's Python, and as ``.pt`` with this one."""
     detector = ["-m", "kd_traffic_light.detector_node", "--ros-args", "-p", f"imgsz:={imgsz}",
-                "-p", f"device:={device}"]
+                "-p", f"device:={device}", "-p", f"threads:={threads}"]
     return {"onnx": [node_py, *detector, "-p", f"model:={onnx}"],
             "pt": [sys.executable, *detector, "-p", f"model:={pt}"]}
 
@@ -577,13 +595,13 @@ def run(args, prof: dict, tmp: Path) -> dict:
         # The probe joins first: a participant joining after several others started together often never
         # discovers one of them with Fast DDS LARGE_DATA (test/nodes/discovery_repro.py)
         with ProbeNode("node_latency_bench", env) as probe:
-            logs = _start_nodes(procs, node_py, models, imgsz, args.device, env, tmp)
+            logs = _start_nodes(procs, node_py, models, imgsz, args.device, env, tmp, args.threads)
             print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
             frames = make_frames()
             teacher_core = TrafficLightDetector(DetectorConfig(model=str(models["teacher"]), imgsz=imgsz,
                                                                device=args.device))
             teacher_core.warmup((HEIGHT, WIDTH))
-            worker = CoreWorker(node_py, models["student"], imgsz, args.device, env)
+            worker = CoreWorker(node_py, models["student"], imgsz, args.device, env, args.threads)
             msgs = [image_msg(f) for f in frames]
             bench = Bench(probe, TARGETS)
             _wait_nodes(bench, procs, logs, msgs, args.startup_timeout)
@@ -598,7 +616,8 @@ def run(args, prof: dict, tmp: Path) -> dict:
             for proc in procs.values():
                 stop(proc)
             print("main blocks done; node-start: fresh starts of the ONNX and the .pt student ...", flush=True)
-            start = node_start(bench, _start_commands(node_py, models["student"], student_pt, imgsz, args.device),
+            start = node_start(bench, _start_commands(node_py, models["student"], student_pt, imgsz, args.device,
+                                                       args.threads),
                                env, tmp, msgs[0], prof["start_reps"], min(60.0, args.startup_timeout))
     finally:
         codes = {name: (stop(proc) if proc.poll() is None else proc.returncode) for name, proc in procs.items()}
@@ -661,7 +680,7 @@ def summarize(res: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--core-worker"]:
-        return core_worker_main(argv[1], int(argv[2]), argv[3])
+        return core_worker_main(argv[1], int(argv[2]), argv[3], int(argv[4]))
     if "--relay" in argv:
         return relay_main(argv[argv.index("--ros-args"):] if "--ros-args" in argv else [])
     args = get_args_parser().parse_args(argv)
@@ -679,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {"benchmark": "node_latency", "profile": "quick" if args.quick else "full", "settings": prof,
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
-           "device": args.device, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+           "device": args.device, "threads": args.threads,
+           "fastdds_profile": args.fastdds_profile or "config/fastdds_large_frames.xml",
+           "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,
            "run": {k: v for k, v in res.items() if k != "reps"},
            "reps": [{k: v for k, v in r.items()} for r in res["reps"]]}

@@ -5,6 +5,7 @@ never discovers one of them (the node is missing from its graph, its topics neve
 
     python -m test.nodes.discovery_repro                      # LARGE_DATA
     python -m test.nodes.discovery_repro --transports DEFAULT # UDP + SHM
+    python -m test.nodes.discovery_repro --transports profile # the shipped config/fastdds_large_frames.xml
 
 The nodes are minimal rclpy nodes (``rclpy.create_node`` + ``spin``): no code of this project runs in them.
 Seen in this project as a detector that logged ``active:`` but never appeared in the graph, as the replay
@@ -62,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=3, help="nodes started together")
     p.add_argument("--delay", type=float, default=5.0, help="seconds before the late participant joins")
     p.add_argument("--timeout", type=float, default=25.0, help="seconds the joiner waits to see every node")
-    p.add_argument("--transports", default="LARGE_DATA", help="FASTDDS_BUILTIN_TRANSPORTS for every participant")
+    p.add_argument("--transports", default="LARGE_DATA",
+                   help="FASTDDS_BUILTIN_TRANSPORTS of every participant, without the shipped profile; 'profile': "
+                        "the shipped Fast DDS profile (config/fastdds_large_frames.xml)")
     a = p.parse_args(argv)
     complete = 0
     with tempfile.TemporaryDirectory(prefix="kd_discovery_") as tmp:
@@ -70,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         (work / "minimal_peer.py").write_text(MINIMAL_NODE)
         for t in range(a.trials):
             env = ros_env(work, domain_id(f"discovery{t}{time.time_ns()}"))
-            env["FASTDDS_BUILTIN_TRANSPORTS"] = os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = a.transports
+            if a.transports == "profile":
+                os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]
+            else:  # the profile would win over the builtin transports
+                env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+                os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+                env["FASTDDS_BUILTIN_TRANSPORTS"] = os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = a.transports
             env["PYTHONPATH"] = os.pathsep.join([str(work), env.get("PYTHONPATH", "")])
             seen = trial(env, work, a.nodes, a.delay, a.timeout)
             complete += seen == a.nodes
             print(f"trial {t + 1}: the late joiner sees {seen}/{a.nodes} nodes", flush=True)
-    print(f"{complete}/{a.trials} trials complete with FASTDDS_BUILTIN_TRANSPORTS={a.transports}")
+    what = "the shipped profile" if a.transports == "profile" else f"FASTDDS_BUILTIN_TRANSPORTS={a.transports}"
+    print(f"{complete}/{a.trials} trials complete with {what}")
     return 0 if complete == a.trials else 1
 
 

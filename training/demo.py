@@ -143,6 +143,39 @@ def _run_record(out: Path, name: str) -> dict[str, Any] | None:
     return read_json(path) if path.is_file() else None
 
 
+#: Outputs made from the trained models: redone when a model is retrained.
+DERIVED = ("experiment/results.json", "exports.json", "speed.json", "node_run/summary.json")
+
+
+def set_aside_stale_runs(out: Path, runs: dict[str, dict[str, Any]], data_yaml: Path) -> list[str]:
+    """Move every finished run whose config, model, teacher or data changed to ``<name>.stale``; return them.
+
+    A demo directory from before a change of ``demo_cpu.yaml`` (a new distillation recipe, say) would otherwise
+    skip the stage on the old model or stop on its fingerprint. The moved run keeps its files for comparison; the
+    outputs made from the models (held-out table, exports, speed, node run) are redone.
+    """
+    import shutil
+
+    from training.experiment.runs import same_run
+
+    exp_out = out / "experiment"
+    stale = [n for n, run in runs.items() if (rec := _run_record(out, n)) is not None and data_yaml.is_file()
+             and not same_run(rec, run, exp_out, data_yaml)]
+    # a student distilled from a teacher that is trained again is stale too (its fingerprint names the teacher run)
+    stale += [n for n, run in runs.items() if n not in stale and run.get("teacher_run") in stale
+              and _run_record(out, n) is not None]
+    for name in stale:
+        target = exp_out / "runs" / f"{name}.stale"
+        shutil.rmtree(target, ignore_errors=True)
+        (exp_out / "runs" / name).rename(target)
+    if stale:
+        print(f"demo: {', '.join(stale)}: trained with another config than the current one; moved to "
+              f"'<name>.stale' and trained again (the table, exports, speed and node run are redone)", flush=True)
+        for rel in DERIVED:
+            (out / rel).unlink(missing_ok=True)
+    return stale
+
+
 def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path) -> dict[str, Any]:
     """Export the distilled student (ONNX + OpenVINO) and the teacher (for the speed table); write exports.json."""
     from training.experiment import weights_path
@@ -312,6 +345,7 @@ def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", ski
          lambda: X.convert_data(exp, exp_out, max(1, workers or 1))),
     ]
     data_yaml = exp_out / "data" / "yolo" / "data.yaml"
+    set_aside_stale_runs(out, {n: runs[n] for n in names.values()}, data_yaml)
     for key, title, _ in TRAIN_STAGES:
         if key in names:
             run = runs[names[key]]

@@ -104,9 +104,12 @@ def gain_section(files: tuple[Path, ...] = KD_GAIN_FILES) -> str:
               "| arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
     for arm in ("baseline", "ours", "native"):
         lines.append(f"| {arm} | " + " | ".join(f"{m[arm].get(s, float('nan')):.2f}" for s in seeds) + " |")
-    gap = data.get("kd_gap")
+    gap, goals = data.get("kd_gap"), data.get("goals") or {}
+    said = {"D_ours_ci_excludes_zero": "the interval of D_ours excludes 0",
+            "D_ours_vs_native": "D_ours >= 2 x D_native", "kd_gap_ge_0.4": "kd-gap >= 0.4"}
+    verdict = "; ".join(f"{said.get(k, k)}: {'met' if v else 'not met'}" for k, v in goals.items())
     lines += ["", f"Teacher {m['teacher']:.2f}. D_ours = ours - baseline: {ci(d_o)} points; D_native: {ci(d_n)} "
-              f"points; kd-gap {'n/a' if gap is None else f'{gap:.2f}'}. Goals: {data.get('goals')}.", ""]
+              f"points; kd-gap {'n/a' if gap is None else f'{gap:.2f}'}. Goals: {verdict or 'not recorded'}.", ""]
     return "\n".join(lines)
 
 

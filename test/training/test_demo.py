@@ -74,3 +74,39 @@ def test_report_quotes_the_kd_gain_benchmark(tmp_path):
     text = gain_section((tmp_path / "kd.json",))
     assert "| ours | 12.00 | 13.50 |" in text and "+2.25 (95 % CI -0.90 to +5.40)" in text
     assert "ours = `ours_a`" in text and "kd-gap 0.11" in text
+
+
+def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_them(tmp_path):
+    """A demo directory from before a recipe change: the changed run and the students of a changed teacher are
+    moved to <name>.stale and trained again; the table, exports, speed and node run are redone."""
+    import copy
+
+    from training import demo
+    from training.experiment.runs import run_fingerprint
+
+    exp = demo.demo_experiment(demo.DEMO_CONFIG, quick=True)
+    runs, names = demo.demo_runs(exp)
+    data_yaml = tmp_path / "experiment" / "data" / "yolo" / "data.yaml"
+    data_yaml.parent.mkdir(parents=True)
+    data_yaml.write_text("names: {0: relevant, 1: not_relevant}\n")
+    for name, run in runs.items():
+        d = tmp_path / "experiment" / "runs" / name
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"name": name, "fingerprint": run_fingerprint(run, data_yaml)}))
+    for rel in demo.DERIVED:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    assert demo.set_aside_stale_runs(tmp_path, runs, data_yaml) == []  # nothing changed: nothing moves
+    assert all((tmp_path / rel).is_file() for rel in demo.DERIVED)
+
+    changed = copy.deepcopy(runs)
+    changed[names["ours"]]["config"]["distill"] = {"terms": {"lad": {}}}
+    changed[names["teacher"]]["config"]["train"]["epochs"] = 99
+    stale = demo.set_aside_stale_runs(tmp_path, changed, data_yaml)
+    students_of_teacher = {n for n, r in runs.items() if r.get("teacher_run") == names["teacher"]}
+    assert set(stale) == {names["ours"], names["teacher"]} | students_of_teacher
+    assert names["baseline"] not in stale
+    for name in stale:
+        assert (tmp_path / "experiment" / "runs" / f"{name}.stale" / "results.json").is_file()
+        assert not (tmp_path / "experiment" / "runs" / name).exists()
+    assert not any((tmp_path / rel).exists() for rel in demo.DERIVED)

@@ -147,6 +147,10 @@ def stop(proc: subprocess.Popen | None, timeout: float = 15.0) -> int | None:
     return proc.returncode
 
 
+#: One entry (the stalled attempt's log path) per restart made by :func:`restart_until_matched` in this process.
+STALL_RESTARTS: list[str] = []
+
+
 def restart_until_matched(proc: subprocess.Popen, restart: Callable[[], subprocess.Popen],
                           matched: Callable[[], object], log_path: str | os.PathLike, *, timeout: float = 20.0,
                           attempts: int = 3) -> subprocess.Popen:
@@ -155,7 +159,8 @@ def restart_until_matched(proc: subprocess.Popen, restart: Callable[[], subproce
     Works around the Fast DDS LARGE_DATA late-joiner stall (docs/runtime.md): a participant that joins after
     the node sometimes never discovers it, although the node is up. A fresh start of the node, which then
     joins after the waiting side, has always been seen. Each stalled attempt's log is kept as
-    ``<log>.attemptN``. Returns the process that matched.
+    ``<log>.attemptN`` and listed in :data:`STALL_RESTARTS` (the test session reports how many there were).
+    Returns the process that matched.
 
     Raises:
         RuntimeError: The node exited, or was not matched in ``attempts`` starts (with the last log).
@@ -170,7 +175,9 @@ def restart_until_matched(proc: subprocess.Popen, restart: Callable[[], subproce
         stop(proc)
         if attempt == attempts:
             break
-        log_path.replace(log_path.with_name(f"{log_path.name}.attempt{attempt}"))
+        kept = log_path.with_name(f"{log_path.name}.attempt{attempt}")
+        log_path.replace(kept)
+        STALL_RESTARTS.append(str(kept))
         proc = restart()
     raise RuntimeError(f"node not matched in {attempts} starts of {timeout:.0f} s each (Fast DDS discovery "
                        f"stall?):\n{read_log(log_path)}")

@@ -189,3 +189,14 @@ def pytest_collection_modifyitems(config, items):
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         items[:] = [item for item in items if not _not_here(item)]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say how often a node test restarted a node its probe never discovered (the Fast DDS discovery stall)."""
+    from kd_traffic_light.processes import STALL_RESTARTS
+
+    if STALL_RESTARTS:
+        terminalreporter.write_line(f"node restarts after a discovery stall: {len(STALL_RESTARTS)} "
+                                    f"({', '.join(Path(p).name for p in STALL_RESTARTS)})")
+    else:
+        terminalreporter.write_line("node restarts after a discovery stall: 0")

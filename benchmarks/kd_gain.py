@@ -196,7 +196,7 @@ def print_report(fig: dict[str, Any]) -> None:
         vmean = f"{statistics.fmean(val.values()):10.2f}" if len(val) > 1 else f"{'-':>10}"
         print(f"{arm + tag:<24}" + "".join(f"{vals.get(s, float('nan')):10.2f}" for s in seeds)
               + f"{fig['mean_map50_95'][arm]:9.2f}" + first + vmean)
-    print(f"{'teacher':<22}{fig['map50_95']['teacher']:10.2f}")
+    print(f"{'teacher':<24}{fig['map50_95']['teacher']:10.2f}")
     for arm, d in fig["D_arms"].items():
         print(f"  {arm} - baseline: {_interval(d)} pts")
     gap = "n/a (teacher not above baseline)" if fig["kd_gap"] is None else f"{fig['kd_gap']:.2f}"
@@ -244,6 +244,8 @@ def screening_plan(exp: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
 def main(argv: list[str] | None = None) -> int:
     """Screen the candidates on val, run the chosen arms on every seed, print the figures last, write JSON."""
     args = get_args_parser().parse_args(argv)
+    if args.finalists < 1:
+        raise SystemExit(f"kd_gain: --finalists: expected an int >= 1, got {args.finalists}")
     if args.quick:
         args.profile = "quick"
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
@@ -257,20 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     exp = resolve_experiment(raw, str(args.config or QUICK_CONFIG) if args.profile == "quick" else "kd_gain:full")
     if len(exp["seeds"]) < 3:
         print(f"kd_gain: {len(exp['seeds'])} seeds: the interval goal needs at least 3", flush=True)
+    unknown = set(args.also) - set(exp["methods"])
+    if unknown:
+        raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp['methods'])})")
     t0 = time.perf_counter()
     screen, rest = screening_plan(exp)
     print(f"kd_gain: screening {len(screen)} runs (baseline on every seed, candidates on seed {exp['seeds'][0]})")
     screen_val = _val_points(exp, exp_dir, run_experiment(exp, exp_dir, workers=args.workers, only=screen,
                                                     launcher=args.launcher))
-    first = str(exp["seeds"][0])  # candidates are compared on the screening seed only, once
+    first = str(exp["seeds"][0])  # stage 1: every candidate compared on the screening seed
     screen_val = {m: {first: v[first]} for m, v in screen_val.items() if first in v}
-    if args.finalists < 1:
-        raise SystemExit(f"kd_gain: --finalists: expected an int >= 1, got {args.finalists}")
     final = finalists(screen_val, args.finalists)
     print(f"kd_gain: finalists on val (seed {first}): {', '.join(final)}; training them on every seed", flush=True)
-    unknown = set(args.also) - set(exp["methods"])
-    if unknown:
-        raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp['methods'])})")
     only = screen | {n for m in set(final) | set(args.also) for n in rest.get(m, ())}
     result = run_experiment(exp, exp_dir, workers=args.workers, only=only, launcher=args.launcher)
     rows = result["runs"]

@@ -76,10 +76,12 @@ def test_a_process_that_ends_on_sigint_returns_its_own_exit_code(tmp_path):
     assert P.stop(proc) == 0
 
 
-def test_restart_until_matched_restarts_a_node_never_seen(tmp_path):
+def test_restart_until_matched_restarts_a_node_never_seen(tmp_path, monkeypatch):
     """The Fast DDS late-joiner stall: the first start is never matched, the restart is; the first log is kept."""
     from kd_traffic_light import processes
 
+    counted: list[str] = []
+    monkeypatch.setattr(processes, "STALL_RESTARTS", counted)  # these restarts are made on purpose: not a stall
     log = tmp_path / "node.log"
     starts = []
 
@@ -99,3 +101,4 @@ def test_restart_until_matched_restarts_a_node_never_seen(tmp_path):
     with pytest.raises(RuntimeError, match="not matched in 2 starts"):
         processes.restart_until_matched(never, start, lambda: False, log, timeout=0.2, attempts=2)
     assert all(p.poll() is not None for p in starts)
+    assert counted == [str(tmp_path / "node.log.attempt1")] * 2  # each restart is counted for the session summary

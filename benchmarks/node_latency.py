@@ -444,7 +444,7 @@ def _node_python(args) -> str:
 
 def _bench_env(args, tmp: Path) -> tuple[int, dict]:
     """Draw the ROS domain and build the nodes' environment; this process's participant uses it too."""
-    from kd_traffic_light.processes import ros_env
+    from kd_traffic_light.processes import export_participant_env, ros_env
 
     # the tests draw ROS_DOMAIN_ID from 1..101 (kd_traffic_light.processes.domain_id); 215..232 keeps this benchmark's
     # /student and /teacher nodes off their graphs, and its DDS ports (7400 + 250 x id) above Linux's
@@ -456,10 +456,9 @@ def _bench_env(args, tmp: Path) -> tuple[int, dict]:
         os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     elif args.fastdds_profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(args.fastdds_profile).resolve())
-    for var in ("ROS_DOMAIN_ID", "ROS_LOG_DIR", "FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE",
-                "YOLO_AUTOINSTALL"):
-        if var in env:
-            os.environ[var] = env[var]  # this process's participant, before rclpy.init
+    export_participant_env(env, override=True)  # this process's participant, before rclpy.init
+    for var in ("ROS_DOMAIN_ID", "YOLO_AUTOINSTALL"):
+        os.environ[var] = env[var]
     return dom, env
 
 

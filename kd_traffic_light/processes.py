@@ -57,11 +57,17 @@ ROS_ENV_DEFAULTS = {
 }
 
 
-def export_participant_env(env: dict[str, str]) -> None:
-    """Export ``env``'s transport and log variables to this process (unless already set), before its participant."""
+def export_participant_env(env: dict[str, str], *, override: bool = False) -> None:
+    """Export ``env``'s transport and log variables to this process before its participant is created.
+
+    Variables already set here are kept unless ``override``.
+    """
     for var in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE", "ROS_LOG_DIR"):
         if var in env:
-            os.environ.setdefault(var, env[var])
+            if override:
+                os.environ[var] = env[var]
+            else:
+                os.environ.setdefault(var, env[var])
 
 
 def fastdds_profile() -> str:

@@ -68,6 +68,7 @@ os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE
 import numpy as np  # noqa: E402
 
 from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
+from kd_traffic_light.core.config import NodeConfig  # noqa: E402
 from kd_traffic_light.processes import read_log, rss_mb, start_process, stop  # noqa: E402
 
 WIDTH, HEIGHT = 2048, 1024
@@ -102,6 +103,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="the student's inference threads (node parameter threads), also for its core predict time; "
                         "default: one core fewer than the machine has, leaving one to the camera and the transport "
                         "(0: the runtime's default, every core)")
+    p.add_argument("--fresh-wait", type=float, default=None,
+                   help="the student's fresh_wait node parameter (default: the node's default; 0: always serve the "
+                        "pending frame, a pure latest-frame slot)")
     p.add_argument("--fastdds-profile", default=None, metavar="XML",
                    help="Fast DDS XML profiles file of every participant (FASTDDS_DEFAULT_PROFILES_FILE); default: "
                         "the shipped config/fastdds_large_frames.xml; 'none': FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA")
@@ -463,7 +467,7 @@ def _bench_env(args, tmp: Path) -> tuple[int, dict]:
 
 
 def _start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int, device: str, env: dict,
-                 tmp: Path, threads: int = 0) -> dict[str, Path]:
+                 tmp: Path, threads: int = 0, fresh_wait: float | None = None) -> dict[str, Path]:
     """Start the student, teacher and relay nodes into ``procs`` (so each started one is stopped); return their logs."""
     pythons = {"student": node_py, "teacher": sys.executable}
     logs = {}
@@ -477,6 +481,8 @@ def _start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int,
                    "-p", f"model:={models[name]}", "-p", f"imgsz:={imgsz}", "-p", f"device:={device}"]
             if name == "student":
                 cmd += ["-p", f"threads:={threads}"]
+                if fresh_wait is not None:
+                    cmd += ["-p", f"fresh_wait:={fresh_wait}"]
         procs[name] = start_process(cmd, env, logs[name])
     return logs
 
@@ -594,7 +600,7 @@ def run(args, prof: dict, tmp: Path) -> dict:
         # The probe joins first: a participant joining after several others started together often never
         # discovers one of them with Fast DDS LARGE_DATA (test/nodes/discovery_repro.py)
         with ProbeNode("node_latency_bench", env) as probe:
-            logs = _start_nodes(procs, node_py, models, imgsz, args.device, env, tmp, args.threads)
+            logs = _start_nodes(procs, node_py, models, imgsz, args.device, env, tmp, args.threads, args.fresh_wait)
             print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
             frames = make_frames()
             teacher_core = TrafficLightDetector(DetectorConfig(model=str(models["teacher"]), imgsz=imgsz,
@@ -683,6 +689,8 @@ def main(argv: list[str] | None = None) -> int:
     if "--relay" in argv:
         return relay_main(argv[argv.index("--ros-args"):] if "--ros-args" in argv else [])
     args = get_args_parser().parse_args(argv)
+    if args.fresh_wait is not None and not 0.0 <= args.fresh_wait < 1.0:
+        raise SystemExit(f"node_latency: --fresh-wait: expected a fraction in [0, 1), got {args.fresh_wait}")
     prof = dict(PROFILES["quick" if args.quick else "full"])
     for k in ("imgsz", "reps", "serial_frames", "core_frames", "duration", "teacher_duration", "start_reps"):
         if getattr(args, k) is not None:
@@ -698,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"benchmark": "node_latency", "profile": "quick" if args.quick else "full", "settings": prof,
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
            "device": args.device, "threads": args.threads,
+           "fresh_wait": NodeConfig().fresh_wait if args.fresh_wait is None else args.fresh_wait,
            "fastdds_profile": args.fastdds_profile or "config/fastdds_large_frames.xml",
            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,

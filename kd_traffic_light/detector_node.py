@@ -177,7 +177,7 @@ class DetectorNode(LifecycleNode):
         ]
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._stop.clear()
-        self.slot = LatestSlot()
+        self.slot = LatestSlot(self.cfg.fresh_wait)
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
         return SUCCESS
@@ -308,6 +308,7 @@ class DetectorNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         s = self.stats.summary()
+        s["dropped_for_fresh"] = self.slot.superseded
         status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: detector",
                                   hardware_id=self.detector.device if self.detector else "")
         status.level = DiagnosticStatus.OK

@@ -158,6 +158,11 @@ class NodeConfig:
         input_transport: ``raw`` (sensor_msgs/Image) or ``compressed`` (CompressedImage on ``<topic>/compressed``).
         image_reliability: QoS reliability of the input subscription: ``best_effort`` or ``reliable``.
         max_image_age_s: Drop frames whose stamp is older than this (node clock; 0 disables).
+        fresh_wait: Above capacity, a frame that has waited in the latest-frame slot longer than this fraction of
+            the camera's frame interval is superseded by the next frame when that one is due within the interval:
+            answers are at most ``fresh_wait`` of an interval older than their service, at about
+            ``(1 - fresh_wait)^2 / 2`` of an interval of idle time per answered frame (0 disables; below capacity
+            nothing waits). See :class:`kd_traffic_light.core.runtime.LatestSlot`.
         max_image_pixels: Reject images with more pixels than this.
         publish_debug_image: Publish ``~/debug_image`` while somebody subscribes.
         class_id_as_name: Put class names instead of indices in ``hypothesis.class_id``.
@@ -168,6 +173,7 @@ class NodeConfig:
     input_transport: str = "raw"
     image_reliability: str = "best_effort"
     max_image_age_s: float = 0.0
+    fresh_wait: float = 0.85
     max_image_pixels: int = 4096 * 4096
     publish_debug_image: bool = True
     class_id_as_name: bool = False
@@ -180,6 +186,7 @@ class NodeConfig:
         check("input_transport", lambda v: v in TRANSPORTS, f"one of {TRANSPORTS}")
         check("image_reliability", lambda v: v in RELIABILITIES, f"one of {RELIABILITIES}")
         check("max_image_age_s", lambda v: v >= 0.0, "a float >= 0 (0 disables)")
+        check("fresh_wait", lambda v: 0.0 <= v < 1.0, "a fraction of the frame interval in [0, 1) (0 disables)")
         check("max_image_pixels", lambda v: v > 0, "an integer > 0")
         check.done()
 

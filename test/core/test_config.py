@@ -17,7 +17,8 @@ def test_detector_config_rejects_bad_values_naming_the_parameter(field, value):
 @pytest.mark.parametrize(
     ("field", "value"),
     [("image_topics", ()), ("image_topics", ("a", "a")), ("input_transport", "theora"),
-     ("image_reliability", "sometimes"), ("max_image_age_s", -1.0), ("max_image_pixels", 0)],
+     ("image_reliability", "sometimes"), ("max_image_age_s", -1.0), ("fresh_wait", 1.0), ("fresh_wait", -0.1),
+     ("max_image_pixels", 0)],
 )
 def test_node_config_rejects_bad_values_naming_the_parameter(field, value):
     with pytest.raises(ConfigError, match=f"parameter '{field}'"):

@@ -62,7 +62,11 @@ class LatestSlot:
     def period(self, key: Hashable) -> float | None:
         """Median interval between the key's last arrivals (seconds); ``None`` before three arrivals."""
         with self._cond:
-            iv = sorted(self._intervals.get(key, ()))
+            return self._period(key)
+
+    def _period(self, key: Hashable) -> float | None:
+        """:meth:`period` with the lock held."""
+        iv = sorted(self._intervals.get(key, ()))
         return iv[len(iv) // 2] if len(iv) >= 2 else None
 
     def get(self, timeout: float | None = None) -> tuple[Hashable, Any] | None:
@@ -80,17 +84,15 @@ class LatestSlot:
 
     def _fresher(self, key: Hashable, arrived: float, item: Any) -> Any:
         """With the lock held: wait for the key's next item when ``item`` is stale and the next is due soon."""
-        iv = sorted(self._intervals.get(key, ()))
-        if len(iv) < 2:
+        period = self._period(key)
+        if period is None:
             return item
-        period = iv[len(iv) // 2]
         now = self._clock()
         deadline = arrived + period * (1.0 + self.SLACK)
         if now - arrived <= self.fresh_wait * period or now >= deadline:
             return item
-        if not self._cond.wait_for(lambda: key in self._items or self._closed, timeout=deadline - now):
-            return item
-        if self._closed or key not in self._items:
+        came = self._cond.wait_for(lambda: key in self._items or self._closed, timeout=deadline - now)
+        if not came or self._closed:  # no newer item in time, or the slot closed: serve the one taken
             return item
         self._order.remove(key)
         self.superseded += 1

@@ -9,10 +9,11 @@ comparison runs on one machine, recorded under ``machine``). Arms: the methods o
 Choosing happens on the val split only, in two stages (the held-out split is evaluated once per run and never
 used to choose): screening trains the baseline on every seed and each candidate on the first seed; the best
 ``--finalists`` (default 2) of each family by val mAP50-95 train on the other seeds too, and the finalist of
-each family with the best val mAP50-95 averaged over every seed is reported as ``ours`` / ``native``. One val
-split of 64 images on one seed ranks candidates a few points apart in an order their held-out scores
-contradict; three seeds' val scores rank them with three times the evidence. With two runs at a time
-(``--launcher ray``, the default; one torch thread each) the quick profile takes about 40 minutes on 2 cores.
+each family with the best val mAP50-95 averaged over every seed is reported as ``ours`` / ``native``. One seed's
+val score ranks candidates a few points apart in an order their held-out scores can contradict; three seeds'
+val scores rank them with three times the evidence. With two runs at a time (``--launcher ray``, the default;
+one torch thread each) the quick profile takes about 50 minutes on 2 cores from nothing, about 42 with its
+teacher cached.
 Figures, in mAP50-95 points on the held-out split::
 
     kd-gain:  D_ours = mean over seeds of (ours - baseline), with its 95 % paired t interval; D_native likewise
@@ -123,21 +124,23 @@ def per_seed(rows: list[dict[str, Any]], method: str, key: str = "map50_95") -> 
             if r.get("role") == "student" and r.get("method") == method and r.get(key) is not None}
 
 
+def _ranked(val: dict[str, dict[str, float]], prefix: str) -> list[str]:
+    """Arms of a family (name prefix) by mean val value, best first; ties keep the declared order."""
+    family = [m for m in val if m.startswith(prefix) and val[m]]
+    return sorted(family, key=lambda m: -statistics.fmean(val[m].values()))
+
+
 def choose(val: dict[str, dict[str, float]], prefix: str) -> str:
     """Return the arm of a family (name prefix) with the best mean val value; ties go to the first declared."""
-    family = [m for m in val if m.startswith(prefix) and val[m]]
-    if not family:
+    ranked = _ranked(val, prefix)
+    if not ranked:
         raise ValueError(f"kd_gain: no '{prefix}*' arm in the experiment's methods")
-    return max(family, key=lambda m: statistics.fmean(val[m].values()))
+    return ranked[0]
 
 
 def finalists(val: dict[str, dict[str, float]], k: int) -> list[str]:
     """Return the best ``k`` arms of each family (``ours``, ``native``) by mean val value (ties: declared order)."""
-    picked = []
-    for prefix in ("ours", "native"):
-        family = [m for m in val if m.startswith(prefix) and val[m]]
-        picked += sorted(family, key=lambda m: -statistics.fmean(val[m].values()))[:k]
-    return picked
+    return [m for prefix in ("ours", "native") for m in _ranked(val, prefix)[:k]]
 
 
 def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]], teacher: float,

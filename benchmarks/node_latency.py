@@ -68,7 +68,7 @@ os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE
 import numpy as np  # noqa: E402
 
 from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
-from kd_traffic_light.core.config import NodeConfig  # noqa: E402
+from kd_traffic_light.core.config import ConfigError, NodeConfig  # noqa: E402
 from kd_traffic_light.processes import read_log, rss_mb, start_process, stop  # noqa: E402
 
 WIDTH, HEIGHT = 2048, 1024
@@ -689,8 +689,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--relay" in argv:
         return relay_main(argv[argv.index("--ros-args"):] if "--ros-args" in argv else [])
     args = get_args_parser().parse_args(argv)
-    if args.fresh_wait is not None and not 0.0 <= args.fresh_wait < 1.0:
-        raise SystemExit(f"node_latency: --fresh-wait: expected a fraction in [0, 1), got {args.fresh_wait}")
+    try:  # the node's own check, before any process starts; the value used is recorded in the JSON
+        fresh_wait = NodeConfig(**({} if args.fresh_wait is None else {"fresh_wait": args.fresh_wait})).fresh_wait
+    except ConfigError as exc:
+        raise SystemExit(f"node_latency: --fresh-wait: {exc}") from None
     prof = dict(PROFILES["quick" if args.quick else "full"])
     for k in ("imgsz", "reps", "serial_frames", "core_frames", "duration", "teacher_duration", "start_reps"):
         if getattr(args, k) is not None:
@@ -706,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"benchmark": "node_latency", "profile": "quick" if args.quick else "full", "settings": prof,
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
            "device": args.device, "threads": args.threads,
-           "fresh_wait": NodeConfig().fresh_wait if args.fresh_wait is None else args.fresh_wait,
+           "fresh_wait": fresh_wait,
            "fastdds_profile": args.fastdds_profile or "config/fastdds_large_frames.xml",
            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,

@@ -159,11 +159,10 @@ def set_aside_stale_runs(out: Path, runs: dict[str, dict[str, Any]], data_yaml: 
     from training.experiment.runs import same_run
 
     exp_out = out / "experiment"
-    stale = [n for n, run in runs.items() if (rec := _run_record(out, n)) is not None and data_yaml.is_file()
-             and not same_run(rec, run, exp_out, data_yaml)]
+    finished = {n: rec for n in runs if (rec := _run_record(out, n)) is not None}
+    stale = [n for n, rec in finished.items() if data_yaml.is_file() and not same_run(rec, runs[n], exp_out, data_yaml)]
     # a student distilled from a teacher that is trained again is stale too (its fingerprint names the teacher run)
-    stale += [n for n, run in runs.items() if n not in stale and run.get("teacher_run") in stale
-              and _run_record(out, n) is not None]
+    stale += [n for n in finished if n not in stale and runs[n].get("teacher_run") in stale]
     for name in stale:
         target = exp_out / "runs" / f"{name}.stale"
         shutil.rmtree(target, ignore_errors=True)

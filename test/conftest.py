@@ -165,10 +165,13 @@ collect_ignore = [] if TRAINING_STACK else sorted(
 
 
 def pytest_report_header(config):
+    from test.seeds import ENV, SHIFT
+
+    lines = [f"training seeds shifted by {SHIFT} ({ENV})"]
     if not TRAINING_STACK:
-        return (f"torch/ultralytics not importable: the training tier is not collected "
-                f"({', '.join(f'test/{p}' for p in collect_ignore)})")
-    return None
+        lines.append(f"torch/ultralytics not importable: the training tier is not collected "
+                     f"({', '.join(f'test/{p}' for p in collect_ignore)})")
+    return lines
 
 
 def _not_here(item) -> bool:

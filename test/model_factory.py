@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kd_traffic_light.core.types import CLASS_NAMES
+from test.seeds import seed
 
 
 def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml", names: dict[int, str] | None = None) -> Path:
@@ -20,14 +21,17 @@ def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml", names: dict[int, st
 
     Half precision, ``epoch: -1`` and no optimizer: a model file (``ultralytics.YOLO`` loads it, ``--teacher``
     and ``--model`` accept it), not a training checkpoint that could be resumed. ``names`` defaults to
-    :data:`kd_traffic_light.core.types.CLASS_NAMES`; its length is the class count.
+    :data:`kd_traffic_light.core.types.CLASS_NAMES`; its length is the class count. The weights are drawn from
+    the suite's seed (test/seeds.py), not from whatever the global torch generator holds at that point.
     """
     import torch
     from ultralytics import __version__
     from ultralytics.nn.tasks import DetectionModel
 
     names = dict(names or CLASS_NAMES)
-    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed(0))
+        model = DetectionModel(cfg, nc=len(names), verbose=False)
     model.names = names
     model.args = {"imgsz": 64, "task": "detect"}
     torch.save({"model": model.half(), "train_args": {"imgsz": 64, "task": "detect"}, "epoch": -1,

@@ -1,13 +1,16 @@
 """Parity: the lean pipeline (no torch) against ultralytics' predict on the same exported model and frames.
 
-A YOLOv5n student is trained on a tiny synthetic dataset (60 short epochs at 64 px, about 25 s on 2 cores,
-enough for confident boxes), exported to ONNX (static and
-dynamic shapes) and OpenVINO; on every frame both must find the same classes, boxes within 1 px, scores
-within 1e-3. Needs ultralytics (the full venv); skipped in the runtime-only venv.
+A YOLOv5n student is trained on a tiny synthetic dataset (60 short epochs at 64 px, about 25 s on 2 cores),
+exported to ONNX (static and dynamic shapes) and OpenVINO; on every frame both must find the same classes, boxes
+within 1 px, scores within 1e-3. How confident the trained model is depends on the trajectory training took
+(another CPU, another seed: test/seeds.py), so each model's threshold is derived from its own scores
+(:func:`derived_conf`): at least ``MIN_BOXES`` boxes are compared whatever the model learnt. Needs ultralytics
+(the full venv); not collected in the runtime-only venv.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import numpy as np
@@ -18,9 +21,11 @@ pytestmark = pytest.mark.slow
 
 from kd_traffic_light.core.config import DetectorConfig  # noqa: E402
 from kd_traffic_light.core.detector import TrafficLightDetector  # noqa: E402
+from test.seeds import seed  # noqa: E402
 
 IMGSZ = 64
-CONF = 0.01
+MIN_BOXES = 8  # boxes above the derived threshold over all frames, with NMS across classes
+FLOOR = 1e-4  # below any score an untrained head gives (its class bias starts near sigmoid(-7.9) = 4e-4)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def trained(tmp_path_factory):
     data = write_tiny_yolo_dataset(root / "data", n_train=16, n_val=4, size=IMGSZ)
     model = YOLO("yolov5n.yaml", task="detect")
     model.train(data=str(data), epochs=60, imgsz=IMGSZ, batch=4, workers=0, device="cpu", plots=False, val=False,
-                amp=False, project=str(root / "runs"), name="train", exist_ok=True, verbose=False, seed=0,
+                amp=False, project=str(root / "runs"), name="train", exist_ok=True, verbose=False, seed=seed(0),
                 mosaic=0.0, optimizer="AdamW", lr0=0.003, warmup_epochs=1)
     pt = root / "student.pt"
     shutil.copy(model.trainer.last, pt)
@@ -55,42 +60,62 @@ def frames(images) -> list[np.ndarray]:
             cv2.resize(np.hstack(ims[1:4]), (250, 70))]
 
 
-def reference(path, frame, agnostic: bool):
+def reference(path, frame, agnostic: bool, conf: float):
     from ultralytics import YOLO
 
-    r = YOLO(str(path), task="detect").predict(frame, imgsz=IMGSZ, conf=CONF, iou=0.45, max_det=100,
+    r = YOLO(str(path), task="detect").predict(frame, imgsz=IMGSZ, conf=conf, iou=0.45, max_det=100,
                                                agnostic_nms=agnostic, verbose=False)[0]
     b = r.boxes
     return b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(int)
 
 
+@functools.cache
+def derived_conf(path: str, images: tuple) -> float:
+    """A threshold from the model's own scores over the frames (agnostic NMS), at least ``MIN_BOXES`` boxes above it.
+
+    It sits in the widest gap (by ratio) between consecutive scores ranked ``MIN_BOXES`` to ``2 * MIN_BOXES``, at
+    their geometric mean, so no compared box lies near it, where float rounding between two runtimes could keep
+    a box on one side and drop it on the other.
+    """
+    scores = np.concatenate([reference(path, f, True, FLOOR)[1] for f in frames(images)])
+    scores = np.sort(scores)[::-1]
+    assert len(scores) > 2 * MIN_BOXES, (f"{path} scores only {len(scores)} boxes above {FLOOR} on "
+                                         f"{len(frames(images))} frames; expected more than {2 * MIN_BOXES}")
+    ranks = np.arange(MIN_BOXES, 2 * MIN_BOXES + 1)  # 0-based index of the first box below the threshold
+    i = ranks[np.argmax(scores[ranks - 1] / scores[ranks])]
+    return float(np.sqrt(scores[i - 1] * scores[i]))
+
+
 @pytest.mark.parametrize("agnostic", [True, False])
 @pytest.mark.parametrize("kind", ["onnx", "onnx_dynamic", "openvino"])
 def test_lean_backend_matches_ultralytics_predict(trained, kind, agnostic):
-    det = TrafficLightDetector(DetectorConfig(model=str(trained[kind]), imgsz=IMGSZ, conf=CONF, iou=0.45,
+    conf = derived_conf(str(trained[kind]), tuple(trained["images"]))
+    det = TrafficLightDetector(DetectorConfig(model=str(trained[kind]), imgsz=IMGSZ, conf=conf, iou=0.45,
                                               agnostic_nms=agnostic))
     assert det.backend in ("onnxruntime", "openvino")
     assert det.names == {0: "relevant", 1: "not_relevant"}
     total = 0
     for frame in frames(trained["images"]):
-        xyxy, conf, cls = reference(trained[kind], frame, agnostic)
+        xyxy, scores, cls = reference(trained[kind], frame, agnostic, conf)
         got = det.predict_boxes(frame)
-        order = np.argsort(-conf, kind="stable")
-        assert len(got) == len(conf), f"{kind} on {frame.shape}: {len(got)} boxes vs ultralytics {len(conf)}"
+        order = np.argsort(-scores, kind="stable")
+        assert len(got) == len(scores), f"{kind} on {frame.shape}: {len(got)} boxes vs ultralytics {len(scores)}"
         np.testing.assert_array_equal(got.classes, cls[order])
         np.testing.assert_allclose(got.xyxy, xyxy[order], atol=1.0)
-        np.testing.assert_allclose(got.scores, conf[order], atol=1e-3)
-        total += int((conf > 0.5).sum())
-    assert total >= 3, "the trained model found (almost) nothing confidently: the comparison would be empty"
+        np.testing.assert_allclose(got.scores, scores[order], atol=1e-3)
+        total += len(got)
+    assert total >= MIN_BOXES, f"{total} boxes compared at conf {conf:.3g}; the threshold promised {MIN_BOXES}"
 
 
 def test_pt_backend_agrees_with_its_onnx_export(trained):
-    """The .pt path (ultralytics) and the lean ONNX path give the same detections on a square frame."""
-    frame = frames(trained["images"])[0]
-    pt = TrafficLightDetector(DetectorConfig(model=str(trained["pt"]), imgsz=IMGSZ, conf=CONF))
-    lean = TrafficLightDetector(DetectorConfig(model=str(trained["onnx"]), imgsz=IMGSZ, conf=CONF))
-    a, b = pt.predict_boxes(frame), lean.predict_boxes(frame)
-    assert len(a) == len(b)
-    np.testing.assert_array_equal(a.classes, b.classes)
-    np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
-    np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+    """The .pt path (ultralytics) and the lean ONNX path give the same detections on every frame."""
+    conf = derived_conf(str(trained["pt"]), tuple(trained["images"]))
+    pt = TrafficLightDetector(DetectorConfig(model=str(trained["pt"]), imgsz=IMGSZ, conf=conf))
+    lean = TrafficLightDetector(DetectorConfig(model=str(trained["onnx"]), imgsz=IMGSZ, conf=conf))
+    pairs = [(pt.predict_boxes(f), lean.predict_boxes(f)) for f in frames(trained["images"])]
+    assert sum(len(a) for a, _ in pairs) >= MIN_BOXES
+    for a, b in pairs:
+        assert len(a) == len(b)
+        np.testing.assert_array_equal(a.classes, b.classes)
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)

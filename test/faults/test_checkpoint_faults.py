@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from test.model_factory import make_untrained_pt, write_tiny_yolo_dataset
+from test.seeds import seed
 from training import checkpoints
 from training import experiment as X
 from training.errors import RunError
@@ -112,6 +113,7 @@ def world(tmp_path_factory):
         "teachers": {"t": str(teacher)},  # a trained teacher, used as is
         "students": {"n": "yolov5n.yaml"},
         "methods": {"baseline": None, "kd": {"distill": {"terms": {"response": {}}}}},
+        "seeds": [seed(0)],  # the suite's seed (test/seeds.py)
     })
     runs = {r["method"]: r for r in X.plan_runs(exp)}
     return {"root": root, "data": data, "runs": runs}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from test.model_factory import data_yaml_text, make_untrained_pt, write_tiny_yolo_dataset
+from test.seeds import seed
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny_cpu.yaml"
@@ -39,6 +40,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     afile.write_text("x")
     raw = yaml.safe_load(TINY.read_text())
     raw["distill"]["terms"] = {}
+    raw["train"]["seed"] = seed(0)  # the suite's seed (test/seeds.py)
     plain = root / "plain.yaml"
     plain.write_text(yaml.safe_dump(raw))
     return {"root": root, "data": data, "noimg": noimg, "empty": empty / "data.yaml", "notmodel": notmodel,
@@ -56,7 +58,7 @@ def _config(root: Path, name: str, train: dict | None = None, text: str | None =
     if text is None:
         raw = yaml.safe_load(TINY.read_text())
         raw["distill"]["terms"] = {}
-        raw["train"].update(train or {})
+        raw["train"].update({"seed": seed(0), **(train or {})})
         text = yaml.safe_dump(raw)
     path.write_text(text)
     return str(path)

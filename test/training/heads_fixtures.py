@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test.seeds import seed
+
 COUPLED_N = "training/configs/models/yolov5n-coupled.yaml"
 
 
@@ -19,7 +21,7 @@ def train_tiny(model_yaml: str, data: Path, project: Path, name: str = "run") ->
     model = YOLO(model_yaml)
     model.train(
         data=str(data), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, val=True,
-        project=str(project), name=name, exist_ok=True, verbose=False, amp=False, seed=0, deterministic=False,
+        project=str(project), name=name, exist_ok=True, verbose=False, amp=False, seed=seed(0), deterministic=False,
         optimizer="SGD", lr0=0.01, mosaic=0.0, warmup_epochs=0,
     )
     return project / name

@@ -5,6 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
+
+from test.seeds import seed
+
+
+def demo_config(tmp_path):
+    """The demo's experiment file with the suite's training seeds (test/seeds.py); its data seed is kept."""
+    from training.demo import DEMO_CONFIG
+
+    raw = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    raw["seeds"], raw["teacher_seeds"] = [seed(s) for s in raw["seeds"]], [seed(s) for s in raw["teacher_seeds"]]
+    path = tmp_path / "demo_cpu.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return str(path)
 
 
 @pytest.mark.slow
@@ -12,7 +26,8 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     from training import demo
 
     out = tmp_path / "demo"
-    assert demo.main(["--quick", "--out", str(out)]) == 0
+    argv = ["--quick", "--out", str(out), "--config", demo_config(tmp_path)]
+    assert demo.main(argv) == 0
     report = (out / "REPORT.md").read_text()
     for part in ("## Held-out results", "relevant mAP50-95", "not relevant mAP50", "map_vs_flops.png",
                  "curves.png", "## Speed", "ONNX Runtime (ms)", "OpenVINO (ms)", "## Node run",
@@ -21,10 +36,11 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     stages = json.loads((out / "stages.json").read_text())
     assert stages["mode"] == "quick"
     assert all(s["status"] != "failed" for s in stages["stages"].values())
-    for name in ("teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0",
-                 "n_coupled_baseline_seed0", "n_coupled_from_s_ours_seed0"):
+    s = seed(0)
+    for name in (f"teacher_s_seed{s}", f"n_baseline_seed{s}", f"n_from_s_ours_seed{s}", f"n_from_s_native_seed{s}",
+                 f"n_coupled_baseline_seed{s}", f"n_coupled_from_s_ours_seed{s}"):
         assert (out / "experiment" / "runs" / name / "results.json").is_file(), name
-    assert not (out / "experiment" / "runs" / "n_coupled_from_s_native_seed0").exists()  # not a demo stage
+    assert not (out / "experiment" / "runs" / f"n_coupled_from_s_native_seed{s}").exists()  # not a demo stage
     assert len(stages["stages"]) == 13  # every stage of the list ran (nodes included)
     exports = json.loads((out / "exports.json").read_text())
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
@@ -32,7 +48,7 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
         assert "overlay.mp4" in report and "Comparison summary" in report
     # a second invocation finds every output and skips every stage
     before = {p: p.stat().st_mtime_ns for p in (out / "experiment" / "runs").rglob("best.pt")}
-    assert demo.main(["--quick", "--out", str(out)]) == 0
+    assert demo.main(argv) == 0
     assert before == {p: p.stat().st_mtime_ns for p in (out / "experiment" / "runs").rglob("best.pt")}
 
 

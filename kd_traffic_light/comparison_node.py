@@ -160,6 +160,7 @@ class ComparisonNode(Node):
 
     def _on_label_info(self, side: str, msg: LabelInfo) -> None:
         self._label_names[side] = {int(c.class_id): str(c.class_name) for c in msg.class_map}
+        self.get_logger().info(f"class map from the {side}: {self._label_names[side]}")
         if len(self._label_names) == 2 and self._label_names["student"] != self._label_names["teacher"]:
             self.get_logger().warn(f"student and teacher class maps differ: {self._label_names}; using the teacher's")
         self.class_names = self._label_names.get("teacher") or self._label_names.get("student", {})

@@ -11,8 +11,10 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.read = threading.Event()  # set on every reading: tells a test the slot looked at the time
 
     def __call__(self) -> float:
+        self.read.set()
         return self.now
 
 
@@ -68,9 +70,12 @@ def test_fresh_wait_supersedes_a_stale_frame_with_the_next_one():
     slot, clock = _periodic_slot(10.0)  # frame 2 arrived at 20 s; the next is due at 30 s
     clock.now = 29.0  # it has waited 0.9 of the interval > 0.75: wait for frame 3
     got = []
+    clock.read.clear()
     consumer = threading.Thread(target=lambda: got.append(slot.get(timeout=1.0)))
     consumer.start()
-    time.sleep(0.2)
+    # the consumer took frame 2 and read the clock (under the slot's lock) to decide to wait: from here on, put()
+    # can only run once it waits, however slowly the thread started
+    assert clock.read.wait(timeout=10)
     assert got == []  # still waiting for the fresher frame
     clock.now = 30.0
     slot.put("cam", 3)
@@ -84,7 +89,7 @@ def test_fresh_wait_takes_a_frame_that_waited_less_than_the_fraction():
     clock.now = 27.0  # waited 0.7 of the interval
     t0 = time.monotonic()
     assert slot.get(timeout=1.0) == ("cam", 2)
-    assert time.monotonic() - t0 < 0.5 and slot.superseded == 0
+    assert time.monotonic() - t0 < 0.9 and slot.superseded == 0
 
 
 def test_fresh_wait_never_waits_for_a_stalled_input_or_while_another_camera_is_pending():
@@ -97,7 +102,7 @@ def test_fresh_wait_never_waits_for_a_stalled_input_or_while_another_camera_is_p
     clock.now = 29.0
     assert slot.get(timeout=1.0) == ("cam", 2)  # stale, but another camera's frame is waiting to be served
     assert slot.get(timeout=1.0) == ("other", "x")
-    assert time.monotonic() - t0 < 0.5 and slot.superseded == 0
+    assert time.monotonic() - t0 < 0.9 and slot.superseded == 0
 
 
 def test_fresh_wait_gives_up_at_the_deadline_and_serves_the_frame_it_had():
@@ -113,7 +118,7 @@ def test_fresh_wait_zero_never_waits_and_bad_fractions_are_refused():
     clock.now = 29.0
     t0 = time.monotonic()
     assert slot.get(timeout=1.0) == ("cam", 2)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 0.9
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="fresh_wait"):
             LatestSlot(bad)

@@ -91,7 +91,9 @@ def test_comparison_node_end_to_end(tmp_path):
                 proc = rh.node_matched(proc, pub, log)
             assert probe.wait_for_publishers("/comparison/comparison/overlay", 1), rh.read_log(log)
             assert probe.wait_for_subscribers(label_pub, 1, timeout=30), rh.read_log(log)
-            time.sleep(0.5)  # the latched class map reaches the node before the detections
+            # the latched class map reaches the node before the detections (it logs each one it gets)
+            assert probe.wait_for(lambda: "class map from the teacher" in rh.read_log(log), timeout=20), \
+                rh.read_log(log)
 
             t0 = time.time() - 1.0
             frames = scenario(t0)

@@ -94,7 +94,7 @@ def test_replay_paced_by_detections_with_clock(bag, tmp_path):
         probe.node.create_subscription(Image, "/camera/image_raw", on_image, rh.RELIABLE)
         proc = rh.start_node(
             "kd_traffic_light.replay",
-            [str(bag), "--pace-topic", "/det", "--pace-timeout", "1.0", "--clock", "--wait-subscribers", "1"],
+            [str(bag), "--pace-topic", "/det", "--pace-timeout", "5.0", "--clock", "--wait-subscribers", "1"],
             env, log)
         try:
             assert proc.wait(timeout=60) == 0, rh.read_log(log)

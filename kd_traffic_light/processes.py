@@ -6,7 +6,7 @@ sent here, is :mod:`kd_traffic_light.shutdown`.
 
 * :func:`ros_env`: the environment of the children and of this process's own participant: domain id, ROS
   log directory, the shipped Fast DDS profile (``config/fastdds_large_frames.xml``: 2048x1024 frames through
-  shared memory, discovery over UDP) with ``LARGE_DATA`` as the fallback, unbuffered output;
+  shared memory, UDP and TCP for peers with other transports) with ``LARGE_DATA`` as the fallback, unbuffered output;
 * :func:`start_process` / :func:`start_node`: start a command (``python -m <module>``) in its own session, stdout
   and stderr into a log file;
 * :func:`stop`: SIGINT (a node's clean stop, exit 0), then SIGTERM, then SIGKILL, waiting in between;

@@ -75,7 +75,8 @@ def generate_launch_description():
             "rviz_config", default_value=os.path.join(SHARE, "config", "kd_traffic_light.rviz"),
             description="RViz2 configuration used with rviz:=true"),
         # Large images: the shipped Fast DDS profile (shared memory with room for several 2048x1024 frames,
-        # discovery over UDP; docs/runtime.md), LARGE_DATA where a profile cannot load; keep the user's values.
+        # UDP and TCP so default and LARGE_DATA peers see the nodes; docs/runtime.md), LARGE_DATA where a profile
+        # cannot load; keep the user's values.
         SetEnvironmentVariable(
             "FASTDDS_DEFAULT_PROFILES_FILE",
             EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",

@@ -85,7 +85,8 @@ def generate_launch_description():
     return LaunchDescription([
         *args,
         # Large images: the shipped Fast DDS profile (shared memory with room for several 2048x1024 frames,
-        # discovery over UDP; docs/runtime.md), LARGE_DATA where a profile cannot load; keep the user's values.
+        # UDP and TCP so default and LARGE_DATA peers see the nodes; docs/runtime.md), LARGE_DATA where a profile
+        # cannot load; keep the user's values.
         SetEnvironmentVariable(
             "FASTDDS_DEFAULT_PROFILES_FILE",
             EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",

@@ -17,9 +17,8 @@ venv-rebuild:  ## delete .venv and build it from nothing
 demo: venv  ## the end-to-end demo on synthetic DTLD-format data (CPU); writes runs/demo/REPORT.md
 	$(PY) -m training.demo --out runs/demo
 
-test: venv  ## the whole suite, slow end-to-end tests included; then the core and node tests in .venv-runtime
-	$(PY) -m pytest -q --timeout=900
-	@$(MAKE) --no-print-directory test-runtime
+test:  ## set up both venvs; the whole suite, then the core and node tests in .venv-runtime; the times of each step
+	@VENV=$(VENV) RT_VENV=$(RT_VENV) ./scripts/test.sh
 
 test-fast: venv  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow" --timeout=300

@@ -15,21 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
 from kd_traffic_light.core.config import MATCH_METHODS
 from kd_traffic_light.core.types import Detection
-
-
-class Level(IntEnum):
-    """Summary levels, numerically equal to diagnostic_msgs/DiagnosticStatus levels."""
-
-    OK = 0
-    WARN = 1
-    ERROR = 2
-    STALE = 3
 
 
 @dataclass(frozen=True)
@@ -257,20 +247,3 @@ def compare_frame(
     counts = Counts(len(matches), len(student) - len(matches), len(teacher) - len(matches))
     return FrameMetrics(len(student), len(teacher), tuple(matches), counts, per_class, len(agnostic), agree)
 
-
-def level_for(f1: float, warn_f1: float, error_f1: float) -> Level:
-    """Level of an F1 value: ERROR below `error_f1`, WARN below `warn_f1`, else OK."""
-    if f1 < error_f1:
-        return Level.ERROR
-    if f1 < warn_f1:
-        return Level.WARN
-    return Level.OK
-
-
-def __getattr__(name: str):
-    """Resolve the names moved to :mod:`kd_traffic_light.core.summary`, so old imports keep working."""
-    if name in ("RollingSummary", "Summary"):
-        from kd_traffic_light.core import summary
-
-        return getattr(summary, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

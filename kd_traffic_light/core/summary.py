@@ -1,4 +1,4 @@
-"""Rolling student-vs-teacher summary over the last paired frames, with the message accounting (ROS-free)."""
+"""Rolling student-vs-teacher summary over the last paired frames, its level and the message accounting (ROS-free)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,30 @@ import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 
-from kd_traffic_light.core.matching import Counts, FrameMetrics, Level, level_for
+from kd_traffic_light.core.matching import Counts, FrameMetrics
 from kd_traffic_light.core.pairing import SideLedger
+
+
+class Level(IntEnum):
+    """Summary levels, numerically equal to diagnostic_msgs/DiagnosticStatus levels."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+def level_for(f1: float, warn_f1: float, error_f1: float) -> Level:
+    """Level of an F1 value: ERROR below `error_f1`, WARN below `warn_f1`, else OK."""
+    if f1 < error_f1:
+        return Level.ERROR
+    if f1 < warn_f1:
+        return Level.WARN
+    return Level.OK
 
 
 @dataclass

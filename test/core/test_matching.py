@@ -1,4 +1,4 @@
-"""Golden tests of the ROS-free matching, per-frame metrics and levels (core/matching.py)."""
+"""Golden tests of the ROS-free matching and per-frame metrics (core/matching.py)."""
 
 import math
 
@@ -6,10 +6,8 @@ import pytest
 
 from kd_traffic_light.core.matching import (
     Counts,
-    Level,
     compare_frame,
     iou_matrix,
-    level_for,
     match_detections,
 )
 from kd_traffic_light.core.types import Detection
@@ -128,12 +126,3 @@ def test_compare_frame_empty_conventions(n_student, n_teacher, expected):
     fm = compare_frame(s, t)
     assert (fm.precision, fm.recall, fm.f1) == expected
     assert math.isnan(fm.mean_iou) and math.isnan(fm.class_agreement)
-
-
-# ---------------------------------------------------------------- levels
-def test_level_for_thresholds():
-    assert level_for(0.9, 0.8, 0.5) == Level.OK
-    assert level_for(0.8, 0.8, 0.5) == Level.OK
-    assert level_for(0.79, 0.8, 0.5) == Level.WARN
-    assert level_for(0.49, 0.8, 0.5) == Level.ERROR
-    assert [int(x) for x in Level] == [0, 1, 2, 3]  # DiagnosticStatus OK, WARN, ERROR, STALE

@@ -2,8 +2,8 @@
 
 import pytest
 
-from kd_traffic_light.core.matching import Counts, Level, compare_frame
-from kd_traffic_light.core.summary import RollingSummary
+from kd_traffic_light.core.matching import Counts, compare_frame
+from kd_traffic_light.core.summary import Level, RollingSummary, level_for
 from kd_traffic_light.core.types import Detection
 
 
@@ -35,3 +35,11 @@ def test_rolling_summary_pools_the_window():
 def test_rolling_summary_rejects_bad_window():
     with pytest.raises(ValueError, match="window"):
         RollingSummary(window=0)
+
+
+def test_level_for_thresholds():
+    assert level_for(0.9, 0.8, 0.5) == Level.OK
+    assert level_for(0.8, 0.8, 0.5) == Level.OK
+    assert level_for(0.79, 0.8, 0.5) == Level.WARN
+    assert level_for(0.49, 0.8, 0.5) == Level.ERROR
+    assert [int(x) for x in Level] == [0, 1, 2, 3]  # DiagnosticStatus OK, WARN, ERROR, STALE

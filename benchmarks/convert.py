@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline)
 
 from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
 from training.data.dtld import ConvertOptions, ImageJob, convert_dtld, convert_image  # noqa: E402

@@ -19,11 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+from _setup import REPO
 
-from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
+from kd_traffic_light.core.atomic_io import atomic_write_json
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -39,7 +37,7 @@ def tiny_grid(root: Path, seeds: int, cpus: float) -> dict:
     """Write the tiny dataset and return the resolved experiment."""
     import yaml
 
-    from test.model_factory import write_tiny_yolo_dataset
+    from training.data.tiny import write_tiny_yolo_dataset
     from training.experiment import load_experiment
 
     data = write_tiny_yolo_dataset(root / "data", n_train=4, n_val=2, size=32)
@@ -58,9 +56,7 @@ def tiny_grid(root: Path, seeds: int, cpus: float) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     """Run the grid both ways, print and write the figures."""
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.chdir(HERE.parent)  # model yamls of the grid are relative to the repository
+    os.chdir(REPO)  # model yamls of the grid are relative to the repository
     from training.experiment import run_experiment
 
     load_before = os.getloadavg()

@@ -1,29 +1,23 @@
 r"""kd-terms: each KD term's magnitude and gradient share against the detection loss, on real batches.
 
-A loss column that moves is not a term that works: this measures, for every term of the registry at its default
-weight, the weighted loss value and the norm of the gradient it sends into the student (whole network, the class
-branch ``cv3`` and the box branch ``cv2`` of the Detect head), next to the detection losses' own (box, cls,
-dfl), averaged over a few training batches. ``lad`` adds no loss: its row reports what it does to the label
-assignment (positives and target-score sum per batch, stock vs teacher-assigned).
+For every term of the registry at its default weight: the weighted loss and the norm of its gradient into the
+student (whole network, class branch ``cv3``, box branch ``cv2``) next to the detection losses' own; ``lad`` adds
+no loss, its row is what it does to the label assignment. Method and values: docs/benchmarks.md (kd-terms).
 
     python benchmarks/kd_terms.py --teacher runs/bench/kd_gain_quick/runs/teacher_s_seed0/weights/best.pt \
         --data runs/bench/kd_gain_quick/data/yolo/data.yaml --imgsz 160
 
 Writes ``runs/bench/kd_terms.json`` and prints a table (gradient norms; share = term / detection class loss).
-Measured values: docs/benchmarks.md and docs/training.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -144,7 +138,6 @@ def _assignment_stats(model: Any, batch: dict) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Measure, print the table, write the JSON."""
     args = get_args_parser().parse_args(argv)
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     from kd_traffic_light.core.atomic_io import atomic_write_json
 
     res = measure(args)

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+from _setup import REPO
 
-from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_text, read_json
+
+HERE = REPO / "benchmarks"
 
 BENCHMARKS = ("convert", "kd_step", "node_latency", "kd_gain", "grid_scaling")
 #: Seconds before a benchmark is stopped (its process group killed) unless --timeout says otherwise.
@@ -145,7 +145,6 @@ def to_markdown(entries: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the selected benchmarks and write SUMMARY.md / SUMMARY.json; exit 1 when one failed."""
     args = get_args_parser().parse_args(argv)
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = [n for n in (args.only or BENCHMARKS) if n not in args.skip]

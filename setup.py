@@ -26,8 +26,8 @@ setup(
         "console_scripts": [
             f"detector_node = {PACKAGE}.detector_node:main",
             f"comparison_node = {PACKAGE}.comparison_node:main",
-            f"replay = {PACKAGE}.replay:main",
-            f"bag_eval = {PACKAGE}.bag_eval:main",
+            f"replay = {PACKAGE}.tools.replay:main",
+            f"bag_eval = {PACKAGE}.tools.bag_eval:main",
         ],
     },
 )

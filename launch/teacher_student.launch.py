@@ -8,7 +8,7 @@ config/teacher.yaml), `/comparison/comparison` (`comparison_node` with config/co
 `bag:=<path>`, `ros2 bag play <path> --clock` with use_sim_time on every node (ros2bag and, for .mcap
 bags, rosbag2_storage_mcap: both in package.xml). `student_model:=` and `teacher_model:=` are required:
 without them launch refuses to start and names the missing argument. The pip setup's equivalent is
-`python -m kd_traffic_light.bag_eval`.
+`python -m kd_traffic_light.tools.bag_eval`.
 """
 
 import os

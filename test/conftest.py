@@ -196,7 +196,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Say how often a node test restarted a node its probe never discovered (the Fast DDS discovery stall)."""
-    from kd_traffic_light.processes import STALL_RESTARTS
+    from kd_traffic_light.tools.processes import STALL_RESTARTS
 
     if STALL_RESTARTS:
         terminalreporter.write_line(f"node restarts after a discovery stall: {len(STALL_RESTARTS)} "

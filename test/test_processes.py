@@ -1,4 +1,4 @@
-"""kd_traffic_light.processes: the ROS environment of child processes, starting them, stopping them."""
+"""kd_traffic_light.tools.processes: the ROS environment of child processes, starting them, stopping them."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kd_traffic_light import processes as P
+from kd_traffic_light.tools import processes as P
 
 IGNORES_SIGINT = """
 import signal, sys, time
@@ -28,7 +28,7 @@ except KeyboardInterrupt:
 
 
 def test_module_imports_neither_rclpy_nor_torch_nor_training():
-    probe = ("import sys, kd_traffic_light.processes; "
+    probe = ("import sys, kd_traffic_light.tools.processes; "
              "print(sorted(m for m in ('rclpy', 'torch', 'ultralytics', 'training') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -78,7 +78,7 @@ def test_a_process_that_ends_on_sigint_returns_its_own_exit_code(tmp_path):
 
 def test_restart_until_matched_restarts_a_node_never_seen(tmp_path, monkeypatch):
     """The Fast DDS late-joiner stall: the first start is never matched, the restart is; the first log is kept."""
-    from kd_traffic_light import processes
+    from kd_traffic_light.tools import processes
 
     counted: list[str] = []
     monkeypatch.setattr(processes, "STALL_RESTARTS", counted)  # these restarts are made on purpose: not a stall

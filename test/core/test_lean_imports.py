@@ -9,7 +9,7 @@ import pytest
 PROBE = """
 import sys
 import numpy as np
-import kd_traffic_light.comparison_node, kd_traffic_light.detector_node, kd_traffic_light.replay
+import kd_traffic_light.comparison_node, kd_traffic_light.detector_node, kd_traffic_light.tools.replay
 from kd_traffic_light.core.config import DetectorConfig
 from kd_traffic_light.core.detector import TrafficLightDetector
 det = TrafficLightDetector(DetectorConfig(model=sys.argv[1]))

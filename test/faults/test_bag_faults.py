@@ -20,8 +20,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header, String
 
-from kd_traffic_light import bag_eval, replay
 from kd_traffic_light.conversions import bgr_to_image_msg
+from kd_traffic_light.tools import bag_eval, replay
 from test.nodes.ros_helpers import write_bag
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ def test_replay_refuses_broken_bag(bags, kind, capsys):
 
 def _run_replay(args, tmp_path):
     env = {**os.environ, "ROS_LOG_DIR": str(tmp_path / "ros_log"), "RCUTILS_COLORIZED_OUTPUT": "0"}
-    return subprocess.run([sys.executable, "-m", "kd_traffic_light.replay", *map(str, args)], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "kd_traffic_light.tools.replay", *map(str, args)], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -174,7 +174,7 @@ def test_replay_whose_consumers_never_appear_exits_1_naming_each(bags, tmp_path)
 
 def test_bag_eval_truncated_bag_as_a_process(bags, tmp_path):
     out = tmp_path / "eval"
-    proc = subprocess.run([sys.executable, "-m", "kd_traffic_light.bag_eval", str(bags["truncated_mcap"]),
+    proc = subprocess.run([sys.executable, "-m", "kd_traffic_light.tools.bag_eval", str(bags["truncated_mcap"]),
                            "--student-model", "s.onnx", "--teacher-model", "t.onnx", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and not proc.stdout and not out.exists(), proc.stderr

@@ -1,8 +1,9 @@
 """Helpers for node tests that run real processes and exchange real messages.
 
-The process helpers live in the package (:mod:`kd_traffic_light.processes`, also used by the tools and the
-node benchmark; its docstring shows their typical use) and are re-exported here under the names the tests
-use: ``RosTestNode`` is its ``ProbeNode``, and :func:`ros_env` puts the ROS logs under ``tmp_path/ros_log``.
+The process helpers live in the package's tools (:mod:`kd_traffic_light.tools.processes` and
+:mod:`kd_traffic_light.tools.probe`, also used by bag_eval and the node benchmark; the first's docstring shows
+their typical use) and are re-exported here under the names the tests use: ``RosTestNode`` is the
+``ProbeNode``, and :func:`ros_env` puts the ROS logs under ``tmp_path/ros_log``.
 This module adds the tests' QoS profiles and :func:`write_bag`.
 """
 
@@ -13,9 +14,9 @@ from pathlib import Path
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from kd_traffic_light import processes
-from kd_traffic_light.processes import ProbeNode as RosTestNode
-from kd_traffic_light.processes import domain_id, read_log, restart_until_matched, start_node, stop, wait_until
+from kd_traffic_light.tools import processes
+from kd_traffic_light.tools.probe import ProbeNode as RosTestNode
+from kd_traffic_light.tools.processes import domain_id, read_log, restart_until_matched, start_node, stop, wait_until
 
 __all__ = ["BEST_EFFORT", "LATCHED", "RELIABLE", "RosTestNode", "domain_id", "read_log", "ros_env", "start_node",
            "stop", "wait_until", "write_bag"]

@@ -9,7 +9,7 @@ from std_msgs.msg import Header, String
 from vision_msgs.msg import Detection2DArray
 
 from kd_traffic_light.conversions import bgr_to_image_msg, image_msg_to_bgr
-from kd_traffic_light.replay import get_args_parser, read_bag
+from kd_traffic_light.tools.replay import get_args_parser, read_bag
 from test.nodes import ros_helpers as rh
 
 N = 6
@@ -62,7 +62,7 @@ def test_replay_fast_publishes_original_stamps(bag, tmp_path):
     with rh.RosTestNode("replay_probe", env) as probe:
         images = probe.subscribe("/camera/image_raw", Image)
         infos = probe.subscribe("/camera/camera_info", CameraInfo)
-        proc = rh.start_node("kd_traffic_light.replay", [str(bag), "--rate", "0", "--wait-subscribers", "1"],
+        proc = rh.start_node("kd_traffic_light.tools.replay", [str(bag), "--rate", "0", "--wait-subscribers", "1"],
                              env, log)
         try:
             assert proc.wait(timeout=60) == 0, rh.read_log(log)
@@ -93,7 +93,7 @@ def test_replay_paced_by_detections_with_clock(bag, tmp_path):
 
         probe.node.create_subscription(Image, "/camera/image_raw", on_image, rh.RELIABLE)
         proc = rh.start_node(
-            "kd_traffic_light.replay",
+            "kd_traffic_light.tools.replay",
             [str(bag), "--pace-topic", "/det", "--pace-timeout", "5.0", "--clock", "--wait-subscribers", "1"],
             env, log)
         try:
@@ -128,7 +128,7 @@ def test_bag_eval_student_teacher_comparison_end_to_end(constant_onnx, tmp_path)
     env = rh.ros_env(tmp_path, rh.domain_id(__name__ + "bag_eval"))
     out = tmp_path / "eval"
     log = tmp_path / "bag_eval.log"
-    proc = rh.start_node("kd_traffic_light.bag_eval",
+    proc = rh.start_node("kd_traffic_light.tools.bag_eval",
                          [str(bag), "--student-model", str(student), "--teacher-model", str(teacher), "--out",
                           str(out), "--records", "records.jsonl", "--startup-timeout", "120"], env, log)
     try:

@@ -22,7 +22,7 @@ CompressedImage topic among those replayed (the line lists the topics, their typ
 types), when what it waits for never appeared within `--wait-timeout`, when no image was published, or when with
 `--pace-topic` no frame got its detections in time.
 
-    python -m kd_traffic_light.replay BAG [--rate R] [--pace-topic T ...] [--clock] [--topics T ...]
+    python -m kd_traffic_light.tools.replay BAG [--rate R] [--pace-topic T ...] [--clock] [--topics T ...]
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ the metrics in `summary.json` are valid. Fewer overlays than compared frames is 
 `warnings`. Precision, recall and F1 are null where undefined (no detection, no reference box, or no
 frame). Bad flags exit with status 2.
 
-    python -m kd_traffic_light.bag_eval BAG --student-model student.onnx --teacher-model teacher.pt --out runs/eval
+    python -m kd_traffic_light.tools.bag_eval BAG --student-model student.onnx --teacher-model teacher.pt \
+        --out runs/eval
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ from pathlib import Path
 
 import cv2
 
-from kd_traffic_light import processes
 from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json
 from kd_traffic_light.core.matching import Counts
 from kd_traffic_light.core.records import count_records, parse_records, record_counts
 from kd_traffic_light.resources import share_path
+from kd_traffic_light.tools import processes
 
 OVERLAY_TOPIC = "/comparison/comparison/overlay"
 PACE_TOPICS = ["/teacher/detector/detections", "/student/detector/detections"]
@@ -115,7 +116,7 @@ def node_commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
         "-p", "use_sim_time:=true",
         "-p", f"image_topic:={args.image_topic}", "-p", f"publish_overlay:={'false' if args.no_video else 'true'}"]
     cmds["replay"] = [
-        *py, "kd_traffic_light.replay", str(args.bag), "--topics", args.image_topic, "--clock",
+        *py, "kd_traffic_light.tools.replay", str(args.bag), "--topics", args.image_topic, "--clock",
         "--pace-topic", *PACE_TOPICS, "--pace-timeout", str(args.pace_timeout), "--start-delay", "1.0",
         "--wait-subscribers", "2" if args.no_video else "3",
         # bag_eval decides first (see _await_playback); the replay's own limit only ends an orphaned replay
@@ -176,7 +177,7 @@ def check_bag(bag: Path, image_topic: str) -> str:
     Reads every message of the topic (raw bytes, not decoded), so that a bag truncated or corrupt in the
     middle is refused too. Raises the replay's BagError (a ValueError naming the file and what is wrong).
     """
-    from kd_traffic_light.replay import BagError, read_bag
+    from kd_traffic_light.tools.replay import BagError, read_bag
 
     conns, messages = read_bag(bag, [image_topic])  # refuses a topic that is absent or not an image type
     n = sum(1 for _ in messages)
@@ -469,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: `python -m kd_traffic_light.bag_eval BAG --student-model ... --teacher-model ... --out ...`."""
+    """Entry point: `python -m kd_traffic_light.tools.bag_eval BAG --student-model M --teacher-model M --out DIR`."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if min(args.pace_timeout, args.startup_timeout, args.fps) <= 0:

@@ -44,11 +44,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from _setup import REPO
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 QUICK_CONFIG = REPO / "training" / "configs" / "kd_gain_quick.yaml"
+
+if TYPE_CHECKING:
+    from training.experiment import Experiment
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -209,21 +214,23 @@ def print_report(fig: dict[str, Any]) -> None:
           f"{g['kd_gap_ge_0.4']})")
 
 
-def _val_points(exp: dict[str, Any], exp_dir: Path, result: dict[str, Any]) -> dict[str, dict[str, float]]:
+def _val_points(exp: Experiment, exp_dir: Path, result: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Return ``{method: {seed: val points}}`` of every student run in ``result`` (each evaluated once, cached)."""
+    from dataclasses import replace
+
     from kd_traffic_light.core.atomic_io import read_json
     from training.experiment import evaluate_run
 
-    imgsz = int(exp["evaluate"]["imgsz"] or exp["train"].get("imgsz") or 640)
-    ev = {**exp["evaluate"], "split": "val", "latency_reps": 0}
+    imgsz = exp.eval_imgsz()
+    ev = replace(exp.evaluate, split="val", latency_reps=0)
     records = [read_json(exp_dir / "runs" / r["name"] / "results.json") for r in result["runs"]
                if r["role"] == "student"]  # the training records (weights relative to the experiment directory)
     rows = [{**evaluate_run(rec, exp_dir, Path(result["data_yaml"]), ev, imgsz), "seed": rec["seed"],
              "role": rec["role"], "method": rec["method"]} for rec in records]
-    return {m: v for m in exp["methods"] if (v := per_seed(rows, m))}
+    return {m: v for m in exp.methods if (v := per_seed(rows, m))}
 
 
-def screening_plan(exp: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
+def screening_plan(exp: Experiment) -> tuple[set[str], dict[str, set[str]]]:
     """Return the runs of the screening stage and, per method, the runs it adds once chosen.
 
     Screening trains the baseline on every seed and each ``ours_*`` / ``native_*`` candidate on the first seed
@@ -232,13 +239,13 @@ def screening_plan(exp: dict[str, Any]) -> tuple[set[str], dict[str, set[str]]]:
     from training.experiment import plan_runs
 
     runs = plan_runs(exp)
-    first = exp["seeds"][0]
-    screen = {r["name"] for r in runs if r["role"] == "teacher"
-              or (r["role"] == "student" and (r["method"] == "baseline" or r["seed"] == first))}
+    first = exp.seeds[0]
+    screen = {r.name for r in runs if r.role == "teacher"
+              or (r.role == "student" and (r.method == "baseline" or r.seed == first))}
     rest: dict[str, set[str]] = {}
     for r in runs:
-        if r["role"] == "student" and r["name"] not in screen:
-            rest.setdefault(r["method"], set()).add(r["name"])
+        if r.role == "student" and r.name not in screen:
+            rest.setdefault(r.method, set()).add(r.name)
     return screen, rest
 
 
@@ -258,17 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(exp_dir / "kd_gain_experiment.yaml", raw)
     exp = resolve_experiment(raw, str(args.config or QUICK_CONFIG) if args.profile == "quick" else "kd_gain:full")
-    if len(exp["seeds"]) < 3:
-        print(f"kd_gain: {len(exp['seeds'])} seeds: the interval goal needs at least 3", flush=True)
-    unknown = set(args.also) - set(exp["methods"])
+    if len(exp.seeds) < 3:
+        print(f"kd_gain: {len(exp.seeds)} seeds: the interval goal needs at least 3", flush=True)
+    unknown = set(args.also) - set(exp.methods)
     if unknown:
-        raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp['methods'])})")
+        raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp.methods)})")
     t0 = time.perf_counter()
     screen, rest = screening_plan(exp)
-    print(f"kd_gain: screening {len(screen)} runs (baseline on every seed, candidates on seed {exp['seeds'][0]})")
+    print(f"kd_gain: screening {len(screen)} runs (baseline on every seed, candidates on seed {exp.seeds[0]})")
     screen_val = _val_points(exp, exp_dir, run_experiment(exp, exp_dir, workers=args.workers, only=screen,
                                                     launcher=args.launcher))
-    first = str(exp["seeds"][0])  # stage 1: every candidate compared on the screening seed
+    first = str(exp.seeds[0])  # stage 1: every candidate compared on the screening seed
     screen_val = {m: {first: v[first]} for m, v in screen_val.items() if first in v}
     final = finalists(screen_val, args.finalists)
     print(f"kd_gain: finalists on val (seed {first}): {', '.join(final)}; training them on every seed", flush=True)
@@ -279,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     picked = {fam: choose({m: val[m] for m in final if m in val}, fam) for fam in ("ours", "native")}
     print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = {picked['native']}",
           flush=True)
-    test = {m: v for m in exp["methods"] if (v := per_seed(rows, m))}
+    test = {m: v for m in exp.methods if (v := per_seed(rows, m))}
     teachers = [100.0 * r["map50_95"] for r in rows if r["role"] == "teacher"]
     fig = figures(test, val, statistics.fmean(teachers), picked)
-    out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp["evaluate"]["split"], "seeds": exp["seeds"],
+    out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp.evaluate.split, "seeds": list(exp.seeds),
            "experiment_dir": str(exp_dir), "launcher": args.launcher, "finalists": final,
            "seconds": round(time.perf_counter() - t0, 1),
            "train_seconds": {r["name"]: r.get("train_s") for r in rows}, "machine": machine(), **fig}

@@ -12,6 +12,7 @@ so the KD figure is an upper bound of what KD adds). Goal (docs/benchmarks.md): 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -19,14 +20,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline: before ultralytics is imported)
-import torch
-from ultralytics.cfg import get_cfg
-from ultralytics.nn.tasks import DetectionModel
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kd_traffic_light.core.atomic_io import atomic_write_json
-from training.distill.config import load_config
-from training.distill.model import KDDistillationModel
+import torch  # noqa: E402
+from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.nn.tasks import DetectionModel  # noqa: E402
+
+from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
+from training.distill.config import load_config  # noqa: E402
+from training.distill.model import KDDistillationModel  # noqa: E402
 
 NAMES = {0: "relevant", 1: "not_relevant"}
 
@@ -128,7 +132,7 @@ def bench_pair(student_scale: str, teacher_scale: str, args, terms: dict, tmp: P
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    terms = load_config(args.config)["distill"]["terms"]
+    terms = {name: t.as_dict() for name, t in load_config(args.config).terms.items()}
     for cfg in terms.values():  # time every term at full weight from the first step
         cfg["warmup_iters"], cfg["warmup_epochs"], cfg["off_last_epochs"] = 0, 0.0, 0
     results = []

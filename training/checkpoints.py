@@ -6,9 +6,9 @@ state; the marker records the size and SHA-256 of that ``best.pt`` and its param
 a run only if the marker is there and still matches ``best.pt`` (``verify_run``). Anything else (no marker, a
 torn or replaced ``best.pt``, a half-written marker) is a run to resume or to start over.
 
-Checkpoints themselves are always written through a temporary sibling and ``os.replace``
-(``atomic_strip`` here, ``DistillTrainer.save_model``), so a file named ``last.pt`` / ``best.pt`` is either
-the previous complete one or the new complete one.
+Checkpoints themselves are always written through a temporary sibling and ``os.replace`` (``atomic_strip``,
+``commit_saved``; ``DistillTrainer`` calls them from its ultralytics hooks), so a file named ``last.pt`` /
+``best.pt`` is either the previous complete one or the new complete one.
 
 Torch is imported only by the functions that load checkpoints, so the marker checks stay cheap.
 """
@@ -145,6 +145,72 @@ def commit(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
     """Move a fully written temporary file onto ``path`` atomically (fsync, ``os.replace``, directory fsync)."""
     with atomic_path(path) as staged:
         os.replace(tmp, staged)
+
+
+def commit_saved(tmp_best: Path, tmp_last: Path, best: Path, last: Path, student_only_from_last: bool) -> None:
+    """Commit the temporary checkpoints of one save: best.pt first (so a last.pt always has its best.pt), then last.pt.
+
+    With ``student_only_from_last`` (distillation) best.pt is the checked student-only strip of the new last.pt;
+    otherwise the saved best.pt as is. Both temporaries are gone afterwards, whatever happened.
+    """
+    try:
+        if tmp_best.is_file():
+            if student_only_from_last:
+                atomic_strip(tmp_last, best)
+            else:
+                commit(tmp_best, best)
+        if tmp_last.is_file():
+            commit(tmp_last, last)
+    finally:
+        tmp_best.unlink(missing_ok=True)
+        tmp_last.unlink(missing_ok=True)
+
+
+def finalize_best(best: Path, last: Path, warn: Any = None) -> None:
+    """Run the final strip of best.pt (its train results from last.pt), atomic and checked.
+
+    A best.pt that does not load (torn by an older writer) is replaced by the final weights of last.pt;
+    ``warn`` (a callable taking a message) says so.
+    """
+    ckpt = load(last) if last.exists() else {}
+    try:
+        load(best)
+    except CheckpointError as exc:
+        if not ckpt:
+            raise
+        if warn is not None:
+            warn(f"{exc}; the final weights (last.pt) stand in for it")
+        atomic_strip(last, best)
+        return
+    atomic_strip(best, updates={"train_results": ckpt.get("train_results")})
+
+
+def strip_last(last: Path) -> None:
+    """Run the final strip of last.pt, atomic; call it after the marker, since a full last.pt is still resumable."""
+    if last.exists() and not resume_state(last)["stripped"]:
+        atomic_strip(last)
+
+
+def _row_epoch(line: str) -> float:
+    """Epoch number of a results.csv row (inf for a row that does not start with one, so it is dropped)."""
+    try:
+        return float(line.split(",", 1)[0])
+    except ValueError:
+        return float("inf")
+
+
+def results_kept_before(csv_path: Path, epoch: int) -> str:
+    """Return the header and complete rows of ``results.csv`` for epochs before ``epoch`` (1-based), as text.
+
+    Rows a killed attempt left for ``epoch`` or later, and a torn last line, are dropped: the next row is then
+    appended to what is returned.
+    """
+    if not csv_path.is_file():
+        return ""
+    lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
+    if not (lines and lines[0].endswith("\n")):
+        return ""
+    return lines[0] + "".join(r for r in lines[1:] if r.endswith("\n") and _row_epoch(r) < epoch)
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> None:

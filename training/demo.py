@@ -9,7 +9,7 @@ generate: synthetic DTLD-format data; convert: DTLD -> YOLO; teacher ... coupled
 ``TRAIN_STAGES``; evaluate: every run on the held-out split; export: the distilled student and the teacher to
 ONNX and OpenVINO; speed: CPU latency per backend and FP16 size (``speed.json``); bag: a synthetic drive bag
 (mcap); nodes: the bag replayed through student, teacher and comparison nodes as real processes
-(``kd_traffic_light.tools.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
+(``kd_traffic_light.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
 every time.
 
 The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
@@ -34,11 +34,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json, read_yaml
+from training.errors import UsageError
+
+if TYPE_CHECKING:
+    from training.experiment import Experiment, Run
 
 LOG = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -55,14 +57,13 @@ QUICK = {
 BAG_FRAMES = {"full": 20, "quick": 3}
 #: The training stages of the demo: (key, title, selector of the run in the grid).
 TRAIN_STAGES = (
-    ("teacher", "train teacher", lambda r: r["role"] == "teacher"),
-    ("baseline", "train baseline student", lambda r: r["method"] == "baseline" and r["label"] == "n"),
-    ("ours", "distil student (ours)", lambda r: r["method"] == "ours" and r["label"] == "n"),
-    ("native", "distil student (ultralytics native)", lambda r: r["method"] == "native" and r["label"] == "n"),
-    ("coupled_baseline", "train coupled-head student",
-     lambda r: r["method"] == "baseline" and r["label"] == "n_coupled"),
+    ("teacher", "train teacher", lambda r: r.role == "teacher"),
+    ("baseline", "train baseline student", lambda r: r.method == "baseline" and r.label == "n"),
+    ("ours", "distil student (ours)", lambda r: r.method == "ours" and r.label == "n"),
+    ("native", "distil student (ultralytics native)", lambda r: r.method == "native" and r.label == "n"),
+    ("coupled_baseline", "train coupled-head student", lambda r: r.method == "baseline" and r.label == "n_coupled"),
     ("coupled_ours", "distil decoupled teacher -> coupled-head student (ours, as published)",
-     lambda r: r["method"] == "ours" and r["label"] == "n_coupled"),
+     lambda r: r.method == "ours" and r.label == "n_coupled"),
 )
 BAG_WIDTH = {"full": 1024, "quick": 256}
 
@@ -87,15 +88,13 @@ def _deep_update(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def demo_experiment(config: str | Path, quick: bool) -> dict[str, Any]:
+def demo_experiment(config: str | Path, quick: bool) -> Experiment:
     """Return the resolved demo experiment (``QUICK`` laid over the file with ``--quick``)."""
     from training.experiment import resolve_experiment
+    from training.strict import read_config
 
-    path = Path(config)
-    if not path.is_file():
-        raise FileNotFoundError(f"--config: experiment file not found: {path}")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return resolve_experiment(_deep_update(raw, QUICK) if quick else raw, str(path))
+    raw = read_config(config, f"--config: experiment file not found: {config}")
+    return resolve_experiment(_deep_update(raw, QUICK) if quick else raw, str(config))
 
 
 class Stages:
@@ -147,7 +146,7 @@ def _run_record(out: Path, name: str) -> dict[str, Any] | None:
 DERIVED = ("experiment/results.json", "exports.json", "speed.json", "node_run/summary.json")
 
 
-def set_aside_stale_runs(out: Path, runs: dict[str, dict[str, Any]], data_yaml: Path) -> list[str]:
+def set_aside_stale_runs(out: Path, runs: dict[str, Run], data_yaml: Path) -> list[str]:
     """Move every finished run whose config, model, teacher or data changed to ``<name>.stale``; return them.
 
     A demo directory from before a change of ``demo_cpu.yaml`` (a new distillation recipe, say) would otherwise
@@ -162,7 +161,7 @@ def set_aside_stale_runs(out: Path, runs: dict[str, dict[str, Any]], data_yaml: 
     finished = {n: rec for n in runs if (rec := _run_record(out, n)) is not None}
     stale = [n for n, rec in finished.items() if data_yaml.is_file() and not same_run(rec, runs[n], exp_out, data_yaml)]
     # a student distilled from a teacher that is trained again is stale too (its fingerprint names the teacher run)
-    stale += [n for n in finished if n not in stale and runs[n].get("teacher_run") in stale]
+    stale += [n for n in finished if n not in stale and runs[n].teacher_run in stale]
     for name in stale:
         target = exp_out / "runs" / f"{name}.stale"
         shutil.rmtree(target, ignore_errors=True)
@@ -190,23 +189,11 @@ def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path)
     return result
 
 
-def _median_ms(fn: Callable[[], Any], reps: int, warmup: int = 2) -> float:
-    import statistics
-
-    times = []
-    for k in range(warmup + reps):
-        t0 = time.perf_counter()
-        fn()
-        if k >= warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def backend_latency(out: Path, exports: dict[str, Any], imgsz: int, reps: int) -> list[dict[str, Any]]:
     """CPU forward latency (ms, median, batch 1) per backend: PyTorch, ONNX Runtime, OpenVINO; FP16 size."""
     import numpy as np
 
-    from training.evaluate import cpu_latency_ms, model_cost
+    from training.evaluate import cpu_latency_ms, median_ms, model_cost
 
     x = np.zeros((1, 3, imgsz, imgsz), np.float32)
     rows = []
@@ -221,25 +208,25 @@ def backend_latency(out: Path, exports: dict[str, Any], imgsz: int, reps: int) -
 
             sess = ort.InferenceSession(str(out / entry["exports"]["onnx"]), providers=["CPUExecutionProvider"])
             name = sess.get_inputs()[0].name
-            row["onnxruntime_ms"] = _median_ms(lambda s=sess, n=name: s.run(None, {n: x}), reps)
+            row["onnxruntime_ms"] = median_ms(lambda s=sess, n=name: s.run(None, {n: x}), reps, warmup=2)
         if "openvino" in entry["exports"]:
             import openvino as ov
 
             xml = next((out / entry["exports"]["openvino"]).glob("*.xml"))
             compiled = ov.Core().compile_model(str(xml), "CPU")
-            row["openvino_ms"] = _median_ms(lambda c=compiled: c(x), reps)
+            row["openvino_ms"] = median_ms(lambda c=compiled: c(x), reps, warmup=2)
         rows.append(row)
     return rows
 
 
-def bag_stage(out: Path, mode: str, exp: dict[str, Any]) -> dict[str, Any]:
+def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
     """Write a fresh held-out synthetic drive (its own seed, the experiment's scenes) as a rosbag2 (mcap)."""
     from dataclasses import replace
 
     from training.data.synth import make_synthetic_dtld, write_drive_bag
     from training.experiment import synth_config
 
-    cfg = replace(synth_config(exp["data"]), test_fraction=0.0)  # lights as large as in training
+    cfg = replace(synth_config(exp.data), test_fraction=0.0)  # lights as large as in training
     ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg)
     n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])
     return {"frames": n}
@@ -255,13 +242,12 @@ def node_params(out: Path, role: str, imgsz: int) -> Path:
 
 
 def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> dict[str, Any]:
-    """Replay the bag through student, teacher and comparison nodes (real processes, ``tools.bag_eval``)."""
-    tool = "kd_traffic_light.tools.bag_eval"
-    if importlib.util.find_spec(tool) is None or importlib.util.find_spec("rclpy") is None:
-        atomic_write_json(out / "node_run" / "skipped.json", {"reason": f"{tool} or rclpy missing"})
+    """Replay the bag through student, teacher and comparison nodes (real processes, kd_traffic_light.bag_eval)."""
+    if importlib.util.find_spec("kd_traffic_light.bag_eval") is None or importlib.util.find_spec("rclpy") is None:
+        atomic_write_json(out / "node_run" / "skipped.json", {"reason": "kd_traffic_light.bag_eval or rclpy missing"})
         return {"status": "skipped (bag_eval or rclpy missing)"}
     student = exports["student"]["exports"].get("onnx") or exports["student"]["weights"]
-    cmd = [sys.executable, "-m", tool, str(out / "bag"),
+    cmd = [sys.executable, "-m", "kd_traffic_light.bag_eval", str(out / "bag"),
            "--student-model", str((out / student).resolve()),
            "--teacher-model", str((out / exports["teacher"]["weights"]).resolve()),
            "--out", str(out / "node_run"), "--device", "cpu",
@@ -311,11 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     return run_demo(demo_experiment(args.config or DEMO_CONFIG, args.quick), out, mode, args.device, args.skip_nodes)
 
 
-def demo_runs(exp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def demo_runs(exp: Experiment) -> tuple[dict[str, Run], dict[str, str]]:
     """Return the grid's runs by name and, per training stage key, its run's name (absent stages left out)."""
     from training import experiment as X
 
-    runs = {r["name"]: r for r in X.plan_runs(exp)}
+    runs = {r.name: r for r in X.plan_runs(exp)}
     names = {}
     for key, _, select in TRAIN_STAGES:
         match = next((n for n, r in runs.items() if select(r)), None)
@@ -323,20 +309,20 @@ def demo_runs(exp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str,
             names[key] = match
     missing = [k for k in ("teacher", "baseline", "ours", "native") if k not in names]
     if missing:
-        raise ValueError(f"{exp.get('source')}: the demo grid has no run for {', '.join(missing)} (students 'n', "
+        raise UsageError(f"{exp.source}: the demo grid has no run for {', '.join(missing)} (students 'n', "
                          "methods baseline / ours / native)")
     return runs, names
 
 
-def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", skip_nodes: bool = False) -> int:
+def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_nodes: bool = False) -> int:
     """Every stage of the demo in order (see the module docstring); writes ``out/REPORT.md``."""
     from training import experiment as X
     from training.report import write_report
 
-    exp_out, workers = out / "experiment", exp.get("workers")
+    exp_out, workers = out / "experiment", exp.workers
     runs, names = demo_runs(exp)
     only = set(names.values())
-    imgsz = int(exp["evaluate"]["imgsz"] or exp["train"]["imgsz"])
+    imgsz = int(exp.evaluate.imgsz or exp.train["imgsz"])
     st = Stages(out, mode)
     stages: list[tuple[str, Callable[[], bool], Callable[[], Any]]] = [
         ("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),
@@ -349,10 +335,10 @@ def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", ski
     for key, title, _ in TRAIN_STAGES:
         if key in names:
             run = runs[names[key]]
-            stages.append((f"{title}: {run['name']}", lambda n=run["name"]: _run_record(out, n) is not None,
+            stages.append((f"{title}: {run.name}", lambda n=run.name: _run_record(out, n) is not None,
                            lambda r=run: X.train_run(r, exp_out, data_yaml, device, workers)))
     stages.append(("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
-        X.eval_cache(exp_out, n, exp["evaluate"]["split"], imgsz).is_file() for n in only),
+        X.eval_cache(exp_out, n, exp.evaluate.split, imgsz).is_file() for n in only),
         lambda: X.run_experiment(exp, exp_out, device, workers, only=only)))
     stages.append(("export the distilled student (ONNX, OpenVINO) and the teacher",
                    lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, {
@@ -360,7 +346,7 @@ def run_demo(exp: dict[str, Any], out: Path, mode: str, device: str = "cpu", ski
                        imgsz, out)))
     stages.append(("speed per backend", lambda: (out / "speed.json").is_file(), lambda: atomic_write_json(
         out / "speed.json", backend_latency(out, read_json(out / "exports.json"), imgsz,
-                                            max(3, exp["evaluate"]["latency_reps"])))))
+                                            max(3, exp.evaluate.latency_reps)))))
     stages.append(("write a synthetic drive bag", lambda: (out / "bag" / "metadata.yaml").is_file(),
                    lambda: bag_stage(out, mode, exp)))
     if not skip_nodes:

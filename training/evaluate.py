@@ -22,6 +22,7 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,17 @@ def model_cost(model: Any, imgsz: int) -> dict[str, float]:
     }
 
 
+def median_ms(fn: Callable[[], Any], reps: int, warmup: int = 3) -> float:
+    """Median wall time in ms of ``reps`` calls of ``fn`` after ``warmup`` untimed ones."""
+    times = []
+    for k in range(warmup + reps):
+        t0 = time.perf_counter()
+        fn()
+        if k >= warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def cpu_latency_ms(model: Any, imgsz: int, reps: int = 20, warmup: int = 3) -> float:
     """Median CPU forward latency in ms of a fused copy of ``model`` at batch 1 (``reps`` timed runs)."""
     import copy
@@ -96,14 +108,8 @@ def cpu_latency_ms(model: Any, imgsz: int, reps: int = 20, warmup: int = 3) -> f
     net = copy.deepcopy(model).float().cpu().eval()
     net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
     x = torch.zeros(1, 3, imgsz, imgsz)
-    times = []
     with torch.inference_mode():
-        for k in range(warmup + reps):
-            t0 = time.perf_counter()
-            net(x)
-            if k >= warmup:
-                times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        return median_ms(lambda: net(x), reps, warmup)
 
 
 def run_info(weights: str | Path, train_args: dict[str, Any], yaml_file: str = "") -> dict[str, Any]:

@@ -8,10 +8,13 @@ Missing parts (a stage skipped or failed) are named, never silently left out.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_text, read_json
+from training.experiment.config import Experiment
+from training.strict import thaw
 
 
 def _rel(path: Path, out: Path) -> str:
@@ -26,18 +29,18 @@ def _link(path: Path, out: Path, text: str | None = None, image: bool = False) -
     return f"{'!' if image else ''}[{text or path.name}]({_rel(path, out)})"
 
 
-def setup_section(exp: dict[str, Any], names: dict[str, str]) -> str:
+def setup_section(exp: Experiment, names: dict[str, str]) -> str:
     """Describe what was trained, at which sizes and for how long."""
-    d, tr = exp["data"], exp["train"]
-    t_epochs = exp["teacher_train"].get("epochs", tr.get("epochs"))
-    teacher = next(iter(exp["teachers"].items()))
-    student = next(iter(exp["students"].items()))
+    d, tr = exp.data, exp.train
+    t_epochs = exp.teacher_train.get("epochs", tr.get("epochs"))
+    teacher = next(iter(exp.teachers.items()))
+    student = next(iter(exp.students.items()))
     return "\n".join([
         "## Setup",
         "",
-        f"- Data: synthetic DTLD-format scenes (`{d['preset']}` preset), {d['sequences']} drive sequences x "
-        f"{d['frames']} frames, resized to width {d['resize_width']}; held-out split = DTLD_test sequences "
-        f"(never seen in training), {d['val_images']} train images drawn by sequence into val.",
+        f"- Data: synthetic DTLD-format scenes (`{d.preset}` preset), {d.sequences} drive sequences x "
+        f"{d.frames} frames, resized to width {d.resize_width}; held-out split = DTLD_test sequences "
+        f"(never seen in training), {d.val_images} train images drawn by sequence into val.",
         f"- Teacher: `{teacher[1]}`, {t_epochs} epochs at {tr.get('imgsz')} px (run `{names['teacher']}`).",
         f"- Students: `{student[1]}`, {tr.get('epochs')} epochs at {tr.get('imgsz')} px, identical recipe for "
         f"baseline (`{names['baseline']}`), our distillation (`{names['ours']}`) and ultralytics' native "
@@ -47,9 +50,9 @@ def setup_section(exp: dict[str, Any], names: dict[str, str]) -> str:
            f"(`{names['coupled_ours']}`)." if "coupled_ours" in names and "coupled_baseline" in names else ""),
         "- Our distillation terms: " + ", ".join(
             f"{k} (weight {v.get('weight', '-')})" for k, v in
-            ((exp["methods"].get("ours") or {}).get("distill") or {}).get("terms", {}).items()) + ".",
+            ((exp.methods.get("ours") or {}).get("distill") or {}).get("terms", {}).items()) + ".",
         f"- Recipe: {recipe_text(tr)}, batch {tr.get('batch')}, warm-up epochs {tr.get('warmup_epochs', 3)}, "
-        f"close_mosaic {tr.get('close_mosaic', 10)}, augment {exp['augment']}, seeds {exp['seeds']}.",
+        f"close_mosaic {tr.get('close_mosaic', 10)}, augment {thaw(exp.augment)}, seeds {list(exp.seeds)}.",
         "- Why these sizes: lights stay >= ~7 px at the working size (smaller ones never leave the cold start on "
         "this CPU), and the teacher gets more capacity and more epochs than the students, since undertrained "
         "models of different size show no gap to distil. One seed: the gain below comes from paired seeds.",
@@ -57,7 +60,7 @@ def setup_section(exp: dict[str, Any], names: dict[str, str]) -> str:
     ])
 
 
-def recipe_text(tr: dict[str, Any]) -> str:
+def recipe_text(tr: Mapping[str, Any]) -> str:
     """Describe the optimizer and learning rate of a train section as ultralytics will apply them."""
     opt = str(tr.get("optimizer", "SGD"))
     if opt.lower() == "auto":
@@ -168,7 +171,7 @@ def stages_section(out: Path) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: str | Path, exp: dict[str, Any], names: dict[str, str]) -> Path:
+def write_report(out: str | Path, exp: Experiment, names: dict[str, str]) -> Path:
     """Write ``out/REPORT.md`` atomically; returns its path."""
     out = Path(out)
     stages = out / "stages.json"

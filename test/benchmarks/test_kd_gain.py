@@ -56,15 +56,15 @@ def test_quick_profile_is_a_valid_experiment_with_paired_seeds():
     kd = _kd_gain()
     raw = kd.profile_experiment(argparse.Namespace(profile="quick", config=None, seeds=None, device=None))
     exp = resolve_experiment(raw, str(kd.QUICK_CONFIG))
-    assert len(exp["seeds"]) >= 3 and exp["evaluate"]["split"] == "test"
-    assert any(m.startswith("ours") for m in exp["methods"]) and any(m.startswith("native") for m in exp["methods"])
+    assert len(exp.seeds) >= 3 and exp.evaluate.split == "test"
+    assert any(m.startswith("ours") for m in exp.methods) and any(m.startswith("native") for m in exp.methods)
     runs = plan_runs(exp)
-    students = [r for r in runs if r["role"] == "student"]
+    students = [r for r in runs if r.role == "student"]
     by_method = {}
     for r in students:
-        by_method.setdefault(r["method"], set()).add(r["seed"])
-    assert all(seeds == set(exp["seeds"]) for seeds in by_method.values())  # every arm on the same seeds
-    assert [r["role"] for r in runs].index("student") > 0  # the teacher trains first, once
+        by_method.setdefault(r.method, set()).add(r.seed)
+    assert all(seeds == set(exp.seeds) for seeds in by_method.values())  # every arm on the same seeds
+    assert [r.role for r in runs].index("student") > 0  # the teacher trains first, once
 
 
 def test_screening_trains_candidates_on_the_first_seed_then_the_chosen_on_all():
@@ -76,10 +76,10 @@ def test_screening_trains_candidates_on_the_first_seed_then_the_chosen_on_all():
     raw = kd.profile_experiment(argparse.Namespace(profile="quick", config=None, seeds=None, device=None))
     exp = resolve_experiment(raw, str(kd.QUICK_CONFIG))
     screen, rest = kd.screening_plan(exp)
-    first, others = exp["seeds"][0], exp["seeds"][1:]
+    first, others = exp.seeds[0], exp.seeds[1:]
     assert any(n.startswith("teacher_") for n in screen)
-    assert {n for n in screen if "_baseline_" in n} == {f"n_baseline_seed{s}" for s in exp["seeds"]}
-    for method in exp["methods"]:
+    assert {n for n in screen if "_baseline_" in n} == {f"n_baseline_seed{s}" for s in exp.seeds}
+    for method in exp.methods:
         if method == "baseline":
             assert method not in rest
             continue

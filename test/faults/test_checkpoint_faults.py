@@ -115,7 +115,7 @@ def world(tmp_path_factory):
         "methods": {"baseline": None, "kd": {"distill": {"terms": {"response": {}}}}},
         "seeds": [seed(0)],  # the suite's seed (test/seeds.py)
     })
-    runs = {r["method"]: r for r in X.plan_runs(exp)}
+    runs = {r.method: r for r in X.plan_runs(exp)}
     return {"root": root, "data": data, "runs": runs}
 
 
@@ -133,7 +133,7 @@ def _check_not_finished(run_path: Path, distill: bool) -> None:
                 assert type(model).__name__ == "DetectionModel", "best.pt must hold the student alone"
 
 
-def _attempt(runner: Runner, run: dict, out: Path, data: Path, kill: str | None) -> list[str]:
+def _attempt(runner: Runner, run: X.Run, out: Path, data: Path, kill: str | None) -> list[str]:
     """One ``experiment`` attempt at ``run`` (killed at ``kill``); returns the command it ran."""
     runner.kill = kill
     before = len(runner.calls)
@@ -178,7 +178,7 @@ TRAIN_CHAIN = [
 @pytest.mark.parametrize("method, chain", [("kd", DISTILL_CHAIN), ("baseline", TRAIN_CHAIN)], ids=["distill", "train"])
 def test_kill_points_then_experiment_completes(world, tmp_path, monkeypatch, method, chain):
     run, out = world["runs"][method], tmp_path / "exp"
-    run_path = out / "runs" / run["name"]
+    run_path = out / "runs" / run.name
     log = tmp_path / "train.log"
     runner = Runner(log)
     monkeypatch.setattr(subprocess, "run", runner)
@@ -187,7 +187,7 @@ def test_kill_points_then_experiment_completes(world, tmp_path, monkeypatch, met
         cmd = _attempt(runner, run, out, world["data"], kill)
         assert ("--resume" in cmd) == (expect == "resume"), (kill, cmd, log.read_text()[-3000:])
         if method == "kd" and "--resume" not in cmd:
-            assert "--teacher" in cmd and str(Path(run["teacher_model"]).resolve()) in cmd  # the .pt as is
+            assert "--teacher" in cmd and str(Path(run.teacher_model).resolve()) in cmd  # the .pt as is
         if then != "done":
             _check_not_finished(run_path, distill=method == "kd")
         expect = then
@@ -219,7 +219,7 @@ def test_resume_of_a_finished_loop_completes_the_run(world, tmp_path, monkeypatc
     runner = Runner(tmp_path / "train.log")
     monkeypatch.setattr(subprocess, "run", runner)
     _attempt(runner, run, out, world["data"], "after:last.pt:2")  # epoch 2 saved, nothing stripped
-    last = out / "runs" / run["name"] / "weights" / "last.pt"
+    last = out / "runs" / run.name / "weights" / "last.pt"
     assert checkpoints.resume_state(last)["epoch"] == 1
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = RUN([sys.executable, "-m", "training", "distill", "--resume", str(last)], env=env,

@@ -64,9 +64,9 @@ def test_quick_experiment_is_tiny():
     from training import demo
 
     exp = demo.demo_experiment(demo.DEMO_CONFIG, quick=True)
-    assert exp["train"]["imgsz"] == 64 and exp["train"]["epochs"] == 1 and exp["teacher_train"]["epochs"] == 1
+    assert exp.train["imgsz"] == 64 and exp.train["epochs"] == 1 and exp.teacher_train["epochs"] == 1
     full = demo.demo_experiment(demo.DEMO_CONFIG, quick=False)
-    assert full["teacher_train"]["epochs"] > full["train"]["epochs"]
+    assert full.teacher_train["epochs"] > full.train["epochs"]
 
 
 def test_report_recipe_names_the_optimizer_actually_used():
@@ -95,7 +95,7 @@ def test_report_quotes_the_kd_gain_benchmark(tmp_path):
 def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_them(tmp_path):
     """A demo directory from before a recipe change: the changed run and the students of a changed teacher are
     moved to <name>.stale and trained again; the table, exports, speed and node run are redone."""
-    import copy
+    from dataclasses import replace
 
     from training import demo
     from training.experiment.runs import run_fingerprint
@@ -115,11 +115,12 @@ def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_
     assert demo.set_aside_stale_runs(tmp_path, runs, data_yaml) == []  # nothing changed: nothing moves
     assert all((tmp_path / rel).is_file() for rel in demo.DERIVED)
 
-    changed = copy.deepcopy(runs)
-    changed[names["ours"]]["config"]["distill"] = {"terms": {"lad": {}}}
-    changed[names["teacher"]]["config"]["train"]["epochs"] = 99
+    ours, teacher = runs[names["ours"]], runs[names["teacher"]]
+    changed = {**runs, names["ours"]: replace(ours, config={**ours.config, "distill": {"terms": {"lad": {}}}}),
+               names["teacher"]: replace(teacher, config={**teacher.config,
+                                                          "train": {**teacher.config["train"], "epochs": 99}})}
     stale = demo.set_aside_stale_runs(tmp_path, changed, data_yaml)
-    students_of_teacher = {n for n, r in runs.items() if r.get("teacher_run") == names["teacher"]}
+    students_of_teacher = {n for n, r in runs.items() if r.teacher_run == names["teacher"]}
     assert set(stale) == {names["ours"], names["teacher"]} | students_of_teacher
     assert names["baseline"] not in stale
     for name in stale:

@@ -88,20 +88,20 @@ def test_methods_share_the_experiment_recipe(tmp_path, data_yaml):
     cfg["methods"]["native"] = str(REPO / "training" / "configs" / "native.yaml")  # its own train: imgsz 640
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
     for name in ("baseline", "fgfi", "native"):
-        assert exp["methods"][name]["train"] == cfg["train"]
-    assert exp["kd"] == {"baseline": False, "fgfi": True, "native": True}
+        assert exp.methods[name]["train"] == cfg["train"]
+    assert exp.kd == {"baseline": False, "fgfi": True, "native": True}
 
 
 def test_shipped_configs_load_and_plan():
     demo = X.load_experiment(REPO / "training" / "configs" / "demo_cpu.yaml")
-    assert [r["name"] for r in X.plan_runs(demo)] == [
+    assert [r.name for r in X.plan_runs(demo)] == [
         "teacher_s_seed0", "n_baseline_seed0", "n_from_s_ours_seed0", "n_from_s_native_seed0",
         "n_coupled_baseline_seed0", "n_coupled_from_s_ours_seed0", "n_coupled_from_s_native_seed0"]
     study = X.load_experiment(REPO / "training" / "configs" / "dtld_source_study.yaml")
-    assert set(study["teachers"]) == {"m", "l", "x"} and set(study["students"]) == {"n", "s", "m", "n_coupled"}
-    assert "n_coupled_from_l_response_seed0" in [r["name"] for r in X.plan_runs(study)]  # the published setting
-    assert study["train"]["epochs"] == 30 and study["train"]["imgsz"] == 640 and study["seeds"] == [0, 1]
-    names = [r["name"] for r in X.plan_runs(study)]
+    assert set(study.teachers) == {"m", "l", "x"} and set(study.students) == {"n", "s", "m", "n_coupled"}
+    assert "n_coupled_from_l_response_seed0" in [r.name for r in X.plan_runs(study)]  # the published setting
+    assert study.train["epochs"] == 30 and study.train["imgsz"] == 640 and study.seeds == (0, 1)
+    names = [r.name for r in X.plan_runs(study)]
     assert "m_from_m_fgfi_seed0" not in names and "n_from_l_fgfi_seed1" in names
     assert len(names) == len(set(names))
 
@@ -177,17 +177,17 @@ def test_unfinished_run_without_checkpoint_starts_anew(tmp_path, data_yaml, monk
     monkeypatch.setattr(subprocess, "run", trainer)
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
     run = X.plan_runs(exp)[0]
-    partial = tmp_path / "exp" / "runs" / run["name"]
+    partial = tmp_path / "exp" / "runs" / run.name
     partial.mkdir(parents=True)
     (partial / "args.yaml").write_text("{}")
     record = X.train_run(run, tmp_path / "exp", data_yaml)
-    assert len(trainer.calls) == 1 and (partial / "results.json").is_file() and record["name"] == run["name"]
+    assert len(trainer.calls) == 1 and (partial / "results.json").is_file() and record["name"] == run.name
 
 
 def test_train_command_resumes_from_last_checkpoint(tmp_path, data_yaml):
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml)))
-    run = next(r for r in X.plan_runs(exp) if r.get("kd"))
-    last = tmp_path / "runs" / run["name"] / "weights" / "last.pt"
+    run = next(r for r in X.plan_runs(exp) if r.kd)
+    last = tmp_path / "runs" / run.name / "weights" / "last.pt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"x")
     cmd = X.train_command(run, tmp_path, data_yaml, tmp_path / "c.yaml", "cpu", 0)
@@ -268,13 +268,14 @@ def test_a_default_written_out_keeps_a_finished_run(tmp_path, data_yaml, monkeyp
 
 def test_synth_scene_overrides_are_checked_like_configs():
     base = {**X.DATA_KEYS, "preset": "demo"}
-    cfg = X.synth_config({**base, "scene": {"test_fraction": 0.5, "distractors": [4, 10], "write_v1": False}})
+    cfg = X.synth_config(X.DataSpec(**{**base, "scene": {"test_fraction": 0.5, "distractors": [4, 10],
+                                                          "write_v1": False}}))
     assert cfg.test_fraction == 0.5 and cfg.distractors == (4, 10) and cfg.write_v1 is False
     for scene, message in (({"fog": 1}, "unknown key 'fog'"), ({"distractors": [4]}, "expected [min, max]"),
                            ({"test_fraction": "half"}, "expected float"), ({"test_fraction": True}, "expected float"),
                            ({"distractors": [4, 1.5]}, "expected int")):
         with pytest.raises(ValueError, match=re.escape(message)):
-            X.synth_config({**base, "scene": scene})
+            X.synth_config(X.DataSpec(**{**base, "scene": scene}))
 
 
 def test_trained_pt_teacher_is_used_as_is(tmp_path, data_yaml, monkeypatch):
@@ -310,7 +311,7 @@ def test_results_without_verified_checkpoint_are_trained_again(tmp_path, data_ya
     run = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", _minimal(data_yaml))))[0]
     out = tmp_path / "exp"
     X.train_run(run, out, data_yaml)
-    run_path = out / "runs" / run["name"]
+    run_path = out / "runs" / run.name
     (run_path / "weights" / "best.pt").write_bytes(b"")  # torn after results.json was written
     (run_path / "eval_test_64.json").write_text("{}")
     X.train_run(run, out, data_yaml)

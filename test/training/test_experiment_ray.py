@@ -122,9 +122,12 @@ def test_second_invocation_skips_every_run_whatever_launcher_ran_them(grid, sequ
 
 
 def test_tiers_put_teachers_before_their_students():
-    runs = [{"name": "teacher_a"}, {"name": "x", "kd": True, "teacher_run": "teacher_a"},
-            {"name": "y", "kd": False, "teacher_run": None}, {"name": "z", "kd": True, "teacher_run": "gone"}]
-    assert [[r["name"] for r in tier] for tier in R.tiers(runs)] == [["teacher_a", "y", "z"], ["x"]]
+    def run(name: str, **kw) -> X.Run:
+        return X.Run(name=name, role="student", model="m.yaml", label="n", method="m", seed=0, config={}, **kw)
+
+    runs = [run("teacher_a"), run("x", kd=True, teacher_run="teacher_a"), run("y", kd=False, teacher_run=None),
+            run("z", kd=True, teacher_run="gone")]
+    assert [[r.name for r in tier] for tier in R.tiers(runs)] == [["teacher_a", "y", "z"], ["x"]]
 
 
 @pytest.mark.parametrize("resources, key", [({"cpus": 0}, "resources.cpus"), ({"gpus": 1.5}, "resources.gpus"),
@@ -141,7 +144,7 @@ def test_defaults_and_flag_errors(tmp_path):
     cfg = {"data": {"source": "yolo", "yaml": "d.yaml"}, "students": {"n": "yolov5n.yaml"}}
     path = tmp_path / "exp.yaml"
     path.write_text(json.dumps(cfg))
-    assert X.load_experiment(path)["resources"] == {"cpus": 1, "gpus": 0}
+    assert X.load_experiment(path).resources == X.Resources(cpus=1, gpus=0)
     with pytest.raises(RunError, match="--address 127.0.0.1:1"):
         R.connect("127.0.0.1:1")
     with pytest.raises(UsageError, match="--device 0"):

@@ -24,9 +24,12 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.errors import RunError, UsageError
+
+if TYPE_CHECKING:
+    from training.distill.config import DistillConfig
 
 # Flags that override a ``train`` value of the config (same checks as the config's).
 FLAG_KEYS = ("device", "workers", "epochs", "imgsz", "batch", "seed")
@@ -90,9 +93,9 @@ def check_flags(args: argparse.Namespace, keys: tuple[str, ...] = FLAG_KEYS) -> 
     return over
 
 
-def build_overrides(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+def build_overrides(args: argparse.Namespace, config: DistillConfig) -> dict[str, Any]:
     """Ultralytics arguments: config ``train`` section, then the command-line flags, then where the run goes."""
-    over = dict(config["train"])
+    over = config.overrides()
     over.update(check_flags(args))
     over["project"] = str(Path(args.project).resolve())
     over["name"] = args.name or (Path(args.config).stem if args.config else "run")
@@ -243,10 +246,10 @@ def _run(args: argparse.Namespace, model: str | None, teacher: str | None) -> in
         if not args.data:
             raise UsageError("--data: required unless --resume is given")
         config = load_config(args.config) if args.config else resolve_config({})
-        if teacher is None and config["distill"]["terms"]:
+        if teacher is None and config.distills:
             raise UsageError(f"{args.config}: distill.terms: expected none for `train`, got "
-                             f"{', '.join(config['distill']['terms'])}; use `distill --teacher T.pt` for KD runs")
-        if teacher is not None and not config["distill"]["terms"]:
+                             f"{', '.join(config.terms)}; use `distill --teacher T.pt` for KD runs")
+        if teacher is not None and not config.distills:
             raise UsageError(f"{args.config or '--config'}: distill.terms: expected at least one term to distil, "
                              "got none")
         over = build_overrides(args, config)

@@ -1,29 +1,23 @@
-"""Strict experiment configuration (YAML) for teacher training and distillation.
+"""Strict training / distillation config (YAML): sections ``train``, ``augment``, ``distill`` -> ``DistillConfig``.
 
-A config file has three optional sections::
-
-    train:    ultralytics training arguments (validated against ultralytics' own keys), e.g. epochs, lr0
-    augment:  blur_p, clahe_p (hooked into the train dataset through training.data.augment)
-    distill:  terms: {fgfi: {...}, response: {...}, ld: {...}, bckd: {...}, native: {...}, lad: {...}}
-
-Unknown keys anywhere are an error naming the key and the file; so is a value of the wrong type or out of range,
-``train`` values included (``check_train_value``: ultralytics' own key classes and ranges, plus the ranges it
-leaves to the trainer, e.g. ``batch``, ``imgsz``, ``workers``), so a bad value stops the command before any run
-directory exists. Every such error is a ``training.errors.UsageError`` reading ``<file>: <field>: expected ...,
-got ...``. The resolved config (defaults filled in) is a plain dict so it pickles into checkpoints and DDP worker
-state.
+``train`` holds ultralytics training arguments (checked against its own key classes and ranges, plus those it
+leaves to the trainer: ``check_train_value``), ``augment`` blur_p / clahe_p, ``distill.terms`` the KD terms of
+``training.distill.terms``. ``load_config`` / ``resolve_config`` read it once into a frozen ``DistillConfig``;
+every problem is a ``training.errors.UsageError`` naming the file and the field. Checkpoints and provenance keep
+the plain form (``DistillConfig.to_dict``). Usage and the term reference: docs/training.md.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kd_traffic_light.core.atomic_io import read_yaml
 from training.distill.terms import TERMS, TermSettings
 from training.errors import UsageError
+from training.strict import FrozenMap, freeze, mapping, read_config, thaw, unknown_keys
 
 # Recipe of the source study: 30 epochs, lr 0.01 -> 0.001, explicit SGD (optimizer=auto ignores lr0), 640 px.
 RECIPE: dict[str, Any] = {"epochs": 30, "lr0": 0.01, "lrf": 0.1, "optimizer": "SGD", "imgsz": 640}
@@ -47,23 +41,14 @@ def check_type(value: Any, default: Any, where: str) -> None:
         raise UsageError(f"{where}: expected {type(default).__name__}, got {value!r}")
 
 
-def _unknown(keys: Any, allowed: Any, where: str) -> None:
-    """Raise UsageError naming the first key of ``keys`` not in ``allowed``."""
-    for k in keys:
-        if k not in allowed:
-            raise UsageError(f"{where}: unknown key '{k}' (allowed: {', '.join(sorted(map(str, allowed)))})")
-
-
-def resolve_term(name: str, given: dict[str, Any] | None, where: str) -> dict[str, Any]:
+def resolve_term(name: str, given: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
     """Fill a term's defaults (from the registry) and validate its keys, types and choices."""
     if name not in TERMS:
         raise UsageError(f"{where}: unknown distillation term '{name}' (allowed: {', '.join(TERMS)})")
     spec = TERMS[name]
     defaults = spec.all_defaults()
-    given = given or {}
-    if not isinstance(given, dict):
-        raise UsageError(f"{where}: expected a mapping of term settings, got {given!r}")
-    _unknown(given, defaults, where)
+    given = thaw(mapping(given, where, "a mapping of term settings"))
+    unknown_keys(given, defaults, where)
     out = copy.deepcopy(defaults)
     for k, v in given.items():
         check_type(v, defaults[k], f"{where}.{k}")
@@ -203,81 +188,100 @@ def check_train(train: Any, where: str) -> dict[str, Any]:
     """Validate a config's ``train`` section (keys, types, ranges); return it as a dict."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
-    if not isinstance(train, dict):
+    if not isinstance(train, Mapping):
         raise UsageError(f"{where}: expected a mapping of ultralytics training arguments, got {train!r}")
     for key, flag in TRAIN_FLAG_KEYS.items():
         if key in train:
             raise UsageError(f"{where}.{key}: set by the command ({flag}), not by a config; remove it")
-    _unknown(train, [k for k in DEFAULT_CFG_DICT if k not in TRAIN_RESERVED], where)
+    unknown_keys(train, [k for k in DEFAULT_CFG_DICT if k not in TRAIN_RESERVED], where)
     for k, v in train.items():
         check_train_value(k, v, f"{where}.{k}")
-    return dict(train)
+    return thaw(train)
 
 
-def _section(raw: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+def _section(raw: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
     """Return the mapping under ``name`` ({} when absent or empty); anything else is a UsageError."""
-    value = raw.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise UsageError(f"{source}: {name}: expected a mapping, got {value!r}")
-    return value
+    return mapping(raw.get(name), f"{source}: {name}")
 
 
-def resolve_config(raw: dict[str, Any] | None, source: str = "<config>") -> dict[str, Any]:
-    """Validate a raw config mapping and fill every default.
+@dataclass(frozen=True)
+class Augment:
+    """Probabilities of the extra train-time augmentations (``training.data.augment``)."""
 
-    Args:
-        raw (dict | None): Parsed YAML.
-        source (str): File name used in error messages.
+    blur_p: float = 0.0
+    clahe_p: float = 0.0
 
-    Returns:
-        (dict): ``{"train": {...}, "augment": {...}, "distill": {"terms": {name: settings}}}``; ``train`` holds
-        the recipe defaults overlaid with the file's values.
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """A resolved config: ultralytics overrides (``train``, read-only), augmentation and the enabled KD terms.
+
+    Attributes:
+        train: ``RECIPE`` overlaid with the file's ``train`` section; ultralytics checks its own keys.
+        augment: blur / CLAHE probabilities.
+        terms: Enabled KD terms in the file's order (none: plain training).
+    """
+
+    train: Mapping[str, Any]
+    augment: Augment = Augment()
+    terms: Mapping[str, TermSettings] = FrozenMap()
+
+    @property
+    def distills(self) -> bool:
+        """Whether the config enables any KD term."""
+        return bool(self.terms)
+
+    def overrides(self) -> dict[str, Any]:
+        """Return the ``train`` section as a plain dict (what ultralytics is given)."""
+        return thaw(self.train)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the plain resolved form (checkpoints' ``run_config``, provenance.json, YAML)."""
+        return {"train": thaw(self.train), "augment": {"blur_p": self.augment.blur_p, "clahe_p": self.augment.clahe_p},
+                "distill": {"terms": {n: t.as_dict() for n, t in self.terms.items()}}}
+
+    @classmethod
+    def from_dict(cls, resolved: Mapping[str, Any]) -> DistillConfig:
+        """Rebuild a config from its plain resolved form (``to_dict``; a checkpoint's ``run_config``) as it is."""
+        aug = resolved.get("augment") or {}
+        terms = (resolved.get("distill") or {}).get("terms") or {}
+        return cls(train=freeze(resolved.get("train") or {}),
+                   augment=Augment(**{k: aug.get(k, v) for k, v in AUGMENT_DEFAULTS.items()}),
+                   terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()))
+
+
+def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> DistillConfig:
+    """Validate a raw config mapping (parsed YAML) and fill every default; errors name ``source`` and the field.
+
+    ``train`` of the result holds the recipe defaults overlaid with the mapping's values.
     """
     if raw is None:
         raw = {}
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Mapping):
         raise UsageError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}, "
                          f"got {type(raw).__name__} {raw!r:.60}")
-    _unknown(raw, SECTIONS, source)
+    unknown_keys(raw, SECTIONS, source)
     train = check_train(_section(raw, "train", source), f"{source}: train")
     augment = _section(raw, "augment", source)
-    _unknown(augment, AUGMENT_DEFAULTS, f"{source}: augment")
+    unknown_keys(augment, AUGMENT_DEFAULTS, f"{source}: augment")
     for k, v in augment.items():
         check_type(v, AUGMENT_DEFAULTS[k], f"{source}: augment.{k}")
         if not 0 <= v <= 1:
             raise UsageError(f"{source}: augment.{k}: expected a probability in [0, 1], got {v}")
     distill = _section(raw, "distill", source)
-    _unknown(distill, ("terms",), f"{source}: distill")
+    unknown_keys(distill, ("terms",), f"{source}: distill")
     terms_raw = _section(distill, "terms", f"{source}: distill")
-    _unknown(terms_raw, TERM_DEFAULTS, f"{source}: distill.terms")
+    unknown_keys(terms_raw, TERM_DEFAULTS, f"{source}: distill.terms")
     terms = {n: resolve_term(n, terms_raw[n], f"{source}: distill.terms.{n}") for n in terms_raw}
-    return {
-        "train": {**RECIPE, **train},
-        "augment": {**AUGMENT_DEFAULTS, **augment},
-        "distill": {"terms": terms},
-    }
+    return DistillConfig(train=freeze({**RECIPE, **train}), augment=Augment(**augment),
+                         terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()))
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and resolve a strict YAML config file.
-
-    Args:
-        path (str | Path): YAML file.
-
-    Returns:
-        (dict): The resolved config (see ``resolve_config``).
+def load_config(path: str | Path) -> DistillConfig:
+    """Read and resolve a strict YAML config file (see ``resolve_config``).
 
     Raises:
-        FileNotFoundError: No such file.
-        UsageError: Malformed YAML (file, line and column), or a bad key, type or value (file and field).
+        UsageError: No such file (also a FileNotFoundError), malformed YAML (file, line and column), or a bad
+            key, type or value (file and field).
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path}: expected a YAML config file, got a directory")
-    try:
-        raw = read_yaml(path)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return resolve_config(raw, str(path))
+    return resolve_config(read_config(path, f"{path}: file not found"), str(path))

@@ -22,12 +22,9 @@ Seams of ultralytics 8.4.190 handled here (each covered by a test):
 from __future__ import annotations
 
 import copy
-import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from ultralytics.data import build_yolo_dataset
 from ultralytics.models.yolo.detect import DetectionTrainer
@@ -36,19 +33,18 @@ from ultralytics.nn.tasks import load_checkpoint
 from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOCAL_RANK, LOGGER, RANK
 from ultralytics.utils.torch_utils import torch_distributed_zero_first, unwrap_model
 
-from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json, tmp_path_for
+from kd_traffic_light.core.atomic_io import atomic_path, tmp_path_for
 from training import checkpoints
 from training.distill import heads  # noqa: F401  (registers CoupledDetect, also in DDP workers)
-from training.distill.config import resolve_config
+from training.distill.config import DistillConfig, resolve_config
 from training.distill.model import KDDistillationModel, fit_anchors, rebuild_from_checkpoint
-
-PROVENANCE_FILE = "provenance.json"
+from training.provenance import write_provenance
 
 
 class KDSettings:
     """Picklable callback carrying the resolved run config to DDP workers (a no-op when called)."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: DistillConfig):
         self.config = config
 
     def __call__(self, trainer: Any) -> None:
@@ -85,10 +81,11 @@ def kd_batch_start(trainer: Any) -> None:
     trainer.kd_batch = getattr(trainer, "kd_batch", 0) + 1
 
 
-def config_from_checkpoint(path: str | Path) -> dict[str, Any] | None:
-    """Return the run config stored in a checkpoint's model (``run_config``), or None."""
+def config_from_checkpoint(path: str | Path) -> DistillConfig | None:
+    """Return the run config stored in a checkpoint's model (``run_config``, its plain form), or None."""
     model = load_checkpoint(path)[0]
-    return copy.deepcopy(getattr(model, "run_config", None))
+    stored = getattr(model, "run_config", None)
+    return DistillConfig.from_dict(copy.deepcopy(stored)) if stored is not None else None
 
 
 def ddp_worker_state(trainer: DetectionTrainer) -> dict[str, Any]:
@@ -121,14 +118,14 @@ class DistillTrainer(DetectionTrainer):
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None,
-                 kd_config: dict[str, Any] | None = None):
+                 kd_config: DistillConfig | None = None):
         """Initialise; ``kd_config`` wins, then settings found in the callbacks (DDP), then the checkpoint (resume).
 
         Args:
             cfg: ultralytics default config.
             overrides (dict, optional): ultralytics arguments.
             _callbacks (dict, optional): Callbacks (a DDP worker gets the parent's, ``KDSettings`` included).
-            kd_config (dict, optional): Resolved config from ``training.distill.config``.
+            kd_config (DistillConfig, optional): Resolved config from ``training.distill.config``.
         """
         super().__init__(cfg, overrides, _callbacks)
         settings = find_settings(self.callbacks)
@@ -136,7 +133,7 @@ class DistillTrainer(DetectionTrainer):
             kd_config = settings.config
         if kd_config is None and self.resume:
             kd_config = config_from_checkpoint(self.args.resume)
-        self.kd_config = copy.deepcopy(kd_config) if kd_config is not None else resolve_config({})
+        self.kd_config = kd_config if kd_config is not None else resolve_config({})
         if settings is None:
             self.add_callback("on_pretrain_routine_start", KDSettings(self.kd_config))
         else:
@@ -144,7 +141,7 @@ class DistillTrainer(DetectionTrainer):
         _add_once(self, "on_train_epoch_start", kd_epoch_start)
         _add_once(self, "on_train_batch_start", kd_batch_start)
         self.kd_batch = 0
-        if self.kd_config["distill"]["terms"] and self.args.distill_model is None:
+        if self.kd_config.distills and self.args.distill_model is None:
             raise ValueError("the config enables distill.terms but no teacher was given (distill --teacher T.pt)")
 
     # ------------------------------------------------------------------ model
@@ -153,7 +150,7 @@ class DistillTrainer(DetectionTrainer):
 
         The fitted anchors go to the model (``fgfi_anchors``, saved in checkpoints); the config keeps ``kmeans``.
         """
-        fgfi = self.kd_config["distill"]["terms"].get("fgfi")
+        fgfi = self.kd_config.terms.get("fgfi")
         if not fgfi or fgfi["anchors"] != "kmeans":
             return None
         import numpy as np
@@ -174,12 +171,12 @@ class DistillTrainer(DetectionTrainer):
         """Build the student, and for distillation the ``KDDistillationModel`` (also on resume)."""
         if isinstance(self.model, nn.Module):
             return None
-        terms = self.kd_config["distill"]["terms"]
+        terms = {name: t.as_dict() for name, t in self.kd_config.terms.items()}
         if not terms:
             ckpt = super().setup_model()
             if isinstance(self.model, DistillationModel):
                 raise ValueError(f"{self.args.model} is a distillation checkpoint; resume it with `distill --resume`")
-            self.model.run_config = self.kd_config
+            self.model.run_config = self.kd_config.to_dict()  # plain: checkpoints load without our classes
             return ckpt
         cfg, weights, ckpt = self.model, None, None
         if str(self.model).lower().endswith(".pt"):
@@ -205,7 +202,7 @@ class DistillTrainer(DetectionTrainer):
             student.args = self.args
             model = KDDistillationModel(self.args.distill_model, student, terms, fgfi_anchors=self._fit_fgfi_anchors())
         model.criterion = None
-        model.run_config = self.kd_config
+        model.run_config = self.kd_config.to_dict()
         self.model = model
         return ckpt
 
@@ -219,8 +216,8 @@ class DistillTrainer(DetectionTrainer):
     # ------------------------------------------------------------------ data
     def _augment(self, dataset: Any) -> None:
         """Add blur / contrast equalisation to a train dataset through training.data.augment."""
-        aug = self.kd_config["augment"]
-        if not (aug["blur_p"] > 0 or aug["clahe_p"] > 0):
+        aug = self.kd_config.augment
+        if not (aug.blur_p > 0 or aug.clahe_p > 0):
             return
         try:
             from training.data.augment import add_to_dataset
@@ -229,7 +226,7 @@ class DistillTrainer(DetectionTrainer):
                 raise
             LOGGER.warning("augment.blur_p/clahe_p set but training.data.augment is not available; not applied")
             return
-        add_to_dataset(dataset, aug["blur_p"], aug["clahe_p"])
+        add_to_dataset(dataset, aug.blur_p, aug.clahe_p)
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations.
@@ -269,7 +266,8 @@ class DistillTrainer(DetectionTrainer):
         if RANK in {-1, 0}:
             checkpoints.remove_marker(self.save_dir)
             checkpoints.remove_stale_temporaries(self.wdir)
-            write_provenance(self)
+            write_provenance(self.save_dir, self.kd_config.to_dict(), self.args, config_file=getattr(
+                self, "config_file", None), fgfi_anchors=getattr(unwrap_model(self.model), "fgfi_anchors", None))
 
     def resume_training(self, ckpt):
         """Ultralytics' resume; an unreadable best.pt (torn by an older writer) is dropped and chosen anew."""
@@ -289,11 +287,7 @@ class DistillTrainer(DetectionTrainer):
         rows of the epochs it trains again.
         """
         csv_path = self.csv
-        keep = ""
-        if csv_path.is_file():
-            lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if lines and lines[0].endswith("\n"):
-                keep = lines[0] + "".join(r for r in lines[1:] if r.endswith("\n") and _row_epoch(r) < self.epoch + 1)
+        keep = checkpoints.results_kept_before(csv_path, self.epoch + 1)
         with atomic_path(csv_path) as tmp:
             if keep:
                 tmp.write_text(keep, encoding="utf-8")
@@ -321,15 +315,9 @@ class DistillTrainer(DetectionTrainer):
             saved = super().save_model()
         finally:
             self.last, self.best = last, best
-        try:
-            if saved and tmp_best.is_file():
-                if self._distilling():
-                    checkpoints.atomic_strip(tmp_last, best)
-                else:
-                    checkpoints.commit(tmp_best, best)
-            if saved and tmp_last.is_file():
-                checkpoints.commit(tmp_last, last)
-        finally:
+        if saved:
+            checkpoints.commit_saved(tmp_best, tmp_last, best, last, student_only_from_last=self._distilling())
+        else:
             tmp_best.unlink(missing_ok=True)
             tmp_last.unlink(missing_ok=True)
         return saved
@@ -339,21 +327,11 @@ class DistillTrainer(DetectionTrainer):
 
         A best.pt that does not load (torn by an older writer) is replaced by the final weights of last.pt.
         """
-        ckpt = checkpoints.load(self.last) if self.last.exists() else {}
-        try:
-            checkpoints.load(self.best)
-        except checkpoints.CheckpointError as exc:
-            if not ckpt:
-                raise
-            LOGGER.warning(f"{exc}; the final weights (last.pt) stand in for it")
-            checkpoints.atomic_strip(self.last, self.best)
-            return
-        checkpoints.atomic_strip(self.best, updates={"train_results": ckpt.get("train_results")})
+        checkpoints.finalize_best(self.best, self.last, warn=LOGGER.warning)
 
     def _strip_last(self) -> None:
         """Ultralytics' final strip of last.pt, atomic; after the marker, since a full last.pt is still resumable."""
-        if self.last.exists() and not checkpoints.resume_state(self.last)["stripped"]:
-            checkpoints.atomic_strip(self.last)
+        checkpoints.strip_last(self.last)
 
     def final_eval(self):
         """Ultralytics' final evaluation of best.pt, after its final strip (atomic, checked).
@@ -376,8 +354,8 @@ class DistillTrainer(DetectionTrainer):
 
     def write_marker(self) -> Path:
         """Write ``weights/COMPLETE.json`` (checks best.pt first): from then on the run counts as finished."""
-        path = checkpoints.write_marker(self.save_dir, kind="distill" if self.kd_config["distill"]["terms"]
-                                        else "train", epochs=self.epochs)
+        path = checkpoints.write_marker(self.save_dir, kind="distill" if self.kd_config.distills else "train",
+                                        epochs=self.epochs)
         LOGGER.info(f"Run complete: {path}")
         return path
 
@@ -392,53 +370,3 @@ class DistillTrainer(DetectionTrainer):
         self.write_marker()
         self._strip_last()
 
-
-def _row_epoch(line: str) -> float:
-    """Epoch number of a results.csv row (inf for a row that does not start with one, so it is dropped)."""
-    try:
-        return float(line.split(",", 1)[0])
-    except ValueError:
-        return float("inf")
-
-
-def _git_sha() -> str | None:
-    """Git commit of the working tree, or None."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_provenance(trainer: DistillTrainer) -> Path:
-    """Write provenance.json in the run dir: resolved config, model paths, data.yaml, versions, git SHA."""
-    import numpy
-    import ultralytics
-
-    data_yaml = trainer.args.data
-    try:
-        data_text = Path(data_yaml).read_text(encoding="utf-8")
-    except OSError:
-        data_text = None
-    info = {
-        "config": trainer.kd_config,
-        "fgfi_anchors": getattr(unwrap_model(trainer.model), "fgfi_anchors", None),  # fitted k-means ones too
-        "config_file": getattr(trainer, "config_file", None),
-        "student": str(trainer.args.model),
-        "teacher": trainer.args.distill_model,
-        "resume": trainer.args.resume,
-        "data": str(data_yaml),
-        "data_yaml": data_text,
-        "train_args": {k: v for k, v in vars(trainer.args).items() if isinstance(v, (str, int, float, bool))},
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "ultralytics": ultralytics.__version__,
-            "numpy": numpy.__version__,
-        },
-        "git_sha": _git_sha(),
-    }
-    path = Path(trainer.save_dir) / PROVENANCE_FILE
-    atomic_write_json(path, info)
-    return path

@@ -1,33 +1,9 @@
-r"""``python -m training experiment``: the source study's grid as one resumable command.
+r"""``python -m training experiment``: the source study's grid (teachers x students x methods x seeds), resumable.
 
-One YAML file (strict keys) says which experiment: the data (synthetic DTLD-format scenes, a DTLD tree or an
-existing YOLO data.yaml), the training recipe shared by every run, the teachers, the students, the methods
-(``baseline`` = no KD, or a distillation config such as ``training/configs/fgfi.yaml``, or one written
-inline; only its ``distill`` section is used, since the experiment's ``train`` and ``augment`` sections are the
-identical recipe of every run) and the seeds. The grid is::
-
-    teachers x teacher_seeds                          (teacher training)
-    students x seeds                                  (baseline, for each method without KD terms)
-    teachers x students x KD methods x seeds          (distillation from the teacher of the first teacher seed)
-
-Each run trains in its own process (``python -m training train|distill``) into ``<out>/runs/<run>/`` and ends
-with ``results.json`` (written atomically). A run counts as finished only when the trainer's completion marker
-(``weights/COMPLETE.json``, see ``training.checkpoints``) is there and matches its ``best.pt``: such a run is
-skipped; a run whose ``last.pt`` is a training checkpoint (not torn, not final) but has no valid marker is
-resumed, any other run starts over. A teacher given as a trained ``.pt`` is not trained: the distillation runs
-use that file as is. Every model is then evaluated ONCE on the held-out split (``eval_<split>_<imgsz>.json``
-next to it), and the command writes into ``<out>``:
-
-* ``results.md`` / ``results.json``: the study's columns with mean and spread (sample std) over repeats;
-* ``map_vs_flops.png``: mAP50-95 against GFLOPs, error bars over repeats;
-* ``curves.png``: validation mAP50-95 and training loss per epoch of every run (from ultralytics' results.csv);
-* ``runs.json``: one row per run (held-out metrics, cost, seconds spent).
-
-The package, one module per job: ``config`` (the strict YAML), ``data`` (synthetic / DTLD / YOLO data, once),
-``grid`` (the runs), ``runs`` (training one run in its own process, resume and skip checks), ``evaluation``
-(the held-out evaluation cache), ``tables`` (mean and spread over repeats), ``plots``, ``driver``
-(``run_experiment``, sequential: the default launcher), ``ray_launcher`` (``--launcher ray``: every run a Ray
-task, teachers before their students, retries; same per-run code and outputs) and ``cli`` (the subcommand).
+One strict YAML file (``config.load_experiment`` -> a frozen ``Experiment``) says which data, recipe, models,
+methods and seeds; ``grid.plan_runs`` lists the runs, each trained in its own process by the local or the Ray
+launcher, then evaluated once on the held-out split; tables and plots go to ``--out``. The grid, the resume rules,
+the outputs and the package's modules: docs/training.md ("Experiments").
 
 Example::
 
@@ -39,14 +15,19 @@ from training.experiment.config import (
     DATA_KEYS,
     EVAL_KEYS,
     TOP_KEYS,
+    DataSpec,
+    EvalSpec,
+    Experiment,
+    Resources,
     load_experiment,
     resolve_experiment,
     synth_config,
 )
 from training.experiment.data import convert_data, generate_synth, prepare_data
 from training.experiment.driver import run_experiment
-from training.experiment.evaluation import eval_cache, evaluate_run, weights_path
-from training.experiment.grid import plan_runs
+from training.experiment.evaluation import eval_cache, evaluate_run, evaluation_row, weights_path
+from training.experiment.grid import Run, plan_runs
+from training.experiment.local_launcher import train_all_local
 from training.experiment.plots import plot_curves, plot_map_vs_flops
 from training.experiment.runs import (
     _finished,
@@ -68,9 +49,10 @@ from training.experiment.tables import (
 )
 
 __all__ = [
-    "COST_METRICS", "DATA_KEYS", "EVAL_KEYS", "STUDY_METRICS", "TABLE_COLUMNS", "TOP_KEYS", "_finished", "add_parser",
-    "aggregate", "convert_data", "csv_rows", "eval_cache", "evaluate_run", "generate_synth", "group_key",
-    "load_experiment", "main", "plan_runs", "plot_curves", "plot_map_vs_flops", "prepare_data", "resolve_experiment",
-    "run_experiment", "run_fingerprint", "spread", "synth_config", "teacher_weights", "to_markdown", "train_command",
-    "train_run", "weights_path", "write_tables",
+    "COST_METRICS", "DATA_KEYS", "EVAL_KEYS", "STUDY_METRICS", "TABLE_COLUMNS", "TOP_KEYS", "DataSpec", "EvalSpec",
+    "Experiment", "Resources", "Run", "_finished", "add_parser", "aggregate", "convert_data", "csv_rows",
+    "eval_cache", "evaluate_run", "evaluation_row", "generate_synth", "group_key", "load_experiment", "main",
+    "plan_runs", "plot_curves", "plot_map_vs_flops", "prepare_data", "resolve_experiment", "run_experiment",
+    "run_fingerprint", "spread", "synth_config", "teacher_weights", "to_markdown", "train_all_local",
+    "train_command", "train_run", "weights_path", "write_tables",
 ]

@@ -18,8 +18,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--address and --retries: only with --launcher ray")
     exp = load_experiment(args.config)
     if args.data_root:
-        exp["data"]["root"] = args.data_root
-    out = Path(args.out or exp["out"])
+        exp = exp.with_data_root(args.data_root)
+    out = Path(args.out or exp.out)
     retries = 1 if args.retries is None else args.retries
     run_experiment(exp, out, args.device, args.workers, launcher=args.launcher, address=args.address,
                    retries=retries)

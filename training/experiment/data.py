@@ -5,62 +5,62 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
-from training.experiment.config import synth_config
+from training.experiment.config import Experiment, synth_config
+from training.strict import ConfigNotFound
 
 LOG = logging.getLogger(__name__)
 
 
-def generate_synth(exp: dict[str, Any], out: Path, workers: int = 1) -> Path:
+def generate_synth(exp: Experiment, out: Path, workers: int = 1) -> Path:
     """Write the synthetic DTLD tree of a ``synth`` experiment into ``out/data/dtld`` once; return its root."""
     from training.data.synth import make_synthetic_dtld
 
-    d, root = exp["data"], out / "data" / "dtld"
+    d, root = exp.data, out / "data" / "dtld"
     if (out / "data" / "dtld_done.json").is_file():
         LOG.info("data: synthetic DTLD tree %s exists; skipped", root)
         return root
     shutil.rmtree(root, ignore_errors=True)
-    ds = make_synthetic_dtld(root, d["sequences"], d["frames"], d["seed"], synth_config(d), workers, progress=True)
+    ds = make_synthetic_dtld(root, d.sequences, d.frames, d.seed, synth_config(d), workers, progress=True)
     atomic_write_json(out / "data" / "dtld_done.json", {
         "frames": len(ds.frames), "sequences": len(ds.sequences()),
         "has_test": any(f.split == "test" for f in ds.frames)})
     return root
 
 
-def convert_data(exp: dict[str, Any], out: Path, workers: int = 1) -> Path:
+def convert_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
     """Convert the experiment's DTLD tree (synthetic or real) to YOLO under ``out/data/yolo`` once."""
     from training.data.dtld import ConvertOptions, convert_dtld
 
-    d, data_yaml = exp["data"], out / "data" / "yolo" / "data.yaml"
+    d, data_yaml = exp.data, out / "data" / "yolo" / "data.yaml"
     if data_yaml.is_file() and (out / "data" / "done.json").is_file():
         LOG.info("data: %s exists; skipped", data_yaml)
         return data_yaml
-    if d["source"] == "synth":
+    if d.source == "synth":
         root = generate_synth(exp, out, workers)
         labels = root / "DTLD_Labels_v2.0" / "v2.0"
         done = out / "data" / "dtld_done.json"
         has_test = ((read_json(done) if done.is_file() else None) or {}).get("has_test", True)
         train, val, test = [labels / "DTLD_train.json"], [], [labels / "DTLD_test.json"] if has_test else []
     else:
-        root = Path(d["root"])
+        root = Path(str(d.root))
         if not root.is_dir():
-            raise FileNotFoundError(f"{exp['source']}: data.root: DTLD directory not found: {root}")
-        train, val, test = ([root / p for p in d[k]] for k in ("train_labels", "val_labels", "test_labels"))
-    opts = ConvertOptions(train=train, val=val, test=test, val_images=d["val_images"], seed=d["seed"],
-                          resize_width=d["resize_width"])
+            raise ConfigNotFound(f"{exp.source}: data.root: DTLD directory not found: {root}")
+        train, val, test = ([root / p for p in labels] for labels in (d.train_labels, d.val_labels, d.test_labels))
+    opts = ConvertOptions(train=train, val=val, test=test, val_images=d.val_images, seed=d.seed,
+                          resize_width=d.resize_width)
     convert_dtld(root, out / "data" / "yolo", opts, workers=workers, progress=True)  # resumes a partial output
-    atomic_write_json(out / "data" / "done.json", {"data_yaml": str(data_yaml.relative_to(out)), "data": d})
+    atomic_write_json(out / "data" / "done.json", {"data_yaml": str(data_yaml.relative_to(out)), "data": d.to_dict()})
     return data_yaml
 
 
-def prepare_data(exp: dict[str, Any], out: Path, workers: int = 1) -> Path:
+def prepare_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
     """Return the data.yaml of the experiment, generating / converting it under ``out/data`` once."""
-    d = exp["data"]
-    if d["source"] == "yolo":
-        path = Path(d["yaml"])
+    d = exp.data
+    if d.source == "yolo":
+        path = Path(str(d.yaml))
         if not path.is_file():
-            raise FileNotFoundError(f"{exp['source']}: data.yaml: not found: {path}")
+            raise ConfigNotFound(f"{exp.source}: data.yaml: not found: {path}")
         return path
     return convert_data(exp, out, workers)

@@ -1,57 +1,49 @@
-"""The whole experiment: data, every run of the grid (resumed or skipped), held-out evaluation, tables, plots."""
+"""The whole experiment: data, every run of the grid (resumed or skipped), held-out evaluation, tables, plots.
+
+``run_experiment(exp, out)`` picks the launcher (``local_launcher`` or ``ray_launcher``, same signature);
+neither launcher imports this module. See docs/training.md ("Experiments").
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_json
+from training.errors import UsageError
+from training.experiment.config import Experiment
 from training.experiment.data import prepare_data
-from training.experiment.evaluation import evaluate_run
-from training.experiment.grid import plan_runs
+from training.experiment.evaluation import evaluation_row
+from training.experiment.grid import Run, plan_runs
 from training.experiment.plots import plot_curves, plot_map_vs_flops
-from training.experiment.runs import csv_rows, train_run
+from training.experiment.runs import csv_rows
 from training.experiment.tables import aggregate, to_markdown, write_tables
 
 
-def _selected_runs(exp: dict[str, Any], only: set[str] | None) -> list[dict[str, Any]]:
+def _selected_runs(exp: Experiment, only: set[str] | None) -> list[Run]:
     """Return the grid's runs, restricted to ``only`` and the teacher runs they need when given."""
     runs = plan_runs(exp)
     if only is not None:
-        need = set(only) | {r["teacher_run"] for r in runs if r["name"] in only and r.get("teacher_run")}
-        runs = [r for r in runs if r["name"] in need]
+        need = set(only) | {r.teacher_run for r in runs if r.name in only and r.teacher_run}
+        runs = [r for r in runs if r.name in need]
     return runs
 
 
-def _train_all(runs: list[dict[str, Any]], out: Path, data_yaml: Path, device: str | None,
-               workers: int | None) -> list[dict[str, Any]]:
-    """Train (or skip, or resume) every run in order; return their results records."""
-    from tqdm import tqdm
+def launcher_for(name: str) -> Callable[..., list[dict[str, Any]]]:
+    """Return the ``train_all`` function of launcher ``name`` (``local`` or ``ray``; Ray imported only for it)."""
+    if name == "local":
+        from training.experiment.local_launcher import train_all_local
 
-    records = []
-    bar = tqdm(runs, desc="experiment runs", unit="run")
-    for run in bar:
-        bar.set_postfix_str(run["name"])
-        skipped = (out / "runs" / run["name"] / "results.json").is_file()
-        print(f"\n=== run {run['name']} ({'skipped: results exist' if skipped else 'training'}) ===", flush=True)
-        records.append(train_run(run, out, data_yaml, device, workers))
-    return records
+        return train_all_local
+    if name == "ray":
+        from training.experiment.ray_launcher import train_all_ray
+
+        return train_all_ray
+    raise UsageError(f"--launcher {name}: expected local or ray")
 
 
-def eval_imgsz(exp: dict[str, Any]) -> int:
-    """Image size of the held-out evaluation: the ``evaluate`` section's, else training's, else 640."""
-    return int(exp["evaluate"]["imgsz"] or exp["train"].get("imgsz") or 640)
-
-
-def evaluation_row(exp: dict[str, Any], rec: dict[str, Any], out: Path, data_yaml: Path) -> dict[str, Any]:
-    """Held-out row of one trained run (cached next to it): its metrics plus what names its table group."""
-    row = {**evaluate_run(rec, out, data_yaml, exp["evaluate"], eval_imgsz(exp)), **{k: rec.get(k) for k in (
-        "name", "role", "label", "teacher", "method", "seed", "train_s", "epochs")}}
-    row["model_name"] = Path(str(rec["model"])).stem
-    return row
-
-
-def _evaluate_all(exp: dict[str, Any], records: list[dict[str, Any]], out: Path,
+def _evaluate_all(exp: Experiment, records: list[dict[str, Any]], out: Path,
                   data_yaml: Path) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, float]]]]:
     """Held-out row of every trained model (cached) and its training curve (results.csv rows)."""
     from tqdm import tqdm
@@ -63,7 +55,7 @@ def _evaluate_all(exp: dict[str, Any], records: list[dict[str, Any]], out: Path,
     return rows, curves
 
 
-def run_experiment(exp: dict[str, Any], out: str | Path, device: str | None = None, workers: int | None = None,
+def run_experiment(exp: Experiment, out: str | Path, device: str | None = None, workers: int | None = None,
                    only: set[str] | None = None, launcher: str = "local", address: str | None = None,
                    retries: int = 1) -> dict[str, Any]:
     """Run (or resume) the whole grid, evaluate every model once, write tables and plots.
@@ -84,20 +76,15 @@ def run_experiment(exp: dict[str, Any], out: str | Path, device: str | None = No
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = device if device is not None else exp.get("device")
-    workers = workers if workers is not None else exp.get("workers")
-    atomic_write_json(out / "experiment.json", {k: v for k, v in exp.items()})
+    device = device if device is not None else exp.device
+    workers = workers if workers is not None else exp.workers
+    atomic_write_json(out / "experiment.json", exp.to_dict())
     data_yaml = prepare_data(exp, out, workers or 1)
     runs = _selected_runs(exp, only)
-    if launcher == "ray":
-        from training.experiment.ray_launcher import train_all_ray
-
-        records = train_all_ray(exp, runs, out, data_yaml, device, workers, address=address, retries=retries)
-    else:
-        records = _train_all(runs, out, data_yaml, device, workers)
+    records = launcher_for(launcher)(exp, runs, out, data_yaml, device, workers, address=address, retries=retries)
     rows, curves = _evaluate_all(exp, records, out, data_yaml)
     groups = aggregate(rows)
-    md, js = write_tables(groups, out, rows, title=f"Experiment {Path(exp.get('source', 'experiment')).stem}")
+    md, js = write_tables(groups, out, rows, title=f"Experiment {Path(exp.source or 'experiment').stem}")
     atomic_write_json(out / "runs.json", rows)
     plot = plot_map_vs_flops(groups, out / "map_vs_flops.png")
     curve_png = plot_curves(curves, out / "curves.png")

@@ -1,22 +1,10 @@
 """``--launcher ray``: every run of the grid as a Ray task, teachers before the students that need them.
 
-Each run is one Ray core task (``@ray.remote`` options ``num_cpus`` / ``num_gpus`` from the experiment's
-``resources`` section) that calls the local launcher's own per-run code: ``runs.train_run`` (its own
-``python -m training train|distill`` process, skipped when finished, resumed from ``last.pt`` otherwise) and
-then the held-out evaluation (``driver.evaluation_row``, cached next to the run). The outputs are therefore the
-same files as the sequential launcher's, and either launcher resumes or skips what the other left.
-
-* Order: a student's task takes its teacher run's task as an argument, so Ray starts it only once that teacher
-  finished; runs are submitted tier by tier (teachers, then their students, see :func:`tiers`) and every run
-  whose inputs are ready runs as soon as the cluster has a free slot.
-* Resources: ``gpus: k`` asks for ``k`` GPUs of one node; the ids Ray assigned (``ray.get_gpu_ids()``) become the
-  run's ``--device`` (several ids: ultralytics' DDP on them). With ``gpus: 0`` the run trains on the CPU.
-* Retries: ``--retries N`` is Ray's ``max_retries`` (a worker process that dies is restarted) together with
-  ``retry_exceptions=[RunError]`` (a training process that failed); a retry resumes from the run's ``last.pt``.
-* Progress: one log line whenever a run starts, finishes or fails (done / running / failed / left) and, after
-  each finished run, the table of the finished runs so far (``tables.to_markdown``).
-
-``ray`` is imported only here and only when this launcher is used.
+Same signature and outputs as ``local_launcher.train_all_local``: each task runs ``runs.train_run`` and
+``evaluation.evaluation_row`` (cached), so either launcher resumes or skips what the other left. Resources per
+task come from the experiment's ``resources``; ``--retries`` is Ray's ``max_retries`` plus
+``retry_exceptions=[RunError]``. ``ray`` is imported only here. Order, resources, retries and progress in
+detail: docs/training.md ("Experiments on Ray").
 """
 
 from __future__ import annotations
@@ -29,23 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import RunError, UsageError
+from training.experiment.config import Experiment, Resources
+from training.experiment.grid import Run
 
 LOG = logging.getLogger(__name__)
 KILL_ONCE_ENV = "KD_EXPERIMENT_KILL_ONCE"  # test hook "<run name>:<flag file>": see _kill_once_after_checkpoint
 
 
-def tiers(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def tiers(runs: list[Run]) -> list[list[Run]]:
     """Group runs by dependency depth: tier 0 needs no run of the grid, tier k+1 a teacher run of tier k."""
     depth: dict[str, int] = {}
-    by_name = {r["name"]: r for r in runs}
+    by_name = {r.name: r for r in runs}
 
-    def level(run: dict[str, Any]) -> int:
-        if run["name"] not in depth:
-            teacher = run.get("teacher_run") if run.get("kd") else None
-            depth[run["name"]] = 0 if teacher not in by_name else level(by_name[teacher]) + 1
-        return depth[run["name"]]
+    def level(run: Run) -> int:
+        if run.name not in depth:
+            teacher = run.teacher_run if run.kd else None
+            depth[run.name] = 0 if teacher not in by_name else level(by_name[teacher]) + 1
+        return depth[run.name]
 
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[Run]] = []
     for run in runs:
         k = level(run)
         out.extend([] for _ in range(k + 1 - len(out)))
@@ -92,24 +82,24 @@ def connect(address: str | None) -> Any:
     return ray
 
 
-def check_fits(ray: Any, resources: dict[str, Any]) -> None:
+def check_fits(ray: Any, resources: Resources) -> None:
     """Raise UsageError when no live node of the cluster has the CPUs and GPUs one run asks for."""
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(n.get("CPU", 0) >= resources["cpus"] and n.get("GPU", 0) >= resources["gpus"] for n in nodes):
+    if any(n.get("CPU", 0) >= resources.cpus and n.get("GPU", 0) >= resources.gpus for n in nodes):
         return
     have = ", ".join(f"{n.get('CPU', 0):g} CPUs / {n.get('GPU', 0):g} GPUs" for n in nodes) or "no live node"
-    raise UsageError(f"resources: a run asks for {resources['cpus']} CPUs and {resources['gpus']} GPUs on one "
+    raise UsageError(f"resources: a run asks for {resources.cpus} CPUs and {resources.gpus} GPUs on one "
                      f"node; the cluster's nodes have {have}")
 
 
-def _kill_once_after_checkpoint(run: dict[str, Any], out: Path) -> None:
+def _kill_once_after_checkpoint(run: Run, out: Path) -> None:
     """Test hook: when KILL_ONCE_ENV names this run and its flag file is absent, end this worker process.
 
     A thread waits for the run's first loadable ``last.pt``, writes the flag file (so the retry lives), kills the
     training process and then this Ray worker with ``os._exit``, as an out-of-memory kill or a lost node would.
     """
     name, _, flag = os.environ.get(KILL_ONCE_ENV, "").partition(":")
-    if name != run["name"] or not flag or Path(flag).exists():
+    if name != run.name or not flag or Path(flag).exists():
         return
 
     def watch() -> None:
@@ -117,7 +107,7 @@ def _kill_once_after_checkpoint(run: dict[str, Any], out: Path) -> None:
 
         from training import checkpoints
 
-        last = out / "runs" / run["name"] / "weights" / "last.pt"
+        last = out / "runs" / run.name / "weights" / "last.pt"
         while True:
             time.sleep(0.02)
             try:
@@ -126,7 +116,7 @@ def _kill_once_after_checkpoint(run: dict[str, Any], out: Path) -> None:
                 continue  # still being written
             if state is not None:
                 break
-        Path(flag).write_text(f"killed {run['name']} after {last}\n")
+        Path(flag).write_text(f"killed {run.name} after {last}\n")
         for child in psutil.Process().children(recursive=True):
             child.kill()
         os._exit(17)
@@ -134,34 +124,34 @@ def _kill_once_after_checkpoint(run: dict[str, Any], out: Path) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def run_task(exp: dict[str, Any], run: dict[str, Any], out: Path, data_yaml: Path, workers: int | None,
+def run_task(exp: Experiment, run: Run, out: Path, data_yaml: Path, workers: int | None,
              events: Any, teacher: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Body of one run's Ray task: train (or skip, or resume) it, then its held-out row; ``teacher`` orders it."""
     import ray
 
-    from training.experiment.driver import evaluation_row
+    from training.experiment.evaluation import evaluation_row
     from training.experiment.runs import train_run
 
     del teacher  # only there so that Ray starts this task after the teacher's
     gpus = ray.get_gpu_ids()
     device = ",".join(str(int(g)) for g in gpus) if gpus else "cpu"
-    events.put((run["name"], "started", time.time(), ray.get_runtime_context().get_node_id()))
+    events.put((run.name, "started", time.time(), ray.get_runtime_context().get_node_id()))
     _kill_once_after_checkpoint(run, out)
     record = train_run(run, out, data_yaml, device, workers)
     return record, evaluation_row(exp, record, out, data_yaml)
 
 
-def _submit(ray: Any, exp: dict[str, Any], runs: list[dict[str, Any]], out: Path, data_yaml: Path,
+def _submit(ray: Any, exp: Experiment, runs: list[Run], out: Path, data_yaml: Path,
             workers: int | None, retries: int, events: Any) -> dict[Any, str]:
     """Submit every run tier by tier (a student's task gets its teacher's result ref); return ref -> run name."""
-    res = exp["resources"]
-    task = ray.remote(run_task).options(num_cpus=res["cpus"], num_gpus=res["gpus"], max_retries=retries,
+    res = exp.resources
+    task = ray.remote(run_task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=retries,
                                         retry_exceptions=[RunError])
     refs: dict[str, Any] = {}
     for tier in tiers(runs):
         for run in tier:
-            teacher = refs.get(run.get("teacher_run")) if run.get("kd") else None
-            refs[run["name"]] = task.remote(exp, run, out, data_yaml, workers, events, teacher)
+            teacher = refs.get(run.teacher_run) if run.kd else None
+            refs[run.name] = task.remote(exp, run, out, data_yaml, workers, events, teacher)
     return {ref: name for name, ref in refs.items()}
 
 
@@ -235,7 +225,7 @@ def wait_all(ray: Any, pending: dict[Any, str], events: Any, progress: Progress)
         _drain(events, progress)
 
 
-def train_all_ray(exp: dict[str, Any], runs: list[dict[str, Any]], out: Path, data_yaml: Path,
+def train_all_ray(exp: Experiment, runs: list[Run], out: Path, data_yaml: Path,
                   device: str | None, workers: int | None, address: str | None = None,
                   retries: int = 1) -> list[dict[str, Any]]:
     """Train and evaluate every run on Ray; return their results records in ``runs``' order.
@@ -252,11 +242,11 @@ def train_all_ray(exp: dict[str, Any], runs: list[dict[str, Any]], out: Path, da
         raise UsageError(f"--retries: expected a whole number >= 0, got {retries}")
     ray = connect(address)
     try:
-        check_fits(ray, exp["resources"])
+        check_fits(ray, exp.resources)
         from ray.util.queue import Queue
 
         events = Queue(actor_options={"num_cpus": 0})
-        progress = Progress([r["name"] for r in runs])
+        progress = Progress([r.name for r in runs])
         print(progress.line(f"{len(runs)} runs in {len(tiers(runs))} tiers on "
                             f"{ray.cluster_resources().get('CPU', 0):g} CPUs / "
                             f"{ray.cluster_resources().get('GPU', 0):g} GPUs"), flush=True)
@@ -266,4 +256,4 @@ def train_all_ray(exp: dict[str, Any], runs: list[dict[str, Any]], out: Path, da
     if progress.failed:
         raise RunError(f"{len(progress.failed)} of {len(runs)} runs failed: "
                        + "; ".join(f"{n} ({why})" for n, why in progress.failed.items()))
-    return [progress.done[r["name"]] for r in runs]
+    return [progress.done[r.name] for r in runs]

@@ -9,12 +9,15 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from training import checkpoints
 from training.errors import RunError
+from training.experiment.grid import Run
+from training.strict import freeze
 
 LOG = logging.getLogger(__name__)
 
@@ -66,29 +69,29 @@ def _resumable(run_path: Path) -> bool:
     return not stripped
 
 
-def teacher_weights(run: dict[str, Any], exp_out: Path) -> Path:
+def teacher_weights(run: Run, exp_out: Path) -> Path:
     """Return the teacher checkpoint of a KD run: a ``.pt`` teacher as given, else its teacher run's best.pt."""
-    model = run.get("teacher_model")
+    model = run.teacher_model
     if model is not None and str(model).endswith(".pt"):
         return Path(model).resolve()
-    return exp_out / "runs" / run["teacher_run"] / "weights" / "best.pt"
+    return exp_out / "runs" / str(run.teacher_run) / "weights" / "best.pt"
 
 
-def train_command(run: dict[str, Any], exp_out: Path, data_yaml: Path, config_file: Path,
+def train_command(run: Run, exp_out: Path, data_yaml: Path, config_file: Path,
                   device: str | None, workers: int | None) -> list[str]:
     """Build the ``python -m training train|distill`` command line of one run (new or resumed)."""
-    run_path = exp_out / "runs" / run["name"]
+    run_path = exp_out / "runs" / run.name
     last = run_path / "weights" / "last.pt"
     cmd = [sys.executable, "-m", "training"]
     if last.is_file():
-        cmd += ["distill" if run.get("kd") else "train", "--resume", str(last)]
-    elif run.get("kd"):
-        cmd += ["distill", "--teacher", str(teacher_weights(run, exp_out)), "--student", str(run["model"])]
+        cmd += ["distill" if run.kd else "train", "--resume", str(last)]
+    elif run.kd:
+        cmd += ["distill", "--teacher", str(teacher_weights(run, exp_out)), "--student", str(run.model)]
     else:
-        cmd += ["train", "--model", str(run["model"])]
+        cmd += ["train", "--model", str(run.model)]
     if not last.is_file():
         cmd += ["--data", str(data_yaml), "--config", str(config_file), "--project", str(exp_out / "runs"),
-                "--name", run["name"], "--seed", str(run["seed"])]
+                "--name", run.name, "--seed", str(run.seed)]
     if device is not None:
         cmd += ["--device", str(device)]
     if workers is not None:
@@ -110,16 +113,17 @@ def _without_defaults(config: Any) -> Any:
     return {**config, "train": train}
 
 
-def run_fingerprint(run: dict[str, Any], data_yaml: Path) -> str:
+def run_fingerprint(run: Run, data_yaml: Path) -> str:
     """Hash of what defines a run (config, model, teacher run, seed, data.yaml path), to refuse stale results."""
     import hashlib
 
-    key = {k: run.get(k) for k in ("config", "model", "teacher_run", "seed", "role")}
+    key = {"config": run.plain_config(), "model": run.model, "teacher_run": run.teacher_run, "seed": run.seed,
+           "role": run.role}
     key["data"] = Path(data_yaml).name if Path(data_yaml).parent.name == "yolo" else str(data_yaml)
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def same_run(done: dict[str, Any], run: dict[str, Any], out: Path, data_yaml: Path) -> bool:
+def same_run(done: dict[str, Any], run: Run, out: Path, data_yaml: Path) -> bool:
     """Whether a finished run's record ``done`` is the run ``run`` defines.
 
     Its fingerprint matches, or its recorded config differs from ``run``'s only by ``train`` keys written out at
@@ -132,8 +136,8 @@ def same_run(done: dict[str, Any], run: dict[str, Any], out: Path, data_yaml: Pa
     if not done.get("config_file") or not recorded.is_file():
         return False
     old = read_yaml(recorded)
-    return (run_fingerprint({**run, "config": old}, data_yaml) == done["fingerprint"]
-            and _without_defaults(old) == _without_defaults(run["config"]))
+    return (run_fingerprint(replace(run, config=freeze(old)), data_yaml) == done["fingerprint"]
+            and _without_defaults(old) == _without_defaults(run.plain_config()))
 
 
 def _die_with_parent() -> None:
@@ -149,35 +153,35 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _train_process(run: dict[str, Any], out: Path, data_yaml: Path, config_file: Path, device: str | None,
+def _train_process(run: Run, out: Path, data_yaml: Path, config_file: Path, device: str | None,
                    workers: int | None, epochs: int | None = None) -> None:
     """Train (or resume) the run in its own process unless it finished; raise RunError when that fails."""
-    run_path = out / "runs" / run["name"]
+    run_path = out / "runs" / run.name
     if _finished(run_path, epochs):
         return
     if run_path.exists() and not _resumable(run_path):
         shutil.rmtree(run_path)  # started but nothing to resume from: start anew in the same place
     for cache in run_path.glob("eval_*.json"):
         cache.unlink()  # the model is about to change: its held-out evaluation is stale
-    if run.get("kd") and not teacher_weights(run, out).is_file():
-        raise RunError(f"run {run['name']}: teacher checkpoint not found: {teacher_weights(run, out)}")
+    if run.kd and not teacher_weights(run, out).is_file():
+        raise RunError(f"run {run.name}: teacher checkpoint not found: {teacher_weights(run, out)}")
     cmd = train_command(run, out, data_yaml, config_file, device, workers)
-    LOG.info("run %s: %s", run["name"], " ".join(cmd))
+    LOG.info("run %s: %s", run.name, " ".join(cmd))
     proc = subprocess.run(cmd, check=False, preexec_fn=_die_with_parent)
     ok, why = checkpoints.is_complete(run_path)
     if proc.returncode != 0 or not ok:
-        raise RunError(f"run {run['name']} failed (exit {proc.returncode}{'' if ok else '; ' + why}): "
+        raise RunError(f"run {run.name} failed (exit {proc.returncode}{'' if ok else '; ' + why}): "
                        f"{' '.join(cmd)}")
 
 
-def _epochs(run: dict[str, Any]) -> int:
+def _epochs(run: Run) -> int:
     """Epochs the run's resolved config trains for."""
     from training.distill.config import resolve_config
 
-    return int(resolve_config(run["config"])["train"]["epochs"])
+    return int(resolve_config(run.config).train["epochs"])
 
 
-def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | None = None,
+def train_run(run: Run, out: Path, data_yaml: Path, device: str | None = None,
               workers: int | None = None) -> dict[str, Any]:
     """Train one run unless its ``results.json`` exists; return the results record.
 
@@ -186,9 +190,9 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
     Raises:
         RunError: The training process failed or left no verified checkpoint (its command is in the message).
     """
-    run_path = out / "runs" / run["name"]
+    run_path = out / "runs" / run.name
     results = run_path / "results.json"
-    pt_teacher = run["role"] == "teacher" and str(run["model"]).endswith(".pt")
+    pt_teacher = run.role == "teacher" and str(run.model).endswith(".pt")
     done = read_json(results) if results.is_file() else None
     fingerprint = run_fingerprint(run, data_yaml)
     epochs = None if pt_teacher else _epochs(run)
@@ -198,16 +202,16 @@ def train_run(run: dict[str, Any], out: Path, data_yaml: Path, device: str | Non
                              "model, teacher or data; use another --out or delete the run directory")
         if pt_teacher or _finished(run_path, epochs):
             return done
-        LOG.warning("run %s: results.json without a verified checkpoint; training it again", run["name"])
+        LOG.warning("run %s: results.json without a verified checkpoint; training it again", run.name)
         results.unlink()
-    record = {k: v for k, v in run.items() if k != "config"}
+    record = run.record()
     record["fingerprint"] = fingerprint
     if pt_teacher:
-        record.update(weights=str(Path(run["model"]).resolve()), train_s=0.0, epochs="-")
+        record.update(weights=str(Path(run.model).resolve()), train_s=0.0, epochs="-")
         atomic_write_json(results, record)
         return record
-    config_file = out / "configs" / f"{run['name']}.yaml"
-    atomic_write_yaml(config_file, run["config"])
+    config_file = out / "configs" / f"{run.name}.yaml"
+    atomic_write_yaml(config_file, run.plain_config())
     t0 = time.perf_counter()
     _train_process(run, out, data_yaml, config_file, device, workers, epochs)
     rows = csv_rows(run_path / "results.csv")

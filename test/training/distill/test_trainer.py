@@ -34,7 +34,7 @@ def _config(tmp_path, terms, name="cfg"):
 
 
 def _overrides(cfg, data, teacher, project, name, **extra):
-    over = dict(cfg["train"])
+    over = cfg.overrides()
     over.update(model="yolov5n.yaml", data=str(data), project=str(project), name=name, exist_ok=True, **extra)
     if teacher is not None:
         over["distill_model"] = str(teacher)
@@ -56,10 +56,10 @@ def test_all_shipped_configs_resolve():
     for stem in ("default", "fgfi", "response", "native", "combined", "tiny_cpu"):
         path = REPO / "training" / "configs" / f"{stem}.yaml"
         cfg = load_config(path)
-        assert cfg["train"]["optimizer"] == "SGD" or path.stem == "tiny_cpu"
+        assert cfg.train["optimizer"] == "SGD" or path.stem == "tiny_cpu"
     default = load_config(REPO / "training" / "configs" / "default.yaml")
     recipe = {"epochs": 30, "lr0": 0.01, "lrf": 0.1, "optimizer": "SGD", "imgsz": 640}
-    assert all(default["train"][k] == v for k, v in recipe.items())
+    assert all(default.train[k] == v for k, v in recipe.items())
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ def test_kd_settings_reach_ddp_worker(tmp_path, tiny_data, teacher_pt):
     worker = rebuild_ddp_worker(state)
     assert type(worker) is DistillTrainer
     assert worker.kd_config == parent.kd_config
-    assert worker.kd_config["distill"]["terms"]["fgfi"]["psi"] == 0.3
+    assert worker.kd_config.terms["fgfi"]["psi"] == 0.3
     assert worker.args.distill_model == str(teacher_pt)
     assert isinstance(find_settings(worker.callbacks), KDSettings)
     assert sum(isinstance(f, KDSettings) for fs in worker.callbacks.values() for f in fs) == 1
@@ -234,7 +234,7 @@ import os, sys
 from training.distill.config import load_config
 from training.distill.trainer import DistillTrainer
 cfg = load_config(sys.argv[1])
-over = dict(cfg["train"])
+over = cfg.overrides()
 over.update(model="yolov5n.yaml", data=sys.argv[2], distill_model=sys.argv[3], project=sys.argv[4], name="kill",
             exist_ok=True, epochs=2)
 trainer = DistillTrainer(overrides=over, kd_config=cfg)
@@ -260,8 +260,8 @@ def test_kill_and_resume_keeps_kd_setup(tmp_path, tiny_data, teacher_pt):
     from training.distill.model import KDDistillationModel
 
     trainer = DistillTrainer(overrides={"resume": str(last)})  # no config given: it comes from the checkpoint
-    assert trainer.kd_config["distill"]["terms"]["fgfi"]["psi"] == 0.4
-    assert trainer.kd_config["distill"]["terms"]["lad"]["final"] == 0.2
+    assert trainer.kd_config.terms["fgfi"]["psi"] == 0.4
+    assert trainer.kd_config.terms["lad"]["final"] == 0.2
     captured = {}
 
     def grab(t):

@@ -46,9 +46,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from _setup import REPO
 
 QUICK_CONFIG = REPO / "training" / "configs" / "kd_gain_quick.yaml"
 

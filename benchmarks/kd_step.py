@@ -12,7 +12,6 @@ so the KD figure is an upper bound of what KD adds). Goal (docs/benchmarks.md): 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import sys
@@ -20,17 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline: before ultralytics is imported)
+import torch
+from ultralytics.cfg import get_cfg
+from ultralytics.nn.tasks import DetectionModel
 
-import torch  # noqa: E402
-from ultralytics.cfg import get_cfg  # noqa: E402
-from ultralytics.nn.tasks import DetectionModel  # noqa: E402
-
-from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
-from training.distill.config import load_config  # noqa: E402
-from training.distill.model import KDDistillationModel  # noqa: E402
+from kd_traffic_light.core.atomic_io import atomic_write_json
+from training.distill.config import load_config
+from training.distill.model import KDDistillationModel
 
 NAMES = {0: "relevant", 1: "not_relevant"}
 

@@ -9,7 +9,7 @@ generate: synthetic DTLD-format data; convert: DTLD -> YOLO; teacher ... coupled
 ``TRAIN_STAGES``; evaluate: every run on the held-out split; export: the distilled student and the teacher to
 ONNX and OpenVINO; speed: CPU latency per backend and FP16 size (``speed.json``); bag: a synthetic drive bag
 (mcap); nodes: the bag replayed through student, teacher and comparison nodes as real processes
-(``kd_traffic_light.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
+(``kd_traffic_light.tools.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
 every time.
 
 The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
@@ -242,12 +242,13 @@ def node_params(out: Path, role: str, imgsz: int) -> Path:
 
 
 def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> dict[str, Any]:
-    """Replay the bag through student, teacher and comparison nodes (real processes, kd_traffic_light.bag_eval)."""
-    if importlib.util.find_spec("kd_traffic_light.bag_eval") is None or importlib.util.find_spec("rclpy") is None:
-        atomic_write_json(out / "node_run" / "skipped.json", {"reason": "kd_traffic_light.bag_eval or rclpy missing"})
+    """Replay the bag through student, teacher and comparison nodes (real processes, ``tools.bag_eval``)."""
+    tool = "kd_traffic_light.tools.bag_eval"
+    if importlib.util.find_spec(tool) is None or importlib.util.find_spec("rclpy") is None:
+        atomic_write_json(out / "node_run" / "skipped.json", {"reason": f"{tool} or rclpy missing"})
         return {"status": "skipped (bag_eval or rclpy missing)"}
     student = exports["student"]["exports"].get("onnx") or exports["student"]["weights"]
-    cmd = [sys.executable, "-m", "kd_traffic_light.bag_eval", str(out / "bag"),
+    cmd = [sys.executable, "-m", tool, str(out / "bag"),
            "--student-model", str((out / student).resolve()),
            "--teacher-model", str((out / exports["teacher"]["weights"]).resolve()),
            "--out", str(out / "node_run"), "--device", "cpu",

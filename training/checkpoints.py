@@ -1,16 +1,10 @@
 """Checkpoint and run-completion checks shared by the trainer and by ``experiment``.
 
-A training run is finished only when ``weights/COMPLETE.json`` says so. The trainer writes that marker
-last, atomically, after it has checked that ``best.pt`` loads and holds the student alone without optimizer
-state; the marker records the size and SHA-256 of that ``best.pt`` and its parameter count. A reader trusts
-a run only if the marker is there and still matches ``best.pt`` (``verify_run``). Anything else (no marker, a
-torn or replaced ``best.pt``, a half-written marker) is a run to resume or to start over.
-
-Checkpoints themselves are always written through a temporary sibling and ``os.replace`` (``atomic_strip``,
-``commit_saved``; ``DistillTrainer`` calls them from its ultralytics hooks), so a file named ``last.pt`` /
-``best.pt`` is either the previous complete one or the new complete one.
-
-Torch is imported only by the functions that load checkpoints, so the marker checks stay cheap.
+A run is finished only when ``weights/COMPLETE.json`` says so: written last, atomically, after ``best.pt`` was
+checked to load and to hold the student alone; it records that file's size, SHA-256 and parameter count, and a
+reader trusts the run only while they match (``verify_run``). Checkpoints are written through a temporary sibling
+and ``os.replace`` (``atomic_strip``, ``commit_saved``), so ``last.pt`` / ``best.pt`` is always a complete file.
+Torch is imported only where checkpoints are loaded. See docs/training.md.
 """
 
 from __future__ import annotations

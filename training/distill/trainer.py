@@ -1,22 +1,10 @@
-"""Detection trainer for teacher/baseline training and for distillation with the product's KD terms.
+"""``DistillTrainer``: ultralytics' detection trainer for teacher / baseline training and for distillation.
 
-Seams of ultralytics 8.4.190 handled here (each covered by a test):
-
-- KD settings are our own config, not ultralytics overrides (unknown override keys raise). They travel in a
-  picklable ``KDSettings`` callback object: DDP workers are rebuilt from trainer class, args, model and
-  *callbacks*, so the worker's ``DistillTrainer.__init__`` finds the settings in its callbacks. (A file next to
-  the run would not do: the DDP launcher deletes the save_dir before spawning the workers.)
-- Resume rebuilds ``KDDistillationModel`` (not the base class) in ``setup_model``; the settings come back from
-  the checkpoint model (``run_config``), adapters and projector from its EMA weights.
-- best.pt is rewritten student-only every time it is saved; last.pt keeps the adapters (and the projector)
-  beside the student until the run finishes, so resume is exact; ultralytics strips it at the end.
-- Crash safety: ultralytics writes last.pt / best.pt in place and strips them in place. Here every checkpoint
-  goes through a temporary sibling and ``os.replace`` (best.pt before last.pt, so a last.pt always has its
-  best.pt; results.csv rows too), the final strips are checked before they replace anything, and
-  ``weights/COMPLETE.json`` (``training.checkpoints``) is written once best.pt has been checked to be the
-  student alone. Only last.pt's final strip follows it, so until the marker exists last.pt is a training
-  checkpoint: a resumed run whose training loop had already ended (killed in the final evaluation or before
-  the marker) is completed without training instead of being refused as "finished".
+It builds ``KDDistillationModel`` (also on resume), carries the ``DistillConfig`` to DDP workers in a picklable
+``KDSettings`` callback and back from a checkpoint's ``run_config``, adds the train-time augmentations, and routes
+every checkpoint write through ``training.checkpoints`` (atomic, best.pt student-only, completion marker) and
+``training.provenance``. The seams of ultralytics 8.4.190 handled here, each covered by a test: docs/training.md
+("How the KD settings reach the trainer, multi-GPU workers and a resumed run").
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from pathlib import Path
 import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline)
 
 from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
-from training.data.dtld import ConvertOptions, ImageJob, convert_dtld, convert_image  # noqa: E402
+from training.data.dtld import ConvertOptions, convert_dtld  # noqa: E402
+from training.data.dtld.jobs import ImageJob, convert_image  # noqa: E402
 from training.data.synth import SynthConfig, make_synthetic_dtld  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """convert-dtld faults: nothing to convert is a failure, boxes without area are counted, every write is a kill point.
 
 Tiny 64x32 frames (``ConvertOptions.size``) keep it fast. The kill points are chosen by hooking the
-converter's one artefact writer (``training.data.dtld.atomic_write_bytes``) in a child process: at the Nth
+converter's one artefact writer (``training.data.dtld.output.atomic_write_bytes``) in a child process: at the Nth
 call it leaves a torn temporary and dies with ``os._exit``, or dies right after the last write. A re-run
 must then end byte-identical to an uninterrupted conversion.
 """
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import training.data.dtld as dtld
+import training.data.dtld.output as dtld_output
 from training.cli import main as cli_main
 from training.errors import RunError
 
@@ -150,10 +151,11 @@ _KILL_DRIVER = """
 import json, os, sys
 from pathlib import Path
 import training.data.dtld as dtld
+import training.data.dtld.output as dtld_output
 from kd_traffic_light.core.atomic_io import tmp_path_for
 
 root, out, train, test, mode, n = sys.argv[1:7]
-n, calls, write = int(n), [0], dtld.atomic_write_bytes
+n, calls, write = int(n), [0], dtld_output.atomic_write_bytes
 
 def hooked(path, data):
     calls[0] += 1
@@ -165,7 +167,7 @@ def hooked(path, data):
     if calls[0] == n and mode == "after":
         os._exit(KILLED)
 
-dtld.atomic_write_bytes = hooked
+dtld_output.atomic_write_bytes = hooked
 dtld.convert_dtld(root, out, dtld.ConvertOptions(train=[train], test=[test], size=(64, 32)), progress=False)
 sys.exit(0)
 """.replace("KILLED", str(KILLED))
@@ -176,14 +178,14 @@ def test_kill_at_every_artefact_write_then_rerun_is_byte_identical(tmp_path, mon
     files = _tree(root, _entries())
     reference = tmp_path / "reference"
     written = []
-    real_write = dtld.atomic_write_bytes
+    real_write = dtld_output.atomic_write_bytes
 
     def counting(path, data):
         written.append(Path(path).relative_to(reference).as_posix())
         real_write(path, data)
 
     with monkeypatch.context() as m:
-        m.setattr(dtld, "atomic_write_bytes", counting)
+        m.setattr(dtld_output, "atomic_write_bytes", counting)
         dtld.convert_dtld(root, reference, _opts(files), progress=False)
     want = _tree_bytes(reference)
     # every artefact goes through the hooked writer, each exactly once

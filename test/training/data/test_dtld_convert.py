@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from test.training.data.helpers_dtld import read_yolo, tree_bytes
-from training.data.dtld import ConvertOptions, convert_dtld, load_labels, split_validation
+from training.data.dtld import ConvertOptions, convert_dtld, load_labels
+from training.data.dtld.splits import split_validation
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from kd_traffic_light.core.atomic_io import atomic_write_bytes, atomic_write_text
-from training.data.dtld import IMAGE_HEIGHT, IMAGE_WIDTH, clip_box
+from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
+from training.data.dtld.yolo import clip_box
 from training.data.synth.labels import _attributes, write_labels
 from training.data.synth.model import PRESETS, SynthConfig, SynthDataset, SynthFrame, SynthLight
 from training.data.synth.render import render_frame

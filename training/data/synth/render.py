@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from training.data.dtld import IMAGE_HEIGHT, IMAGE_WIDTH, clip_box
+from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
+from training.data.dtld.yolo import clip_box
 from training.data.synth.camera import CY, FX, project
 from training.data.synth.scene import LightSpec
 from training.data.synth.sensor import encode_raw

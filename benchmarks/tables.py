@@ -1,0 +1,234 @@
+"""Render the measured-figure tables of README.md and docs/*.md from the result files in docs/results/.
+
+Every measured figure has one owner: the JSON its benchmark wrote, kept in ``docs/results/``. A table in a
+Markdown file sits between ``<!-- BEGIN rendered: NAME -->`` and ``<!-- END rendered: NAME -->`` and is
+written by the function ``NAME`` of :data:`TABLES`; nobody edits it by hand.
+
+    python benchmarks/tables.py           # rewrite every rendered table
+    python benchmarks/tables.py --check   # exit 1 naming each stale table (the test suite runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+DOCS = ("README.md", "docs/runtime.md", "docs/training.md", "docs/benchmarks.md")
+BLOCK = re.compile(r"(<!-- BEGIN rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END rendered: (?P=name) -->)",
+                   re.S)
+KD_SETS = (("tuning scenes (arms chosen here)", "kd_gain_quick.json"),
+           ("replication (other data seed, nothing chosen)", "kd_gain_replication.json"))
+NODE, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
+
+
+def result(name: str) -> dict[str, Any] | None:
+    """Read ``docs/results/<name>`` (None when it does not exist)."""
+    path = RESULTS / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def interval(d: dict[str, Any] | None) -> str:
+    """``+5.57 [-1.89, +13.03]`` for a paired-interval record."""
+    if not d or d.get("mean") is None:
+        return "n/a"
+    ci = d.get("ci95")
+    return f"{d['mean']:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else " (one seed)")
+
+
+def held(flag: bool | None) -> str:
+    return "held" if flag else "**not held**"
+
+
+def _ratio(fig: dict[str, Any]) -> str:
+    native = fig["D_native"]["mean"]
+    return f"{fig['D_ours']['mean'] / native:.1f}" if native and native > 0 else "n/a (native <= 0)"
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def kd_gain_summary() -> str:
+    """Render the kd-gain figures of each scene set, with which goal held where."""
+    rows = []
+    for label, name in KD_SETS:
+        fig = result(name)
+        if fig is None:
+            rows.append([label, "-", "no result file", "", "", "", "", "", ""])
+            continue
+        g = fig["goals"]
+        rows.append([label, ", ".join(str(s) for s in fig["seeds"]), interval(fig["D_ours"]),
+                     held(g["D_ours_ci_excludes_zero"]), interval(fig["D_native"]), _ratio(fig),
+                     held(g["D_ours_vs_native"]), f"{fig['kd_gap']:.2f}", held(g["kd_gap_ge_0.4"])])
+    header = ["scene set", "student seeds", "D_ours, 95 % CI", "CI excludes 0", "D_native", "D_ours / D_native",
+              ">= 2", "kd-gap", ">= 0.4"]
+    return md_table(header, rows)
+
+
+def kd_gain_arms() -> str:
+    """Render every arm's per-seed held-out mAP50-95 on each scene set (val means where recorded)."""
+    out = []
+    for label, name in KD_SETS:
+        fig = result(name)
+        if fig is None:
+            continue
+        seeds = [str(s) for s in fig["seeds"]]
+        val = fig.get("val_map50_95", {})
+        rows = []
+        for arm, by_seed in fig["arms"].items():
+            mark = " (chosen)" if arm in fig["chosen"].values() else ""
+            mean = statistics.fmean(by_seed.values())
+            v = val.get(arm)
+            rows.append([f"{arm}{mark}", *[f"{by_seed[s]:.2f}" if s in by_seed else "" for s in seeds],
+                         f"{mean:.2f}" if len(by_seed) == len(seeds) else "",
+                         f"{statistics.fmean(v.values()):.2f}" if v else "-",
+                         "" if arm == "baseline" else interval(fig["D_arms"].get(arm))])
+        rows.append(["teacher", f"{fig['map50_95']['teacher']:.2f}", *[""] * (len(seeds) + 2)])
+        out.append(f"{label}, `docs/results/{name}`:\n\n" + md_table(
+            ["arm", *[f"seed {s}" for s in seeds], "mean", "val mean", "vs baseline, 95 % CI"], rows))
+    return "\n".join(out)
+
+
+def kd_terms() -> str:
+    """Render the gradient each loss component sends into the student (benchmarks/kd_terms.py)."""
+    fig = result("kd_terms_quick.json")
+    if fig is None:
+        return "No result file (`docs/results/kd_terms_quick.json`).\n"
+    rows = fig["rows"]
+    ref = rows["cls_loss"]["student"]
+    body = [[name, f"{r['value']:.3g}", f"{r['student']:.4g}", f"{r['cls_branch']:.3g}", f"{r['box_branch']:.3g}",
+             f"{r['student'] / ref:.2f}"] for name, r in rows.items()]
+    lad = fig["lad"]
+    note = (f"\nLAD adds no loss: positives per batch {lad['stock_pos']:.0f} -> {lad['lad_pos']:.0f}, target-score "
+            f"sum {lad['stock_tss']:.2f} -> {lad['lad_tss']:.0f} ({fig['batches']} batches at {fig['imgsz']} px).\n")
+    return md_table(["loss column", "value", "gradient norm, whole student", "class branch", "box branch",
+                     "share of the class loss'"], body) + note
+
+
+def node_figures() -> str:
+    """Render the node figures of benchmarks/node_latency.py against their goals."""
+    fig = result(NODE)
+    if fig is None:
+        return f"No result file (`docs/results/{NODE}`).\n"
+    f, c, start = fig["figures"], fig["context"], fig["node-start"]
+    goals = {"node-overhead": (f["node-overhead"] <= 1.10, "<= 1.10"),
+             "node-throughput": (f["node-throughput"] >= 0.90, ">= 0.90"),
+             "node-bounded": (f["node-bounded"] <= 1.5, "<= 1.5")}
+    rows = [[k, goal, f"{f[k]:.3f}", "met" if ok else "**not met**"] for k, (ok, goal) in goals.items()]
+    rows.append(["node-start, ONNX / .pt", "report",
+                 f"{start['onnx']['first_detection_s_median']:.2f} s / {start['pt']['first_detection_s_median']:.2f} s",
+                 ""])
+    rows.append(["student-vs-teacher frames/s", "report (FLOPs ratio "
+                 f"{c['flops_ratio_teacher_over_student']:.1f})", f"{f['student-vs-teacher']:.1f}", ""])
+    size = fig["runtime-size"]
+    rows.append(["runtime-size, .venv-runtime / .venv", "report",
+                 f"{size['runtime_venv_mb']:.0f} / {size['full_venv_mb']:.0f} MiB", ""])
+    setting = (f"{fig['profile']} profile, {fig['frame']}, imgsz {fig['run']['imgsz']}, threads {fig['threads']}, "
+               f"fresh_wait {fig['fresh_wait']}, {fig['cpus']} cores, load {fig['load_avg'][0]:.2f}")
+    return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{NODE}`.\n"
+
+
+def fastdds_profiles() -> str:
+    """Render the shipped Fast DDS profile against its version without TCP (one quick run each)."""
+    rows = []
+    for label, name in (("SHM + UDP (before; LARGE_DATA peers see nothing)", NODE_WITHOUT_TCP),
+                        ("SHM + UDP + TCP (shipped)", NODE)):
+        fig = result(name)
+        if fig is None:
+            continue
+        c = fig["context"]
+        rows.append([label, f"{fig['node-start']['onnx']['first_detection_s_median']:.2f} s",
+                     f"{c['relay_latency_ms_median']:.1f} / {c['relay_latency_ms_p99']:.1f} ms",
+                     f"{c['high_latency_ms_p99']:.1f} / {c['low_latency_ms_p99']:.1f} ms", f"`{name}`"])
+    return md_table(["profile", "first detection of a fresh ONNX node", "two-process round trip, median / p99",
+                     "p99 above capacity / at half capacity", "result file"], rows)
+
+
+def cost_figures() -> str:
+    """Render convert and kd-step against their goals (benchmarks/convert.py, benchmarks/kd_step.py)."""
+    rows = []
+    conv = result("convert.json")
+    if conv is None:
+        rows.append(["convert: N-worker images/s / (N x one process)", ">= 0.8", "no result file", ""])
+    else:
+        rows.append([f"convert ({conv.get('workers', 'N')} workers, 2048x1024 TIFF -> PNG)", ">= 0.8",
+                     f"{conv['ratio_median']:.3f} ({conv['single_ips_median']:.1f} img/s alone, "
+                     f"{conv['parallel_ips_median']:.1f} in parallel)",
+                     "met" if conv["ratio_median"] >= 0.8 else "**not met**"])
+    step = result("kd_step.json")
+    for r in (step or {}).get("results", []):
+        rows.append([f"kd-step {r['pair']} (all terms of {Path(step['config']).name})", "<= 1.10",
+                     f"{r['ratio']:.3f} (peak RSS {r['peak_rss_mb_plain_teacher']:.0f} -> "
+                     f"{r['peak_rss_mb_after_kd']:.0f} MB)", "met" if r["ratio"] <= 1.10 else "**not met**"])
+    if step is None:
+        rows.append(["kd-step: KD step / (student step + teacher forward)", "<= 1.10", "no result file", ""])
+    return md_table(["figure", "goal", "measured", ""], rows)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "cost-figures": cost_figures,
+    "kd-gain-summary": kd_gain_summary,
+    "kd-gain-arms": kd_gain_arms,
+    "kd-terms": kd_terms,
+    "node-figures": node_figures,
+    "fastdds-profiles": fastdds_profiles,
+}
+
+
+# ------------------------------------------------------------------------------------------------ files
+def render_text(text: str, where: str) -> tuple[str, list[str]]:
+    """Return ``text`` with every rendered block rewritten, and the names of the blocks that changed.
+
+    Raises:
+        ValueError: A block names no table of :data:`TABLES` (naming the file and the block).
+    """
+    changed: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in TABLES:
+            raise ValueError(f"{where}: rendered block '{name}': no such table; expected one of {sorted(TABLES)}")
+        body = TABLES[name]()
+        if body != m.group("body"):
+            changed.append(name)
+        return m.group(1) + body + m.group(4)
+
+    return BLOCK.sub(fill, text), changed
+
+
+def stale(files: list[Path]) -> list[str]:
+    """``file: table`` for every rendered table whose text differs from what the result files give."""
+    return [f"{path.name}: {name}" for path in files
+            for name in render_text(path.read_text(encoding="utf-8"), str(path))[1]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python benchmarks/tables.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="do not write; exit 1 when a rendered table is stale")
+    args = p.parse_args(argv)
+    files = [REPO / f for f in DOCS]
+    if args.check:
+        old = stale(files)
+        for line in old:
+            print(f"stale rendered table: {line} (run python benchmarks/tables.py)", file=sys.stderr)
+        return 1 if old else 0
+    for path in files:
+        text, changed = render_text(path.read_text(encoding="utf-8"), str(path))
+        if changed:
+            path.write_text(text, encoding="utf-8")
+            print(f"{path.relative_to(REPO)}: {', '.join(changed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The figures in README.md and docs/ are rendered from docs/results/ and never go stale (benchmarks/tables.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import tables
+
+BLOCK = "<!-- BEGIN rendered: {name} -->\n{body}<!-- END rendered: {name} -->\n"
+
+
+def test_every_rendered_table_matches_its_result_files():
+    files = [tables.REPO / f for f in tables.DOCS]
+    assert tables.stale(files) == [], "run: python benchmarks/tables.py"
+
+
+def test_each_table_is_rendered_somewhere():
+    text = "".join((tables.REPO / f).read_text(encoding="utf-8") for f in tables.DOCS)
+    assert {name for name in tables.TABLES if f"BEGIN rendered: {name} -->" not in text} == set()
+
+
+def test_a_planted_stale_figure_is_named(tmp_path):
+    body = tables.TABLES["kd-gain-summary"]()
+    planted = body.replace("+8.14", "+9.14")
+    assert planted != body  # the tuning-scenes figure is in the table
+    doc = tmp_path / "doc.md"
+    doc.write_text("# t\n\n" + BLOCK.format(name="kd-gain-summary", body=planted), encoding="utf-8")
+    assert tables.stale([doc]) == ["doc.md: kd-gain-summary"]
+    doc.write_text("# t\n\n" + BLOCK.format(name="kd-gain-summary", body=body), encoding="utf-8")
+    assert tables.stale([doc]) == []
+
+
+def test_a_block_naming_no_table_is_refused_with_the_file(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(BLOCK.format(name="kd-gian", body=""), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"doc\.md: rendered block 'kd-gian': no such table"):
+        tables.stale([doc])

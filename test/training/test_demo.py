@@ -87,9 +87,27 @@ def test_report_quotes_the_kd_gain_benchmark(tmp_path):
               "D_ours": {"mean": 2.25, "ci95": [-0.9, 5.4]}, "D_native": {"mean": 0.25, "ci95": None},
               "kd_gap": 0.11, "goals": {"D_ours_ci_excludes_zero": False}}
     (tmp_path / "kd.json").write_text(json.dumps(result))
-    text = gain_section((tmp_path / "kd.json",))
+    text = gain_section((tmp_path / "kd.json",), replication=None)
     assert "| ours | 12.00 | 13.50 |" in text and "+2.25 (95 % CI -0.90 to +5.40)" in text
     assert "ours = `ours_a`" in text and "kd-gap 0.11" in text
+    assert "no goal is called met" in text and " met" not in text.replace("no goal is called met", "")
+
+
+def test_report_calls_a_goal_met_only_where_it_held_on_both_scene_sets(tmp_path):
+    from training.report import gain_section
+
+    base = {"profile": "quick", "chosen": {"ours": "o", "native": "n"}, "D_ours": {"mean": 2.0, "ci95": [1.0, 3.0]},
+            "D_native": {"mean": 0.5, "ci95": None}, "kd_gap": 0.5,
+            "map50_95": {"teacher": 30.0, "baseline": {"0": 10.0}, "ours": {"0": 12.0}, "native": {"0": 10.5}}}
+    tuning = {**base, "goals": {"D_ours_ci_excludes_zero": True, "D_ours_vs_native": True, "kd_gap_ge_0.4": True}}
+    replication = {**base, "goals": {"D_ours_ci_excludes_zero": False, "D_ours_vs_native": True,
+                                     "kd_gap_ge_0.4": True}}
+    (tmp_path / "t.json").write_text(json.dumps(tuning))
+    (tmp_path / "r.json").write_text(json.dumps(replication))
+    text = gain_section((tmp_path / "t.json",), replication=tmp_path / "r.json")
+    assert "Met on both scene sets: D_ours >= 2 x D_native, kd-gap >= 0.4." in text
+    assert "Not carried by the evidence: the interval of D_ours excludes 0." in text
+    assert "the interval of D_ours excludes 0: held" in text and "the interval of D_ours excludes 0: not held" in text
 
 
 def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_them(tmp_path):

@@ -1,38 +1,13 @@
 r"""kd-gain and kd-gap: our distillation against ultralytics' native mode and the plain baseline, paired seeds.
 
-Every arm trains with the identical recipe (the experiment's ``train`` and ``augment`` sections) over the same
-seeds, through ``training.experiment`` (same grid runner, same per-run ``results.json`` resumability, the teacher
-trained once and cached). A seed means the same run in every arm: same initialisation and data order (checked on
-one machine: the same seed reproduces the same per-epoch curve; across machines it does not, so every arm of one
-comparison runs on one machine, recorded under ``machine``). Arms: the methods of the profile's experiment file;
-``ours_*`` are the candidates for ours, ``native_*`` the native arms (its default ``dis`` and a tuned one).
-Choosing happens on the val split only, in two stages (the held-out split is evaluated once per run and never
-used to choose): screening trains the baseline on every seed and each candidate on the first seed; the best
-``--finalists`` (default 2) of each family by val mAP50-95 train on the other seeds too, and the finalist of
-each family with the best val mAP50-95 averaged over every seed is reported as ``ours`` / ``native``. One seed's
-val score ranks candidates a few points apart in an order their held-out scores can contradict; three seeds'
-val scores rank them with three times the evidence. With two runs at a time (``--launcher ray``, the default;
-one torch thread each) the quick profile takes about 50 minutes on 2 cores from nothing, about 42 with its
-teacher cached.
-Figures, in mAP50-95 points on the held-out split::
+Every arm trains with the identical recipe over the same seeds through ``training.experiment``; candidates are
+chosen on the val split only and the figures are held-out mAP50-95 points: kd-gain (ours - baseline, with its
+95 % paired t interval) and kd-gap. Writes ``runs/bench/kd_gain.json``.
 
-    kd-gain:  D_ours = mean over seeds of (ours - baseline), with its 95 % paired t interval; D_native likewise
-              goals: the interval of D_ours excludes 0 (>= 3 seeds); D_ours >= 2 x D_native (D_ours > 0 where
-              D_native <= 0)
-    kd-gap:   (ours - baseline) / (teacher - baseline)    goal >= 0.4
-
-Profiles:
-
-* ``quick`` (default): ``training/configs/kd_gain_quick.yaml``: synthetic DTLD-format data (>= 300 held-out
-  images), students yolov5n 24 epochs at 160 px near their plateau, teacher yolov5s 60 epochs (cached), 3 seeds.
-* ``full``: the real DTLD (``--dtld-root``), 640 px, 30 epochs, teacher yolov5l, student yolov5n; GPU.
-
-    python benchmarks/kd_gain.py                       # quick CPU profile
+    python benchmarks/kd_gain.py                       # quick CPU profile (about 50 min on 2 cores)
     python benchmarks/kd_gain.py --profile full --dtld-root datasets/DTLD --device 0
 
-Writes ``runs/bench/kd_gain.json``: ``"map50_95": {"teacher": x, "baseline": {"<seed>": x}, "ours": {...},
-"native": {...}}`` (points, held-out) plus every arm under its own name (``arms``) and the val values used to
-choose (``val_map50_95``). Goals and measured values: docs/benchmarks.md.
+Protocol, profiles, goals and the JSON's fields: docs/benchmarks.md, "kd-gain and kd-gap".
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Read serialized ``sensor_msgs/Image`` and ``CompressedImage`` (CDR bytes) without building the message.
 
-The detector node subscribes with ``raw=True``: every arriving frame is only a ``bytes`` object, the
-callback reads the small fields in front of the pixels (header, size, encoding, data length) to validate
-and count it, and only the frame the worker takes is decoded, as a numpy view of those bytes (no copy).
-The wire layout (plain CDR, little or big endian; XCDR2 is identical for these final types, which have no
-8-byte fields):
+The detector node subscribes with ``raw=True``: its callback reads only the fields in front of the pixels
+(:func:`read_image`, :func:`read_compressed`) to validate and count a frame, and only the frame the worker takes
+is decoded, as a numpy view of the bytes (no copy). Plain CDR, little or big endian; any other encapsulation
+raises :class:`CdrError` and the node falls back to rclpy's deserialisation.
 
-    Image:           int32 sec, uint32 nanosec, string frame_id, uint32 height, uint32 width,
-                     string encoding, uint8 is_bigendian, uint32 step, sequence<uint8> data
-    CompressedImage: int32 sec, uint32 nanosec, string frame_id, string format, sequence<uint8> data
-
-(a string is a uint32 length counting its NUL, the bytes and the NUL; uint32 fields are aligned to 4 bytes
-from the end of the 4-byte encapsulation header). Any other encapsulation raises :class:`CdrError`, and the
-node falls back to rclpy's deserialisation.
+The wire layout: docs/runtime.md, "The detector node's hot path".
 """
 
 from __future__ import annotations

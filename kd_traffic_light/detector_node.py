@@ -1,22 +1,12 @@
 """Detector node: runs one model (student or teacher) on one or more camera topics.
 
-A thin lifecycle node around :class:`kd_traffic_light.core.detector.TrafficLightDetector`:
+A thin lifecycle node around :class:`kd_traffic_light.core.detector.TrafficLightDetector`: configure loads and
+warms up the model, activate subscribes. Camera subscriptions are raw; a latest-frame slot feeds one worker
+thread that predicts and publishes, so the executor never blocks. The first SIGINT/SIGTERM stops it cleanly.
 
-* configure: read parameters into validated configs, load and warm up the model (a bad model path fails
-  here, loudly, naming the path); create publishers.
-* activate: subscribe to the camera topic(s), publish ``~/label_info`` (transient local).
-* deactivate / cleanup: unsubscribe / free the model.
+    python -m kd_traffic_light.detector_node --ros-args -r image:=/camera/image_raw -p model:=student.onnx
 
-The camera subscriptions are raw (``raw=True``): a callback gets the serialized bytes, reads the few
-fields in front of the pixels to validate and count the frame (:mod:`kd_traffic_light.cdr_image`) and
-puts the bytes into a latest-frame slot. One worker thread takes the newest frame, views its pixels in
-place, predicts and publishes; frames replaced in the slot are never deserialised. So the executor never
-blocks and latency does not grow with the input rate. Outputs copy the input header verbatim; the debug
-image is drawn only while somebody subscribes. Malformed frames are logged (throttled), counted in
-``/diagnostics`` and dropped.
-
-Ctrl-C: the first SIGINT/SIGTERM stops the node cleanly (exit 0), later ones are ignored
-(:mod:`kd_traffic_light.shutdown`).
+Topics, parameters and lifecycle: docs/nodes.md; the hot path: docs/runtime.md, "The detector node's hot path".
 """
 
 from __future__ import annotations

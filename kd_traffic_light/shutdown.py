@@ -1,22 +1,13 @@
 """Signals of the node processes: the first SIGINT/SIGTERM asks for a clean stop, later ones are ignored.
 
-A terminal's Ctrl-C reaches every process of the group and ``ros2 launch`` forwards one more, so a node
-sees SIGINT twice; the second must not land in the clean-up (rclpy's own handler turns it into a
-``KeyboardInterrupt`` inside ``destroy_node()``). So rclpy is initialised without signal handlers
-(:func:`init_rclpy`) and :class:`SignalGuard` takes SIGINT and SIGTERM: their Python handlers do nothing,
-and the interpreter's wake-up fd (written by its C-level handler, whichever thread the kernel picked)
-is read by one thread of its own, so a signal is seen even while the main thread is stuck in native code:
+A terminal's Ctrl-C and ``ros2 launch`` together send a node SIGINT twice; the second must not land in the
+clean-up. A clean-up still running ``grace_s`` seconds after the first signal (default 4 s) is stuck: every
+thread's stack goes to stderr and the process exits with 1. In a node's ``main()``::
 
-* the first sets :attr:`SignalGuard.requested` and calls the registered wake-ups; the main loop
-  (:func:`spin_until_requested`) returns and the node cleans up;
-* later signals are ignored;
-* if the process is still alive ``grace_s`` seconds after the first (default 4 s, inside launch's 5 s
-  before SIGTERM), a clean-up is stuck: every thread's Python stack is written to stderr (where it hangs)
-  and the process exits with 1. This watchdog is :func:`faulthandler.dump_traceback_later`, a C thread
-  that needs no GIL: rclpy's ``destroy_node()`` has been seen to block while holding the GIL, which would
-  starve any Python-level timer.
+    guard = SignalGuard("detector_node").install(); init_rclpy(args)  # rclpy without its signal handlers
+    ...; spin_until_requested(executor, guard)
 
-:func:`faulthandler.enable` is on too, so a crash prints every thread's stack instead of dying silently.
+How it works and why (the wake-up fd, the C-level watchdog): docs/runtime.md, "Stopping a node".
 """
 
 from __future__ import annotations
@@ -34,7 +25,7 @@ GRACE_S = 4.0
 
 
 class SignalGuard:
-    """Turns SIGINT/SIGTERM into one stop request (see the module docstring).
+    """Turns SIGINT/SIGTERM into one stop request (docs/runtime.md, "Stopping a node").
 
     Args:
         name: Process name for the messages on stderr.

@@ -1,21 +1,11 @@
-"""Command-line interface of the training submodule: one subcommand per stage.
+"""Command-line interface of the training submodule: one subcommand per stage (``python -m training --help``).
 
-Each stage module exposes ``add_parser(subparsers)`` that registers its subcommand and sets
-``func`` (a callable taking the parsed namespace and returning an exit code). Stage modules keep
-heavy imports (torch, ultralytics) inside ``func`` so ``--help`` stays fast.
+Each stage module exposes ``add_parser(subparsers)``, which registers its subcommand and sets ``func`` (the
+parsed namespace -> an exit code), and keeps torch / ultralytics imports inside ``func`` so ``--help`` stays fast.
+Errors end in one ``error: ...`` line on stderr: exit 2 for a usage error, 1 for a failure; any other exception
+is a bug and keeps its traceback.
 
-Errors and exit status (one ``error: <file or flag>: <field>: <what was expected, what was given>`` line on
-stderr, never a traceback):
-
-- 2, usage: the command line or a config file is wrong. ``training.errors.UsageError`` and any other
-  ``ValueError`` (bad keys, types, values, malformed YAML), argparse's own errors (unknown flag, a value of the
-  wrong type), and ``FileNotFoundError``: a path the user named that does not exist.
-- 1, failure: the request is well-formed but cannot be carried out. ``training.errors.RunError`` (images missing
-  behind a data.yaml, a .pt that is not a model or not a training checkpoint, a run that failed) and any other
-  ``OSError`` (a directory that cannot be created or written, a full disk).
-
-Anything else is a bug and keeps its traceback. Errors that ultralytics or torch raise for known user inputs are
-caught where they arise (the stage's input checks) and re-raised as one of the two, naming the file.
+Which exception maps to which status: docs/training.md, "Errors and exit status".
 """
 
 from __future__ import annotations

@@ -1,25 +1,13 @@
 r"""End-to-end demo on synthetic DTLD-format data, sized for a 2-core CPU (``make demo``).
 
-The 13 stages, in order (each skipped when its outputs exist, so a crashed demo continues where it stopped)::
-
-    generate -> convert -> teacher -> baseline -> ours -> native -> coupled baseline -> coupled ours
-    -> evaluate -> export -> speed -> bag -> nodes
-
-generate: synthetic DTLD-format data; convert: DTLD -> YOLO; teacher ... coupled ours: the training runs of
-``TRAIN_STAGES``; evaluate: every run on the held-out split; export: the distilled student and the teacher to
-ONNX and OpenVINO; speed: CPU latency per backend and FP16 size (``speed.json``); bag: a synthetic drive bag
-(mcap); nodes: the bag replayed through student, teacher and comparison nodes as real processes
-(``kd_traffic_light.tools.bag_eval``; left out with ``--skip-nodes``). ``REPORT.md`` is written after the stages,
-every time.
-
-The experiment is ``training/configs/demo_cpu.yaml`` run through ``training.experiment`` (teacher yolov5s for
-20 epochs, students yolov5n and its coupled-head variant for 10 epochs, all at 160 px on 512x256 frames);
-``--quick`` shrinks it to a smoke run (64 px, 1 epoch, a handful of images, about 3 minutes). Everything lands
-in ``--out``, and ``<out>/REPORT.md`` links it all, with the distillation gain over paired seeds quoted from the
-kd-gain benchmark.
+Thirteen resumable stages, from generating the data through training (teacher, baseline, distilled and
+coupled-head students), evaluation, export and timing to a bag replayed through the nodes (``--skip-nodes``
+leaves that out). Everything lands in ``--out``, linked from ``<out>/REPORT.md``.
 
     python -m training.demo --out runs/demo
-    python -m training.demo --quick --out runs/demo_quick
+    python -m training.demo --quick --out runs/demo_quick     # smoke run, about 3 minutes
+
+The stages, the sizes and what the REPORT shows: docs/demo.md.
 """
 
 from __future__ import annotations
@@ -316,7 +304,7 @@ def demo_runs(exp: Experiment) -> tuple[dict[str, Run], dict[str, str]]:
 
 
 def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_nodes: bool = False) -> int:
-    """Every stage of the demo in order (see the module docstring); writes ``out/REPORT.md``."""
+    """Every stage of the demo in order (docs/demo.md); writes ``out/REPORT.md``."""
     from training import experiment as X
     from training.report import write_report
 

@@ -1,17 +1,12 @@
-"""``python -m training evaluate``: accuracy and cost of trained models, as the source study tabulates them.
+r"""``python -m training evaluate``: accuracy and cost of trained models, as the source study tabulates them.
 
-Per model: mAP50 and mAP50-95 for all classes and per class (relevant, not_relevant) from ultralytics
-validation on a split, GFLOPs at the evaluation size, parameters, FP16 size (MiB of the half-precision
-state dict) and CPU latency (median over repetitions, batch 1, fused model, forward pass only, no
-pre/post-processing). Results go to ``<out>/evaluation.json`` and ``<out>/evaluation.md`` (the study's
-columns: model, teacher, FLOPs, mAP50, mAP50-95, relevant/not relevant mAP50 and mAP50-95, epochs; then
-parameters, FP16 size and CPU latency). Teacher and epochs come from the run's provenance file (see
-``training.export.read_provenance``), else from the checkpoint's training args (``distill_model``,
-``epochs``), else ``-``.
+Per model: mAP50 and mAP50-95 (all classes, relevant, not_relevant) on a split, GFLOPs, parameters, FP16 size and
+CPU latency, written to ``<out>/evaluation.json`` and ``<out>/evaluation.md``::
 
-Example:
     python -m training evaluate --weights runs/teacher_l/weights/best.pt runs/n_from_l/weights/best.pt \
         --data datasets/dtld/data.yaml --split test --imgsz 640 --device cpu --out reports/eval
+
+How each column is measured: docs/training.md, "Evaluation".
 """
 
 from __future__ import annotations

@@ -1,41 +1,13 @@
-"""Student vs teacher over a rosbag2, as real processes: the pip-setup equivalent of teacher_student.launch.py.
+r"""Student vs teacher over a rosbag2, as real processes: the pip-setup equivalent of teacher_student.launch.py.
 
-Starts `/student/detector` and `/teacher/detector` (detector_node with config/student.yaml and
-config/teacher.yaml), `/comparison/comparison` (comparison_node with config/comparison.yaml) and the bag
-replay paced by both detectors' results (so both process every frame) with /clock and
-use_sim_time on every node (as `bag:=` does in the launch file), waits for the
-end, stops every process cleanly and writes into `--out`:
+Starts the student and teacher detector nodes, the comparison node and the bag replay paced by both detectors
+(/clock and use_sim_time on every node), waits for the end, stops every process cleanly and writes the
+comparison records, the overlays (frames and an MP4), `summary.json` and each process's log into `--out`.
 
-Start-up order: the overlay saver (a subscription in this process) joins first, then every process starts
-at once; the replay publishes nothing until the image topic has its three subscriptions matched (student,
-teacher, comparison), both detection topics their publishers, and this process has created its start file,
-which it does once the saver's subscription has matched the comparison's overlay publisher (the
-comparison draws an overlay only while someone subscribes, so an overlay published before would be lost).
-A node not up (model loaded) within `--startup-timeout` fails the run, naming it. Nodes that are up but have
-not all found each other within 30 s (the Fast DDS discovery problem of docs/runtime.md) are stopped and
-every process starts again, 3 attempts in all (the stalled attempts' logs are kept as `*.attemptN.log`);
-then the run fails naming what never matched.
-
-* `records.csv` (or .jsonl): one comparison record per frame both detectors processed;
-* `frames/<stamp_ns>.jpg`: the comparison overlays (teacher dashed, student solid);
-* `overlay.mp4`: the overlays as a video (cv2 mp4v);
-* `summary.json`: `status` (`ok` or `failed`, with `error`), `warnings`, pooled metrics, frame counts,
-  `overlay_frames`, exit codes and the commands run;
-* `logs/*.log`: each process's output.
-
-Nothing is reported over nothing. The bag is checked before any process starts: a missing path, a file
-that is not a rosbag2, a truncated or corrupt one, or an `--image-topic` that is absent, not an Image or
-CompressedImage, or without messages ends the tool with one `bag_eval: error: ...` line naming the file
-and what is wrong, exit status 1, and nothing written. Once the processes ran, `summary.json` is always
-written; when no frame was compared or a process failed, its `status` is `failed`, `error` says why, the
-exit status is 1 and no metrics JSON is printed. A run whose frames were compared but whose overlay saver
-got no overlay at all (without `--no-video`) is `failed` too: the overlays asked for are missing although
-the metrics in `summary.json` are valid. Fewer overlays than compared frames is `ok` with a line in
-`warnings`. Precision, recall and F1 are null where undefined (no detection, no reference box, or no
-frame). Bad flags exit with status 2.
-
-    python -m kd_traffic_light.tools.bag_eval BAG --student-model student.onnx --teacher-model teacher.pt \
+    python -m kd_traffic_light.tools.bag_eval BAG --student-model student.onnx --teacher-model teacher.onnx \
         --out runs/eval
+
+Outputs, start-up order, errors and exit status: docs/runtime.md, "Offline tools over a bag".
 """
 
 from __future__ import annotations
@@ -412,7 +384,7 @@ def _report(args: argparse.Namespace, codes: dict[str, int], cmds: dict[str, lis
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the evaluation; return 0 when it is ``ok`` (see the module docstring), else 1.
+    """Run the evaluation; return 0 when it is ``ok`` (docs/runtime.md, "Offline tools over a bag"), else 1.
 
     ``ok``: every process ended cleanly, at least one frame was compared and, unless ``--no-video``, at
     least one overlay was saved.

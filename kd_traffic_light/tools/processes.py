@@ -1,33 +1,13 @@
 """Nodes as child processes: their ROS environment, start, stop and logs.
 
-The parent's side of running nodes as real processes, for the tools and benchmarks that do it and for the node
-tests (``test/nodes/ros_helpers.py`` re-exports these). The child's side, how a node reacts to the signals
-sent here, is :mod:`kd_traffic_light.shutdown`; the probe node this process talks to them with is
-:mod:`kd_traffic_light.tools.probe`.
-
-* :func:`ros_env`: the environment of the children and of this process's own participant: domain id, ROS
-  log directory, the shipped Fast DDS profile (``config/fastdds_large_frames.xml``: 2048x1024 frames through
-  shared memory, UDP and TCP for peers with other transports) with ``LARGE_DATA`` as the fallback, unbuffered output;
-* :func:`start_process` / :func:`start_node`: start a command (``python -m <module>``) in its own session, stdout
-  and stderr into a log file;
-* :func:`stop`: SIGINT (a node's clean stop, exit 0), then SIGTERM, then SIGKILL, waiting in between;
-* :func:`read_log`, :func:`wait_until`, :func:`rss_mb`: a log's tail, polling, a child's resident memory.
-
-Typical use::
+The parent's side of running nodes as real processes, for the tools, the benchmarks and the node tests
+(``test/nodes/ros_helpers.py`` re-exports these); the child's side is :mod:`kd_traffic_light.shutdown`, the probe
+that talks to them :mod:`kd_traffic_light.tools.probe`. Imports neither rclpy nor torch nor ``training``::
 
     env = ros_env(tmp / "ros_log", domain_id("my_tool"))
-    proc = start_node("kd_traffic_light.comparison_node", ["--ros-args", "-p", "window:=5"], env,
-                      tmp / "comparison.log")
-    try:
-        with ProbeNode("probe", env) as probe:
-            got = probe.subscribe("/diagnostics", DiagnosticArray)
-            assert probe.wait_for(lambda: got, timeout=20), read_log(tmp / "comparison.log")
-    finally:
-        stop(proc)
+    proc = start_node("kd_traffic_light.comparison_node", [], env, tmp / "comparison.log"); ...; stop(proc)
 
-Start the long-lived participant (the probe) before the nodes it talks to: with Fast DDS ``LARGE_DATA`` alone a
-participant that joins after several others started together sometimes never discovers one of them (see
-docs/runtime.md). This module imports neither rclpy nor torch nor anything of ``training/``.
+The helpers, a full example and the start-up order: docs/testing.md, "Nodes as child processes".
 """
 
 from __future__ import annotations

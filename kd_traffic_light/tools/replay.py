@@ -1,28 +1,12 @@
 """Replay the camera topics of a rosbag2 (sqlite3 or mcap) with their ORIGINAL header stamps.
 
-For setups without `ros2 bag` (the pip venv). Reads the bag with `rosbags`, deserialises with rclpy (CDR is
-byte-identical) and republishes sensor_msgs/Image, CompressedImage and CameraInfo topics unchanged:
-
-* at the recorded rate (`--rate 1.0`, scaled by the factor),
-* as fast as possible (`--rate 0`),
-* or paced by detectors (`--pace-topic /teacher/detector/detections [more topics]`): each image is
-  published only after the Detection2DArray carrying the previous image's stamp and frame_id arrived on
-  every pace topic (or `--pace-timeout` passed), so an offline evaluation processes every frame.
-
-`--clock` also publishes /clock (the bag's receive time of each message) for nodes with use_sim_time.
-
-Before the first message it waits (up to `--wait-timeout`) until every image topic has `--wait-subscribers`
-matched subscriptions, every pace topic a matched publisher, and the `--start-file` exists (created by a
-parent process once its own consumers are ready: bag_eval's overlay saver). What never appeared in time ends
-the replay before anything is published, naming each topic or file; `--wait-timeout 0` starts at once.
-
-Exit status: 0 when images were published; 2 on bad flags; 1, with one `replay: error: ...` line naming the
-file and what is wrong, when the bag is missing, not a rosbag2, truncated or corrupt, has no Image or
-CompressedImage topic among those replayed (the line lists the topics, their types and the supported
-types), when what it waits for never appeared within `--wait-timeout`, when no image was published, or when with
-`--pace-topic` no frame got its detections in time.
+For setups without `ros2 bag` (the pip venvs): republishes Image, CompressedImage and CameraInfo topics
+unchanged, at the recorded rate (`--rate`), as fast as possible (`--rate 0`) or paced by detectors
+(`--pace-topic`), so that an offline evaluation processes every frame.
 
     python -m kd_traffic_light.tools.replay BAG [--rate R] [--pace-topic T ...] [--clock] [--topics T ...]
+
+Pacing, start-up waits, errors and exit status: docs/runtime.md, "Offline tools over a bag".
 """
 
 from __future__ import annotations

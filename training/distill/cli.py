@@ -1,19 +1,13 @@
 r"""``train`` (teacher / baseline) and ``distill`` subcommands.
 
-Flags say where and how to run; the YAML config (training/configs/<name>.yaml) says which experiment.
-Examples::
+Flags say where and how to run; the YAML config (training/configs/<name>.yaml) says which experiment. Everything
+is checked before ultralytics creates the run directory, and a run goes to exactly ``<--project>/<--name>``::
 
     python -m training train --model yolov5l.yaml --data data.yaml --config training/configs/default.yaml
-    python -m training distill --teacher runs/distill/teacher/weights/best.pt --student yolov5n.yaml \\
-        --data data.yaml --config training/configs/fgfi.yaml
+    python -m training distill --teacher teacher.pt --student yolov5n.yaml --data data.yaml --config fgfi.yaml
     python -m training distill --resume runs/distill/fgfi/weights/last.pt
 
-Everything the command is given is checked before ultralytics creates the run directory: flags and the config
-(types and ranges), the data.yaml and the images it names, the model, teacher or checkpoint file, and whether the
-run directory can be written. A run goes to exactly ``<--project>/<--name>``: a directory there that already holds
-a checkpoint is refused (continue it with ``--resume`` or pick another name), one left by a failed attempt (no
-checkpoint) is started anew, and an attempt that fails before its first checkpoint removes the directory it
-created, so the next attempt lands in the same place.
+What is checked, and where runs go: docs/training.md, "Training on the real DTLD" ("Where runs go").
 """
 
 from __future__ import annotations

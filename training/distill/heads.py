@@ -1,29 +1,13 @@
 """Coupled-head YOLOv5u variant (vanilla YOLOv5 style): one shared 1x1 prediction conv per level.
 
-The integrated distillation (Z. Cheng, 2023, "Integrated Knowledge Distillation for Efficient One-stage
-Object Detection Network") distils a teacher with a decoupled head into a student with a *coupled* head,
-as in vanilla YOLOv5: per level, one 1x1 conv maps the neck feature straight to every output. In the
-anchor-free YOLOv5u head the outputs are ``4 * reg_max`` DFL bins and ``nc`` class logits, so the coupled
-head is, per level, ``Conv2d(c_in, 4 * reg_max + nc, 1)`` with no 3x3 box or class branches.
+The student of the integrated distillation (Z. Cheng, 2023). Each level's shared conv is stored as its box rows
+(``cv2[i]``) and class rows (``cv3[i]``), the stock ``Detect`` layout, so checkpoints load, train, resume and
+export as any ultralytics model's; :func:`shared_conv` rebuilds the fused conv for inspection::
 
-Storage (the design choice that keeps checkpoints portable): the shared conv is stored as its two row
-blocks, ``cv2[i] = Sequential(Conv2d(c_in, 4 * reg_max, 1))`` (box rows) and
-``cv3[i] = Sequential(Conv2d(c_in, nc, 1))`` (class rows). A 1x1 conv with concatenated output channels is
-exactly the two convs on the same input: same function, same parameters, same FLOPs, same default
-initialisation (both depend on ``c_in`` only). This layout is the stock ``Detect`` layout, so training
-forward (dict of boxes, scores, feats), inference decoding, ``v8DetectionLoss``, ``bias_init``, stride
-computation, ``fuse`` and every export path of ultralytics work unchanged, and ``CoupledDetect``
-instances pickle and deep-copy as a stock ``Detect``: best.pt / last.pt / EMA reference only ultralytics
-and torch classes, so the detector node on the vehicle (which never imports ``training``) loads a coupled
-student's best.pt as it loads any other, and resume/fine-tune key-match the state dict.
-:func:`shared_conv` rebuilds the single fused conv of a level for inspection.
+    import training.distill.heads  # registers CoupledDetect with ultralytics' parse_model (see register)
+    ultralytics.YOLO("training/configs/models/yolov5n-coupled.yaml")
 
-Selecting it: ``ultralytics.YOLO("training/configs/models/yolov5n-coupled.yaml")`` (any scale n/s/m/l/x;
-the scaled file is ``yolov5-coupled.yaml``, resolved like ultralytics' own ``yolov5n.yaml``) after
-``import training.distill.heads``, which registers the yaml name ``CoupledDetect`` with ultralytics'
-``parse_model`` (see :func:`register`). Building a model from a yaml that names ``CoupledDetect`` in a
-process that did not import this module fails with ``KeyError: 'CoupledDetect'``; loading a checkpoint
-never needs it.
+Why this storage, the scales and when the import is needed: docs/training.md, "The coupled-head student".
 """
 
 from __future__ import annotations
@@ -52,8 +36,8 @@ class CoupledDetect(Detect):
     Outputs exactly what ``Detect`` outputs: in training a dict ``{"boxes": (B, 4*reg_max, A),
     "scores": (B, nc, A), "feats": [P3, P4, P5]}``; in inference the decoded ``(B, 4 + nc, A)`` tensor
     (alone in export mode, else with the raw dict). The shared conv of level ``i`` is stored as its box
-    rows ``cv2[i]`` and class rows ``cv3[i]`` (see the module docstring); copies and pickles of an instance
-    are stock ``Detect`` objects with identical state dicts.
+    rows ``cv2[i]`` and class rows ``cv3[i]`` (why: docs/training.md, "The coupled-head student"); copies and
+    pickles of an instance are stock ``Detect`` objects with identical state dicts.
 
     Examples:
         >>> head = CoupledDetect(nc=2, ch=(64, 128, 256))

@@ -36,9 +36,9 @@ RUNTIME_DIRS = ("core", "nodes")
 os.environ["YOLO_AUTOINSTALL"] = "false"
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="kd_yolo_cfg_"))
-# the shipped Fast DDS profile (2048x1024 frames through shared memory, discovery over UDP; docs/runtime.md)
+# the shipped Fast DDS profile without TCP, as for every process the project starts itself (docs/runtime.md)
 os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(__file__).resolve().parents[1] / "config"
-                                                  / "fastdds_large_frames.xml")
+                                                  / "fastdds_large_frames_no_tcp.xml")
 os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"  # where the profile cannot load
 os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
 # One DDS domain per test run, so parallel runs on this machine never see each other's topics.

@@ -44,7 +44,8 @@ def test_ros_env_sets_domain_log_dir_and_transports(tmp_path, monkeypatch):
     assert env["ROS_DOMAIN_ID"] == "42" and env["ROS_LOG_DIR"] == str(tmp_path / "logs")
     assert env["FASTDDS_BUILTIN_TRANSPORTS"] == "LARGE_DATA" and "ROS_AUTOMATIC_DISCOVERY_RANGE" not in env
     profile = Path(env["FASTDDS_DEFAULT_PROFILES_FILE"])
-    assert profile.name == "fastdds_large_frames.xml" and "<segment_size>" in profile.read_text()
+    assert profile.name == "fastdds_large_frames_no_tcp.xml" and "<segment_size>" in profile.read_text()
+    assert "TCPv4" not in profile.read_text() and "TCPv4" in Path(P.fastdds_profile()).read_text()
     kept = P.ros_env(tmp_path / "other", keep_user_settings=True)
     assert kept["FASTDDS_BUILTIN_TRANSPORTS"] == "DEFAULT" and kept["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
     assert kept["FASTDDS_DEFAULT_PROFILES_FILE"] == "/elsewhere/profiles.xml"

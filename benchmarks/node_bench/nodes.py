@@ -45,6 +45,7 @@ def node_python(requested: str | None) -> str:
 def bench_env(domain: int | None, fastdds_profile: str | None, tmp: Path) -> tuple[int, dict]:
     """Draw the ROS domain and build the nodes' environment; this process's participant uses it too."""
     from kd_traffic_light.tools.processes import export_participant_env, ros_env
+    from kd_traffic_light.tools.processes import fastdds_profile as shipped_profile
 
     # the tests draw ROS_DOMAIN_ID from 1..101 (kd_traffic_light.tools.processes.domain_id); 215..232 keeps this
     # benchmark's /student and /teacher nodes off their graphs, and its DDS ports (7400 + 250 x id) above Linux's
@@ -54,8 +55,8 @@ def bench_env(domain: int | None, fastdds_profile: str | None, tmp: Path) -> tup
     if fastdds_profile == "none":
         env.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
         os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-    elif fastdds_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile).resolve())
+    else:  # default: the shipped profile, as the launch files start the nodes
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile or shipped_profile()).resolve())
     export_participant_env(env, override=True)  # this process's participant, before rclpy.init
     for var in ("ROS_DOMAIN_ID", "YOLO_AUTOINSTALL"):
         os.environ[var] = env[var]

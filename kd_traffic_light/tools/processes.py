@@ -21,8 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-#: The Fast DDS profile every participant loads (``FASTDDS_DEFAULT_PROFILES_FILE``), below the share directory.
+#: The shipped Fast DDS profile of the nodes (the launch files load it: SHM, UDP and TCP), below the share directory.
 FASTDDS_PROFILE = ("config", "fastdds_large_frames.xml")
+#: The same without TCP, for the processes this project starts itself (:func:`ros_env`): Fast DDS 3.2 can deadlock
+#: tearing down a TCP channel in the middle of a read, and these start and stop participants by the hundred.
+FASTDDS_PROFILE_NO_TCP = ("config", "fastdds_large_frames_no_tcp.xml")
 
 #: What :func:`ros_env` sets besides the profile (``ROS_LOG_DIR`` and ``ROS_DOMAIN_ID`` come from its arguments).
 ROS_ENV_DEFAULTS = {
@@ -46,11 +49,11 @@ def export_participant_env(env: dict[str, str], *, override: bool = False) -> No
                 os.environ.setdefault(var, env[var])
 
 
-def fastdds_profile() -> str:
-    """Path of the shipped Fast DDS profile (``config/fastdds_large_frames.xml``, installed or in the checkout)."""
+def fastdds_profile(tcp: bool = True) -> str:
+    """Path of the shipped Fast DDS profile, or with ``tcp=False`` of its version without TCP (installed or here)."""
     from kd_traffic_light.resources import share_path
 
-    return str(share_path(*FASTDDS_PROFILE))
+    return str(share_path(*(FASTDDS_PROFILE if tcp else FASTDDS_PROFILE_NO_TCP)))
 
 
 def domain_id(salt: str, low: int = 1, high: int = 101) -> int:
@@ -76,7 +79,8 @@ def ros_env(log_dir: str | os.PathLike, domain: int | None = None, *,
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    settings = {"ROS_LOG_DIR": str(log_dir), **ROS_ENV_DEFAULTS, "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile()}
+    settings = {"ROS_LOG_DIR": str(log_dir), **ROS_ENV_DEFAULTS,
+                "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile(tcp=False)}
     for key, value in settings.items():
         if keep_user_settings:
             env.setdefault(key, value)

@@ -19,6 +19,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
+from kd_traffic_light.tools.processes import fastdds_profile
 from test.nodes.ros_helpers import RELIABLE, RosTestNode, domain_id, node_matched, read_log, ros_env, start_node, stop
 
 W, H = 2048, 1024
@@ -41,7 +42,8 @@ def frame(sec: int) -> Image:
 
 @pytest.mark.slow
 def test_default_large_data_and_profile_consumers_all_see_the_detector(tmp_path, constant_onnx):
-    env = ros_env(tmp_path, domain_id(__name__))
+    # the detector as the launch files start it: the shipped profile (the test's own probe runs without TCP)
+    env = {**ros_env(tmp_path, domain_id(__name__)), "FASTDDS_DEFAULT_PROFILES_FILE": fastdds_profile()}
     log = tmp_path / "detector.log"
     args = ["--ros-args", "-r", "__ns:=/tl", "-r", "image:=/tl/cam/image", "-p", f"model:={constant_onnx[0]}",
             "-p", "imgsz:=640", "-p", "publish_debug_image:=true"]

@@ -9,7 +9,7 @@ This module adds the tests' QoS profiles and :func:`write_bag`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -18,8 +18,8 @@ from kd_traffic_light.tools import processes
 from kd_traffic_light.tools.probe import ProbeNode as RosTestNode
 from kd_traffic_light.tools.processes import domain_id, read_log, restart_until_matched, start_node, stop, wait_until
 
-__all__ = ["BEST_EFFORT", "LATCHED", "RELIABLE", "RosTestNode", "domain_id", "read_log", "ros_env", "start_node",
-           "stop", "wait_until", "write_bag"]
+__all__ = ["BEST_EFFORT", "LATCHED", "RELIABLE", "RosTestNode", "domain_id", "publish_until", "read_log", "ros_env",
+           "start_node", "stop", "wait_until", "write_bag"]
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -61,3 +61,18 @@ def write_bag(path: Path, messages: Sequence[tuple[str, object, int]], storage: 
 def node_matched(proc, pub, log, count: int = 1):
     """Return the node process once ``pub`` has ``count`` matched subscriptions; restart it on a discovery stall."""
     return restart_until_matched(proc, proc.restart, lambda: pub.get_subscription_count() >= count, log)
+
+
+def publish_until(probe, publish: Callable[[], object], answered: Callable[[], object], attempts: int = 3,
+                  timeout: float = 20.0) -> bool:
+    """Call ``publish()`` until ``answered()`` holds, at most ``attempts`` times within ``timeout`` s in all.
+
+    The probe's subscription to a node's output can match the node's publisher after the node has answered the
+    first frame (a reliable, volatile output is then lost for the probe): so a test sends again, it never waits
+    on one answer. Returns whether it was answered.
+    """
+    for _ in range(attempts):
+        publish()
+        if probe.wait_for(answered, timeout / attempts):
+            return True
+    return bool(answered())

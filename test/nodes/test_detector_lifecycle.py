@@ -20,6 +20,7 @@ from test.nodes.ros_helpers import (
     RosTestNode,
     domain_id,
     node_matched,
+    publish_until,
     read_log,
     ros_env,
     start_node,
@@ -73,11 +74,8 @@ def test_lifecycle_transitions_and_enable(env, constant_onnx, tmp_path):
             assert probe.wait_for(lambda: infos, timeout=20)
 
             assert probe.wait_for_publishers(f"{ns}/detections"), read_log(log)
-            for _ in range(3):  # resent: our subscription may match the node's output after its first answer
-                pub.publish(make_image("bgr8", 11, "lc"))
-                if probe.wait_for(lambda: find_by_stamp(dets, 11), timeout=7):
-                    break
-            assert find_by_stamp(dets, 11), read_log(log)
+            frame = make_image("bgr8", 11, "lc")
+            assert publish_until(probe, lambda: pub.publish(frame), lambda: find_by_stamp(dets, 11)), read_log(log)
 
             assert call(probe, SetBool, f"{ns}/enable", SetBool.Request(data=False)).success
             pub.publish(make_image("bgr8", 12, "lc"))
@@ -93,8 +91,8 @@ def test_lifecycle_transitions_and_enable(env, constant_onnx, tmp_path):
             assert transition(probe, ns, Transition.TRANSITION_CONFIGURE)  # loads again after cleanup
             assert transition(probe, ns, Transition.TRANSITION_ACTIVATE)
             assert probe.wait_for_subscribers(pub, timeout=20)
-            pub.publish(make_image("bgr8", 14, "lc"))
-            assert probe.wait_for(lambda: find_by_stamp(dets, 14), timeout=20), read_log(log)
+            frame = make_image("bgr8", 14, "lc")  # the outputs were made again at configure: resent until matched
+            assert publish_until(probe, lambda: pub.publish(frame), lambda: find_by_stamp(dets, 14)), read_log(log)
     finally:
         assert stop(proc) == 0, read_log(log)
 
@@ -133,11 +131,8 @@ def test_stale_frames_dropped_and_counted(env, constant_onnx, tmp_path):
             assert probe.wait_for_publishers("/st/detector/detections"), read_log(log)
             fresh = make_image("bgr8", now.sec, "st")
             fresh.header.stamp = probe.node.get_clock().now().to_msg()
-            for _ in range(3):  # resent: our subscription may match the node's output after its first answer
-                pub.publish(fresh)
-                if probe.wait_for(lambda: find_by_stamp(dets, fresh.header.stamp.sec), timeout=5):
-                    break
-            assert find_by_stamp(dets, fresh.header.stamp.sec), read_log(log)
+            assert publish_until(probe, lambda: pub.publish(fresh),
+                                 lambda: find_by_stamp(dets, fresh.header.stamp.sec)), read_log(log)
             assert find_by_stamp(dets, now.sec - 60) is None
     finally:
         assert stop(proc) == 0, read_log(log)
@@ -161,17 +156,14 @@ def test_two_compressed_cameras_keep_their_own_headers(env, constant_onnx, tmp_p
                 assert probe.wait_for_publishers(f"/mc/detector/{name}_image/detections"), read_log(log)
             ok, jpeg = cv2.imencode(".jpg", np.full((256, 512, 3), 120, np.uint8))
 
-            def answered():
-                return find_by_stamp(front, 100) and find_by_stamp(left, 101)
-
-            for _ in range(3):  # our subscriptions may match the node's outputs only after its first answers
+            def send():
                 for i, name in enumerate(("front", "left")):
                     msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
                     msg.header = Header(stamp=Time(sec=100 + i, nanosec=7), frame_id=f"{name}_camera")
                     pubs[name].publish(msg)
-                if probe.wait_for(answered, 10):
-                    break
-            assert answered(), read_log(log)
+
+            assert publish_until(probe, send, lambda: find_by_stamp(front, 100) and find_by_stamp(left, 101),
+                                 timeout=30), read_log(log)
             f, g = find_by_stamp(front, 100), find_by_stamp(left, 101)
             assert f.header.frame_id == "front_camera" and f.header.stamp.nanosec == 7
             assert g.header.frame_id == "left_camera"
@@ -195,8 +187,7 @@ def test_debug_image_only_while_subscribed(env, constant_onnx, tmp_path):
             debug = probe.subscribe("/dbg/detector/debug_image", Image)
             assert probe.wait_for(lambda: probe.node.count_publishers("/dbg/detector/debug_image") >= 1, 20)
             msg = make_image("bgr8", 55, "dbg")
-            pub.publish(msg)
-            assert probe.wait_for(lambda: find_by_stamp(debug, 55), timeout=20), read_log(log)
+            assert publish_until(probe, lambda: pub.publish(msg), lambda: find_by_stamp(debug, 55)), read_log(log)
             img = find_by_stamp(debug, 55)
             assert img.encoding == "bgr8" and (img.width, img.height) == (msg.width, msg.height)
             assert img.header.frame_id == "dbg" and find_by_stamp(dets, 55) is not None

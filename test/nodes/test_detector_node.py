@@ -22,6 +22,7 @@ from test.nodes.ros_helpers import (
     RosTestNode,
     domain_id,
     node_matched,
+    publish_until,
     read_log,
     ros_env,
     start_node,
@@ -97,11 +98,8 @@ def detector(env, constant_onnx, tmp_path_factory):
 
 
 def send_and_wait(probe, pub, dets, msg: Image, timeout: float = 20.0) -> Detection2DArray | None:
-    sec = msg.header.stamp.sec
-    for _ in range(3):  # best-effort subscription: resend until answered
-        pub.publish(msg)
-        if probe.wait_for(lambda: find_by_stamp(dets, sec), timeout=timeout / 3):
-            break
+    sec = msg.header.stamp.sec  # best-effort input: resent until answered
+    publish_until(probe, lambda: pub.publish(msg), lambda: find_by_stamp(dets, sec), timeout=timeout)
     return find_by_stamp(dets, sec)
 
 
@@ -204,8 +202,8 @@ def test_fuzz_compressed_and_raw_garbage(env, constant_onnx, tmp_path):
                 time.sleep(0.002)  # the input is depth 1 by design: pace so the callback sees each one
             good = CompressedImage(format="jpeg", data=jpeg.tobytes())
             good.header = Header(stamp=Time(sec=31337), frame_id="fz_good")
-            pub.publish(good)
-            assert probe.wait_for(lambda: find_by_stamp(dets, 31337), timeout=30), read_log(log)
+            assert publish_until(probe, lambda: pub.publish(good), lambda: find_by_stamp(dets, 31337),
+                                 timeout=30), read_log(log)
             assert len(find_by_stamp(dets, 31337).detections) == 2
             assert not any(m.header.frame_id.startswith("fz_bad") for m in dets)
             values = {}

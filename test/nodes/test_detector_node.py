@@ -208,10 +208,11 @@ def test_fuzz_compressed_and_raw_garbage(env, constant_onnx, tmp_path):
             assert not any(m.header.frame_id.startswith("fz_bad") for m in dets)
             values = {}
 
-            def counted():  # every frame that reached the callback is accounted for: the bad ones as rejected
+            def counted():  # every frame that reached the callback is accounted for, the bad ones as rejected
                 values.update(diag_values(diags, "/fz/detector"))
-                n = {k: int(values.get(k, 0)) for k in ("received", "rejected", "processed")}
-                return n["rejected"] >= 1 and n["processed"] >= 1 and n["received"] == n["rejected"] + n["processed"]
+                outcomes = ("rejected", "processed", "dropped_busy", "dropped_for_fresh", "stale", "paused", "errors")
+                n = {k: int(values.get(k, 0)) for k in ("received", *outcomes)}
+                return n["rejected"] >= 1 and n["processed"] >= 1 and n["received"] == sum(n[k] for k in outcomes)
 
             assert probe.wait_for(counted, timeout=15), values
             assert proc.poll() is None

@@ -26,7 +26,8 @@ BLOCK = re.compile(r"(<!-- BEGIN rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(
                    re.S)
 KD_SETS = (("tuning scenes (arms chosen here)", "kd_gain_quick.json"),
            ("replication (other data seed, nothing chosen)", "kd_gain_replication.json"))
-NODE, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
+NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
+NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
 
 def result(name: str) -> dict[str, Any] | None:
@@ -142,7 +143,7 @@ def fastdds_profiles() -> str:
     """Render the shipped Fast DDS profile against its version without TCP (one quick run each)."""
     rows = []
     for label, name in (("SHM + UDP (before; LARGE_DATA peers see nothing)", NODE_WITHOUT_TCP),
-                        ("SHM + UDP + TCP (shipped)", NODE)):
+                        ("SHM + UDP + TCP (shipped)", NODE_QUICK)):
         fig = result(name)
         if fig is None:
             continue

@@ -92,6 +92,16 @@ def test_methods_share_the_experiment_recipe(tmp_path, data_yaml):
     assert exp.kd == {"baseline": False, "fgfi": True, "native": True}
 
 
+def test_a_planned_run_with_a_device_list_resolves_as_its_file_did(tmp_path, data_yaml):
+    """A run's config is frozen (lists become tuples); checking it again must accept what its YAML said."""
+    from training.experiment.runs import _epochs
+
+    cfg = _minimal(data_yaml)
+    cfg["train"]["device"] = [0, 1]  # multi-GPU, as on the real DTLD
+    runs = X.plan_runs(X.load_experiment(_write(tmp_path / "exp.yaml", cfg)))
+    assert {_epochs(run) for run in runs} == {2}
+
+
 def test_shipped_configs_load_and_plan():
     demo = X.load_experiment(REPO / "training" / "configs" / "demo_cpu.yaml")
     assert [r.name for r in X.plan_runs(demo)] == [

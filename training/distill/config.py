@@ -260,6 +260,7 @@ def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> D
     if not isinstance(raw, Mapping):
         raise UsageError(f"{source}: expected a mapping with sections {', '.join(SECTIONS)}, "
                          f"got {type(raw).__name__} {raw!r:.60}")
+    raw = thaw(raw)  # a frozen config (a planned run's) is checked as its YAML was: lists, not tuples
     unknown_keys(raw, SECTIONS, source)
     train = check_train(_section(raw, "train", source), f"{source}: train")
     augment = _section(raw, "augment", source)

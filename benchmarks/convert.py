@@ -24,10 +24,10 @@ from pathlib import Path
 
 import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline)
 
-from kd_traffic_light.core.atomic_io import atomic_write_json  # noqa: E402
-from training.data.dtld import ConvertOptions, convert_dtld  # noqa: E402
-from training.data.dtld.jobs import ImageJob, convert_image  # noqa: E402
-from training.data.synth import SynthConfig, make_synthetic_dtld  # noqa: E402
+from kd_traffic_light.core.atomic_io import atomic_write_json
+from training.data.dtld import ConvertOptions, convert_dtld
+from training.data.dtld.jobs import ImageJob, convert_image
+from training.data.synth import SynthConfig, make_synthetic_dtld
 
 
 def get_args_parser() -> argparse.ArgumentParser:

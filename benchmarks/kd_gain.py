@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"kd_gain: --finalists: expected an int >= 1, got {args.finalists}")
     if args.quick:
         args.profile = "quick"
-    os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml
     from training.experiment import resolve_experiment, run_experiment
 

@@ -311,7 +311,7 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     exp_out, workers = out / "experiment", exp.workers
     runs, names = demo_runs(exp)
     only = set(names.values())
-    imgsz = int(exp.evaluate.imgsz or exp.train["imgsz"])
+    imgsz = exp.eval_imgsz()
     st = Stages(out, mode)
     stages: list[tuple[str, Callable[[], bool], Callable[[], Any]]] = [
         ("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),

@@ -9,17 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.node_bench.figures import summarize
 from benchmarks.node_bench.frames import HEIGHT, WIDTH
-from benchmarks.node_bench.nodes import participant_env
 from benchmarks.node_bench.report import print_summary
 from benchmarks.node_bench.session import run, runtime_size
 from kd_traffic_light.core.atomic_io import atomic_write_json
 from kd_traffic_light.core.config import ConfigError, NodeConfig
+from kd_traffic_light.tools.processes import FASTDDS_PROFILE
 
 DESCRIPTION = ("Detector node figures: node-overhead, node-throughput, node-bounded, node-start, runtime-size, "
                "student-vs-teacher.")
@@ -64,8 +63,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="Python of the ONNX student and the relay (default: .venv-runtime's when it exists, "
                         "else this one)")
     p.add_argument("--start-reps", type=int, default=None, help="fresh starts per model for node-start")
-    p.add_argument("--relay", action="store_true",
-                   help="run as the relay node (old commands; the benchmark starts benchmarks.node_bench.relay)")
     return p
 
 
@@ -80,12 +77,6 @@ def profile(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark with ``argv`` (default: the command line); write the JSON, print the figures."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    participant_env()
-    if "--relay" in argv:
-        from benchmarks.node_bench import relay
-
-        return relay.main(argv)
     args = get_args_parser().parse_args(argv)
     try:  # the node's own check, before any process starts; the value used is recorded in the JSON
         fresh_wait = NodeConfig(**({} if args.fresh_wait is None else {"fresh_wait": args.fresh_wait})).fresh_wait
@@ -103,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
            "device": args.device, "threads": args.threads,
            "fresh_wait": fresh_wait,
-           "fastdds_profile": args.fastdds_profile or "config/fastdds_large_frames.xml",
+           "fastdds_profile": args.fastdds_profile or "/".join(FASTDDS_PROFILE),
            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,
            "run": {k: v for k, v in res.items() if k != "reps"},
-           "reps": [{k: v for k, v in r.items()} for r in res["reps"]]}
+           "reps": res["reps"]}
     path = Path(args.out)
     atomic_write_json(path, out)
     print_summary(res, summary, path)

@@ -22,14 +22,6 @@ RUNTIME_VENV = REPO / ".venv-runtime"
 RELAY_MODULE = "benchmarks.node_bench.relay"
 
 
-def participant_env() -> None:
-    """Set this process's transport and ultralytics variables; before rclpy, torch or ultralytics are imported."""
-    os.environ["YOLO_AUTOINSTALL"] = "false"
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override LARGE_DATA
-
-
 def module_env(env: dict[str, str]) -> dict[str, str]:
     """``env`` with the repository first on ``PYTHONPATH``: a child started as ``-m benchmarks....`` imports it."""
     path = [str(REPO), *filter(None, [env.get("PYTHONPATH")])]
@@ -58,8 +50,8 @@ def bench_env(domain: int | None, fastdds_profile: str | None, tmp: Path) -> tup
     else:  # default: the shipped profile, as the launch files start the nodes
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(fastdds_profile or shipped_profile()).resolve())
     export_participant_env(env, override=True)  # this process's participant, before rclpy.init
-    for var in ("ROS_DOMAIN_ID", "YOLO_AUTOINSTALL"):
-        os.environ[var] = env[var]
+    os.environ["ROS_DOMAIN_ID"] = env["ROS_DOMAIN_ID"]
+    os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)  # it would override the transports
     return dom, env
 
 

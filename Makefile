@@ -5,7 +5,7 @@ RT_VENV ?= .venv-runtime
 export YOLO_AUTOINSTALL := false
 export YOLO_OFFLINE := 1
 
-.PHONY: venv venv-rebuild demo test test-fast bench lint clean venv-runtime test-runtime
+.PHONY: venv venv-rebuild demo test test-suite test-fast bench lint clean venv-runtime test-runtime
 
 venv:  ## create or repair .venv (idempotent)
 	@VENV=$(VENV) ./scripts/bootstrap.sh
@@ -18,7 +18,10 @@ demo: venv  ## the end-to-end demo on synthetic DTLD-format data (CPU); writes r
 	$(PY) -m training.demo --out runs/demo
 
 test:  ## set up both venvs; the whole suite, then the core and node tests in .venv-runtime; the times of each step
-	@VENV=$(VENV) RT_VENV=$(RT_VENV) ./scripts/test.sh
+	@./scripts/test.sh
+
+test-suite: venv  ## the whole suite in .venv, slow end-to-end tests included
+	$(PY) -m pytest -q --timeout=900
 
 test-fast: venv  ## the suite without the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow" --timeout=300

@@ -8,9 +8,7 @@
 # KD_TEST_SEED_SHIFT=N shifts every training seed of the suite (test/seeds.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv}
-RT_VENV=${RT_VENV:-.venv-runtime}
-export YOLO_AUTOINSTALL=false YOLO_OFFLINE=1
+MAKE_STEP=(make --no-print-directory)
 declare -a NAMES=() SECS=() RESULTS=()
 status=0
 
@@ -25,12 +23,12 @@ step() {  # step NAME COMMAND...: run, time and record it
   return "$rc"
 }
 
-if step "set-up .venv" env VENV="$VENV" ./scripts/bootstrap.sh; then
-  step "suite in .venv (all tiers)" "$VENV/bin/python" -m pytest -q --timeout=900
+# each step is a make target; -o skips the set-up a step depends on, which the step before has just done
+if step "set-up .venv" "${MAKE_STEP[@]}" venv; then
+  step "suite in .venv (all tiers)" "${MAKE_STEP[@]}" -o venv test-suite
 fi
-if step "set-up .venv-runtime" env PROFILE=runtime VENV="$RT_VENV" ./scripts/bootstrap.sh; then
-  step "core + node tests in .venv-runtime" env KD_RUNTIME_VENV=1 "$RT_VENV/bin/python" -m pytest -q \
-    -m "not slow" --timeout=300 test/core test/nodes
+if step "set-up .venv-runtime" "${MAKE_STEP[@]}" venv-runtime; then
+  step "core + node tests in .venv-runtime" "${MAKE_STEP[@]}" -o venv-runtime test-runtime
 fi
 
 total=0

@@ -21,7 +21,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
-DOCS = ("README.md", "docs/runtime.md", "docs/training.md", "docs/benchmarks.md")
+DOCS = ("README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- BEGIN rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END rendered: (?P=name) -->)",
                    re.S)
 KD_SETS = (("tuning scenes (arms chosen here)", "kd_gain_quick.json"),
@@ -88,7 +88,7 @@ def kd_gain_arms() -> str:
         rows = []
         for arm, by_seed in fig["arms"].items():
             mark = " (chosen)" if arm in fig["chosen"].values() else ""
-            mean = statistics.fmean(by_seed.values())
+            mean = fig["mean_map50_95"][arm]
             v = val.get(arm)
             rows.append([f"{arm}{mark}", *[f"{by_seed[s]:.2f}" if s in by_seed else "" for s in seeds],
                          f"{mean:.2f}" if len(by_seed) == len(seeds) else "",

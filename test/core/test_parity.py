@@ -70,14 +70,14 @@ def reference(path, frame, agnostic: bool, conf: float):
 
 
 @functools.cache
-def derived_conf(path: str, images: tuple) -> float:
-    """A threshold from the model's own scores over the frames (agnostic NMS), at least ``MIN_BOXES`` boxes above it.
+def derived_conf(path: str, images: tuple, agnostic: bool = True) -> float:
+    """A threshold from the model's own scores over the frames (NMS as compared), ``MIN_BOXES`` boxes above it.
 
     It sits in the widest gap (by ratio) between consecutive scores ranked ``MIN_BOXES`` to ``2 * MIN_BOXES``, at
     their geometric mean, so no compared box lies near it, where float rounding between two runtimes could keep
     a box on one side and drop it on the other.
     """
-    scores = np.concatenate([reference(path, f, True, FLOOR)[1] for f in frames(images)])
+    scores = np.concatenate([reference(path, f, agnostic, FLOOR)[1] for f in frames(images)])
     scores = np.sort(scores)[::-1]
     assert len(scores) > 2 * MIN_BOXES, (f"{path} scores only {len(scores)} boxes above {FLOOR} on "
                                          f"{len(frames(images))} frames; expected more than {2 * MIN_BOXES}")
@@ -89,7 +89,7 @@ def derived_conf(path: str, images: tuple) -> float:
 @pytest.mark.parametrize("agnostic", [True, False])
 @pytest.mark.parametrize("kind", ["onnx", "onnx_dynamic", "openvino"])
 def test_lean_backend_matches_ultralytics_predict(trained, kind, agnostic):
-    conf = derived_conf(str(trained[kind]), tuple(trained["images"]))
+    conf = derived_conf(str(trained[kind]), tuple(trained["images"]), agnostic)
     det = TrafficLightDetector(DetectorConfig(model=str(trained[kind]), imgsz=IMGSZ, conf=conf, iou=0.45,
                                               agnostic_nms=agnostic))
     assert det.backend in ("onnxruntime", "openvino")

@@ -1,5 +1,4 @@
 import threading
-import time
 
 import pytest
 
@@ -84,41 +83,55 @@ def test_fresh_wait_supersedes_a_stale_frame_with_the_next_one():
     assert slot.get(timeout=0.01) is None  # frame 3 was taken, not left pending
 
 
+def waits(slot: LatestSlot) -> list:
+    """Record the timeout of every wait on the slot's condition: the item wait of ``get``, then any fresh wait."""
+    calls, real = [], slot._cond.wait_for
+
+    def wait_for(predicate, timeout=None):
+        calls.append(timeout)
+        return real(predicate, timeout)
+
+    slot._cond.wait_for = wait_for
+    return calls
+
+
 def test_fresh_wait_takes_a_frame_that_waited_less_than_the_fraction():
     slot, clock = _periodic_slot(10.0)
     clock.now = 27.0  # waited 0.7 of the interval
-    t0 = time.monotonic()
+    calls = waits(slot)
     assert slot.get(timeout=1.0) == ("cam", 2)
-    assert time.monotonic() - t0 < 0.9 and slot.superseded == 0
+    assert calls == [1.0] and slot.superseded == 0  # the item wait only, no fresh wait
 
 
 def test_fresh_wait_never_waits_for_a_stalled_input_or_while_another_camera_is_pending():
     slot, clock = _periodic_slot(10.0)
     clock.now = 45.0  # past the due time plus slack: the camera stalled, take what there is
-    t0 = time.monotonic()
+    calls = waits(slot)
     assert slot.get(timeout=1.0) == ("cam", 2)
+    assert calls == [1.0] and slot.superseded == 0
     slot, clock = _periodic_slot(10.0)
     slot.put("other", "x")
     clock.now = 29.0
+    calls = waits(slot)
     assert slot.get(timeout=1.0) == ("cam", 2)  # stale, but another camera's frame is waiting to be served
     assert slot.get(timeout=1.0) == ("other", "x")
-    assert time.monotonic() - t0 < 0.9 and slot.superseded == 0
+    assert calls == [1.0, 1.0] and slot.superseded == 0
 
 
 def test_fresh_wait_gives_up_at_the_deadline_and_serves_the_frame_it_had():
     slot, clock = _periodic_slot(1.0)  # frame 2 at 2 s; deadline 2 + 1.1 s
     clock.now = 2.9
-    t0 = time.monotonic()
+    calls = waits(slot)
     assert slot.get(timeout=1.0) == ("cam", 2)
-    assert 0.1 <= time.monotonic() - t0 < 1.0 and slot.superseded == 0
+    assert calls == [1.0, pytest.approx(0.2)] and slot.superseded == 0  # waited only until the deadline
 
 
 def test_fresh_wait_zero_never_waits_and_bad_fractions_are_refused():
     slot, clock = _periodic_slot(10.0, fresh_wait=0.0)
     clock.now = 29.0
-    t0 = time.monotonic()
+    calls = waits(slot)
     assert slot.get(timeout=1.0) == ("cam", 2)
-    assert time.monotonic() - t0 < 0.9
+    assert calls == [1.0]
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="fresh_wait"):
             LatestSlot(bad)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from kd_traffic_light.tools.processes import fastdds_profile
+
 TEST_DIR = Path(__file__).resolve().parent
 ROS_IMPORTS = ("rclpy", "launch", "launch_ros", "launch_testing", "rosidl_runtime_py", "rosbag2_py",
                "builtin_interfaces", "vision_msgs", "test.nodes")
@@ -37,8 +39,7 @@ os.environ["YOLO_AUTOINSTALL"] = "false"
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="kd_yolo_cfg_"))
 # the shipped Fast DDS profile without TCP, as for every process the project starts itself (docs/runtime.md)
-os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(Path(__file__).resolve().parents[1] / "config"
-                                                  / "fastdds_large_frames_no_tcp.xml")
+os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = fastdds_profile(tcp=False)
 os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"  # where the profile cannot load
 os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
 # One DDS domain per test run, so parallel runs on this machine never see each other's topics.

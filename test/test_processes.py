@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,19 @@ def test_module_imports_neither_rclpy_nor_torch_nor_training():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _descriptors(path: str) -> dict[str, str]:
+    """The transport descriptors of a Fast DDS profile file, by id, as canonical XML text."""
+    root = ET.parse(path).getroot()
+    ns = {"dds": "http://www.eprosima.com"}
+    return {d.findtext("dds:transport_id", namespaces=ns): ET.tostring(d, encoding="unicode").strip()
+            for d in root.iterfind(".//dds:transport_descriptor", ns)}
+
+
+def test_the_profile_without_tcp_is_the_shipped_one_less_tcp():
+    shipped, local = _descriptors(P.fastdds_profile()), _descriptors(P.fastdds_profile(tcp=False))
+    assert {k: v for k, v in shipped.items() if "TCPv4" not in v} == local and len(shipped) == len(local) + 1
 
 
 def test_ros_env_sets_domain_log_dir_and_transports(tmp_path, monkeypatch):

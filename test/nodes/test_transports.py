@@ -9,18 +9,15 @@ discover the node and receive its detections and a full 2048x1024 debug image.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
-from kd_traffic_light.tools.processes import fastdds_profile
+from kd_traffic_light.tools.processes import fastdds_profile, start_process
 from test.nodes.ros_helpers import RELIABLE, RosTestNode, domain_id, node_matched, read_log, ros_env, start_node, stop
+from test.nodes.test_detector_node import make_image
 
 W, H = 2048, 1024
 TRANSPORT_VARS = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE")
@@ -31,13 +28,6 @@ def consumer_envs(env: dict[str, str]) -> dict[str, dict[str, str]]:
     default = {k: v for k, v in env.items() if k not in TRANSPORT_VARS}
     return {"default": default, "large_data": {**default, "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
             "profile": dict(env)}
-
-
-def frame(sec: int) -> Image:
-    msg = Image(height=H, width=W, encoding="bgr8", step=W * 3)
-    msg.header = Header(stamp=Time(sec=sec), frame_id="cam")
-    msg.data = np.full((H, W, 3), 90, np.uint8).tobytes()
-    return msg
 
 
 @pytest.mark.slow
@@ -54,13 +44,13 @@ def test_default_large_data_and_profile_consumers_all_see_the_detector(tmp_path,
         try:
             for name, cenv in consumer_envs(env).items():
                 out = tmp_path / f"{name}.json"
-                consumers[name] = (out, subprocess.Popen(
+                consumers[name] = (out, start_process(
                     [sys.executable, "-m", "test.nodes.transport_listener", "detector", "/tl", str(out),
-                     "--timeout", "60"], env=cenv, stdout=open(tmp_path / f"{name}.log", "wb"),
-                    stderr=subprocess.STDOUT))
+                     "--timeout", "60"], cenv, tmp_path / f"{name}.log"))
             sec, deadline = 100, time.monotonic() + 90
             while time.monotonic() < deadline and any(p.poll() is None for _, p in consumers.values()):
-                pub.publish(frame(sec))  # the detector's input is best effort: keep frames coming
+                # the detector's input is best effort: keep frames coming
+                pub.publish(make_image("bgr8", sec, "cam", w=W, h=H))
                 sec += 1
                 time.sleep(0.2)
         finally:

@@ -41,3 +41,19 @@ def make_untrained_pt(path: Path, cfg: str = "yolov5n.yaml", names: dict[int, st
     torch.save({"model": model.half(), "train_args": {"imgsz": 64, "task": "detect"}, "epoch": -1,
                 "version": __version__}, path)
     return Path(path)
+
+
+#: The smoke-test recipe of the training tests (1 epoch at 64 px on the CPU).
+TINY_CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "tiny_cpu.yaml"
+
+
+def write_tiny_config(path: Path, terms: dict | None = None, train: dict | None = None) -> Path:
+    """Write ``tiny_cpu.yaml`` with these distillation ``terms`` (none: plain training), the suite's seed
+    (test/seeds.py) and ``train`` overrides; return ``path``."""
+    import yaml
+
+    raw = yaml.safe_load(TINY_CONFIG.read_text())
+    raw["distill"]["terms"] = terms or {}
+    raw["train"].update({"seed": seed(0), **(train or {})})
+    Path(path).write_text(yaml.safe_dump(raw))
+    return Path(path)

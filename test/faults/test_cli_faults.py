@@ -13,10 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from test.model_factory import data_yaml_text, make_untrained_pt, write_tiny_yolo_dataset
-from test.seeds import seed
+from test.model_factory import data_yaml_text, make_untrained_pt, write_tiny_config, write_tiny_yolo_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "training" / "configs" / "tiny_cpu.yaml"
@@ -38,11 +36,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     notmodel.write_text("hello, not a model\n")
     afile = root / "afile"
     afile.write_text("x")
-    raw = yaml.safe_load(TINY.read_text())
-    raw["distill"]["terms"] = {}
-    raw["train"]["seed"] = seed(0)  # the suite's seed (test/seeds.py)
-    plain = root / "plain.yaml"
-    plain.write_text(yaml.safe_dump(raw))
+    plain = write_tiny_config(root / "plain.yaml")
     return {"root": root, "data": data, "noimg": noimg, "empty": empty / "data.yaml", "notmodel": notmodel,
             "afile": afile, "plain": plain, "tiny": TINY}
 
@@ -56,10 +50,7 @@ def teacher_pt(tmp_path_factory) -> Path:
 def _config(root: Path, name: str, train: dict | None = None, text: str | None = None) -> str:
     path = root / f"{name}.yaml"
     if text is None:
-        raw = yaml.safe_load(TINY.read_text())
-        raw["distill"]["terms"] = {}
-        raw["train"].update({"seed": seed(0), **(train or {})})
-        text = yaml.safe_dump(raw)
+        return str(write_tiny_config(path, train=train))
     path.write_text(text)
     return str(path)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from test.model_factory import write_tiny_config
 from test.seeds import seed
 from test.training.distill.conftest import REPO
 from training.distill.config import load_config, resolve_config
@@ -25,12 +26,7 @@ TINY = REPO / "training" / "configs" / "tiny_cpu.yaml"
 
 
 def _config(tmp_path, terms, name="cfg"):
-    raw = yaml.safe_load(TINY.read_text())
-    raw["distill"]["terms"] = terms
-    raw["train"]["seed"] = seed(0)  # the suite's seed (test/seeds.py)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return write_tiny_config(tmp_path / f"{name}.yaml", terms)
 
 
 def _overrides(cfg, data, teacher, project, name, **extra):

@@ -34,11 +34,8 @@ def marker_path(run_dir: str | os.PathLike[str]) -> Path:
 
 def file_digest(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Size and SHA-256 of a file."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return {"size": os.path.getsize(path), "sha256": h.hexdigest()}
+        return {"size": os.path.getsize(path), "sha256": hashlib.file_digest(fh, "sha256").hexdigest()}
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -60,11 +60,8 @@ def read_provenance(weights: str | Path) -> dict[str, Any]:
 
 def sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def source_metadata(weights: str | Path, train_args: dict[str, Any] | None = None) -> dict[str, Any]:

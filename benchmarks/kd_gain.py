@@ -42,12 +42,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp-dir", default=None, help="experiment directory (default: the config's out)")
     p.add_argument("--also", nargs="+", default=[], metavar="ARM",
                    help="arms to train on every seed besides the chosen ones (reported under their own names)")
-    p.add_argument("--finalists", type=int, default=2,
+    p.add_argument("--finalists", type=int, default=1,
                    help="candidates of each family (ours_*, native_*) that the first seed's val score sends on to "
                    "every seed; the final choice is the best val mean over every seed (1: choose on the first seed)")
     p.add_argument("--launcher", choices=("ray", "local"), default="ray",
                    help="ray (default): independent runs in parallel, one per core (each run trains on one torch "
                    "thread, so two runs on 2 cores take about the time of one); local: one run after the other")
+    p.add_argument("--second-data-seed", type=int, default=2,
+                   help="data seed of the second scene set, on which the chosen arms are repeated and nothing is "
+                   "chosen (the tuning set's is the config's data.seed)")
+    p.add_argument("--no-spread", dest="spread", action="store_false",
+                   help="skip the spread study (baseline with the initialisation and the data order varied apart)")
     p.add_argument("--out", default="runs/bench/kd_gain.json", help="JSON result file")
     return p
 
@@ -197,7 +202,7 @@ def _val_points(exp: Experiment, exp_dir: Path, result: dict[str, Any]) -> dict[
     imgsz = exp.eval_imgsz()
     ev = replace(exp.evaluate, split="val", latency_reps=0)
     records = [read_json(exp_dir / "runs" / r["name"] / "results.json") for r in result["runs"]
-               if r["role"] == "student"]  # the training records (weights relative to the experiment directory)
+               if r["role"] == "student" and not r["method"].startswith("spread_")]  # weights: relative to exp_dir
     rows = [{**evaluate_run(rec, exp_dir, Path(result["data_yaml"]), ev, imgsz), "seed": rec["seed"],
              "role": rec["role"], "method": rec["method"]} for rec in records]
     return {m: v for m in exp.methods if (v := per_seed(rows, m))}
@@ -222,51 +227,156 @@ def screening_plan(exp: Experiment) -> tuple[set[str], dict[str, set[str]]]:
     return screen, rest
 
 
+SPREAD_INIT = 100  #: init seeds of the spread study: 100 (held while the order varies), 101, 102
+
+
+def spread_methods(k: int = 3) -> dict[str, dict[str, Any]]:
+    """Return the spread study's baseline arms: ``spread_init<I>`` trains the baseline with initial weights from seed I.
+
+    ``spread_init100`` on order seeds ``0..k-1`` varies the data order alone; ``spread_init100..10k-1`` on order
+    seed 0 vary the initialisation alone (``init.seed``, ``training.distill.config``).
+    """
+    return {f"spread_init{SPREAD_INIT + i}": {"init": {"seed": SPREAD_INIT + i}} for i in range(k)}
+
+
+def spread_runs(exp: Experiment, k: int = 3) -> set[str]:
+    """Names of the spread study's runs (see ``spread_methods``) in ``exp``'s grid."""
+    from training.experiment import plan_runs
+
+    orders = {exp.seeds[i] for i in range(min(k, len(exp.seeds)))}
+    first = exp.seeds[0]
+    return {r.name for r in plan_runs(exp) if r.method.startswith("spread_init")
+            and ((r.method == f"spread_init{SPREAD_INIT}" and r.seed in orders) or r.seed == first)}
+
+
+def spread_figures(test: dict[str, dict[str, float]], d_ours: dict[str, Any]) -> dict[str, Any]:
+    """Return the baseline's standard deviation (held-out points) with only the order, only the init, or both varied."""
+    fixed_init = test.get(f"spread_init{SPREAD_INIT}", {})
+    first = min(fixed_init, key=int) if fixed_init else "0"
+    fixed_order = {m: v[first] for m, v in test.items() if m.startswith("spread_init") and first in v}
+
+    def sd(values: list[float]) -> float | None:
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    return {"baseline_sd": {"order_only": sd(list(fixed_init.values())), "init_only": sd(list(fixed_order.values())),
+                            "both": sd(list(test["baseline"].values()))},
+            "order_only": fixed_init, "init_only": fixed_order, "paired_sd_ours": d_ours.get("sd")}
+
+
+def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen: dict[str, str]) -> dict[str, Any]:
+    """Return the second scene set: the same experiment with another data seed and only the chosen arms."""
+    import copy
+
+    raw2 = copy.deepcopy(raw)
+    raw2["data"] = {**raw2["data"], "seed": data_seed}
+    raw2["methods"] = {m: raw["methods"][m] for m in ("baseline", chosen["ours"], chosen["native"])}
+    raw2["out"] = str(exp_dir.parent / f"{exp_dir.name}_second")
+    return raw2
+
+
+def run_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace, only: set[str]) -> dict[str, Any]:
+    """Train (or find) the runs ``only`` of one scene set; return run_experiment's result."""
+    from training.experiment import run_experiment
+
+    return run_experiment(exp, exp_dir, workers=args.workers, only=only, launcher=args.launcher)
+
+
+def tuning_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Screen the candidates on val, train the finalists on every seed, choose; return the tuning set's JSON body."""
+    screen, rest = screening_plan(exp)
+    spread = spread_runs(exp) if args.spread else set()
+    screen = {n for n in screen if "_spread_init" not in n} | spread  # the spread study needs no choice: fills cores
+    print(f"kd_gain: [1/3] tuning scenes (data seed {exp.data.seed}): screening {len(screen)} runs (baseline on "
+          f"every seed, candidates on seed {exp.seeds[0]}" + (f", {len(spread)} spread-study runs)" if spread else ")"),
+          flush=True)
+    screen_val = _val_points(exp, exp_dir, run_set(exp, exp_dir, args, screen))
+    first = str(exp.seeds[0])  # stage 1: every candidate compared on the screening seed
+    screen_val = {m: {first: v[first]} for m, v in screen_val.items() if first in v}
+    final = finalists(screen_val, args.finalists)
+    print(f"kd_gain: [2/3] finalists on val (seed {first}): {', '.join(final)}; training them on every seed",
+          flush=True)
+    result = run_set(exp, exp_dir, args, screen | {n for m in set(final) | set(args.also) for n in rest.get(m, ())})
+    val = _val_points(exp, exp_dir, result)
+    picked = {fam: choose({m: val[m] for m in final if m in val}, fam) for fam in ("ours", "native")}
+    print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = {picked['native']}",
+          flush=True)
+    test = {m: v for m in exp.methods if (v := per_seed(result["runs"], m))}
+    teachers = [100.0 * r["map50_95"] for r in result["runs"] if r["role"] == "teacher"]
+    fig = figures({m: v for m, v in test.items() if not m.startswith("spread_")}, val, statistics.fmean(teachers),
+                  picked)
+    out = {"data_seed": exp.data.seed, "experiment_dir": str(exp_dir), "finalists": final, **fig,
+           "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+    if args.spread:
+        out["spread"] = spread_figures(test, fig["D_ours"])
+    return out
+
+
+def second_set(raw: dict[str, Any], exp_dir: Path, args: argparse.Namespace, chosen: dict[str, str],
+               source: str) -> dict[str, Any]:
+    """Train the baseline and the chosen arms on the second scene set; return its JSON body (nothing chosen)."""
+    from kd_traffic_light.core.atomic_io import atomic_write_yaml
+    from training.experiment import plan_runs, resolve_experiment
+
+    raw2 = second_experiment(raw, exp_dir, args.second_data_seed, chosen)
+    exp2_dir = Path(raw2["out"])
+    exp2_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_yaml(exp2_dir / "kd_gain_experiment.yaml", raw2)
+    exp2 = resolve_experiment(raw2, f"{source} (second scene set)")
+    print(f"kd_gain: [3/3] second scene set (data seed {args.second_data_seed}, nothing chosen on it): "
+          f"{', '.join(exp2.methods)} on seeds {', '.join(map(str, exp2.seeds))}", flush=True)
+    result = run_set(exp2, exp2_dir, args, {r.name for r in plan_runs(exp2)})
+    test = {m: v for m in exp2.methods if (v := per_seed(result["runs"], m))}
+    teacher = statistics.fmean(100.0 * r["map50_95"] for r in result["runs"] if r["role"] == "teacher")
+    return {"data_seed": args.second_data_seed, "experiment_dir": str(exp2_dir), **figures(test, {}, teacher, chosen),
+            "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Screen the candidates on val, run the chosen arms on every seed, print the figures last, write JSON."""
+    """Screen the candidates on val, run the chosen arms on every seed, repeat them on the second scene set."""
     args = get_args_parser().parse_args(argv)
     if args.finalists < 1:
         raise SystemExit(f"kd_gain: --finalists: expected an int >= 1, got {args.finalists}")
     if args.quick:
         args.profile = "quick"
     from kd_traffic_light.core.atomic_io import atomic_write_json, atomic_write_yaml
-    from training.experiment import resolve_experiment, run_experiment
+    from training.experiment import resolve_experiment
 
     raw = profile_experiment(args)
+    if args.spread:
+        raw["methods"] = {**raw["methods"], **spread_methods()}
     exp_dir = Path(args.exp_dir or raw.get("out") or f"runs/bench/kd_gain_{args.profile}")
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(exp_dir / "kd_gain_experiment.yaml", raw)
-    exp = resolve_experiment(raw, str(args.config or QUICK_CONFIG) if args.profile == "quick" else "kd_gain:full")
-    if len(exp.seeds) < 3:
-        print(f"kd_gain: {len(exp.seeds)} seeds: the interval goal needs at least 3", flush=True)
+    source = str(args.config or QUICK_CONFIG) if args.profile == "quick" else "kd_gain:full"
+    exp = resolve_experiment(raw, source)
+    if len(exp.seeds) < 5:
+        print(f"kd_gain: {len(exp.seeds)} seeds: the interval goal needs at least 5", flush=True)
     unknown = set(args.also) - set(exp.methods)
     if unknown:
         raise SystemExit(f"kd_gain: --also: unknown arms {sorted(unknown)} (methods: {', '.join(exp.methods)})")
+    if args.second_data_seed == exp.data.seed:
+        raise SystemExit(f"kd_gain: --second-data-seed: expected a data seed other than the tuning set's "
+                         f"({exp.data.seed}), got {args.second_data_seed}")
     t0 = time.perf_counter()
-    screen, rest = screening_plan(exp)
-    print(f"kd_gain: screening {len(screen)} runs (baseline on every seed, candidates on seed {exp.seeds[0]})")
-    screen_val = _val_points(exp, exp_dir, run_experiment(exp, exp_dir, workers=args.workers, only=screen,
-                                                    launcher=args.launcher))
-    first = str(exp.seeds[0])  # stage 1: every candidate compared on the screening seed
-    screen_val = {m: {first: v[first]} for m, v in screen_val.items() if first in v}
-    final = finalists(screen_val, args.finalists)
-    print(f"kd_gain: finalists on val (seed {first}): {', '.join(final)}; training them on every seed", flush=True)
-    only = screen | {n for m in set(final) | set(args.also) for n in rest.get(m, ())}
-    result = run_experiment(exp, exp_dir, workers=args.workers, only=only, launcher=args.launcher)
-    rows = result["runs"]
-    val = _val_points(exp, exp_dir, result)
-    picked = {fam: choose({m: val[m] for m in final if m in val}, fam) for fam in ("ours", "native")}
-    print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = {picked['native']}",
-          flush=True)
-    test = {m: v for m in exp.methods if (v := per_seed(rows, m))}
-    teachers = [100.0 * r["map50_95"] for r in rows if r["role"] == "teacher"]
-    fig = figures(test, val, statistics.fmean(teachers), picked)
     out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp.evaluate.split, "seeds": list(exp.seeds),
-           "experiment_dir": str(exp_dir), "launcher": args.launcher, "finalists": final,
-           "seconds": round(time.perf_counter() - t0, 1),
-           "train_seconds": {r["name"]: r.get("train_s") for r in rows}, "machine": machine(), **fig}
+           "launcher": args.launcher, "machine": machine(), **tuning_set(exp, exp_dir, args)}
+    if exp.data.source == "synth":
+        out["second_set"] = second_set(raw, exp_dir, args, out["chosen"], source)
+        out["goals_both_sets"] = {k: bool(v and out["second_set"]["goals"][k]) for k, v in out["goals"].items()}
+    else:  # the real DTLD is one scene set: no second one to draw (docs/benchmarks.md)
+        print(f"kd_gain: data source '{exp.data.source}' has one scene set: no second set, no goal called met",
+              flush=True)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(Path(args.out), out)
-    print_report(fig)
+    print("\ntuning scenes (arms chosen here):")
+    print_report(out)
+    if "second_set" in out:
+        print(f"\nsecond scene set (data seed {args.second_data_seed}; nothing chosen on it):")
+        print_report(out["second_set"])
+    if "spread" in out:
+        sd = {k: "n/a" if v is None else f"{v:.2f}" for k, v in out["spread"]["baseline_sd"].items()}
+        print(f"spread (baseline, tuning scenes): sd with only the data order varied {sd['order_only']}, only the "
+              f"initialisation {sd['init_only']}, both (the seeds) {sd['both']} pts; evaluation noise: kd_noise.py")
     print(f"wrote {args.out}")
     return 0
 

@@ -24,8 +24,7 @@ RESULTS = REPO / "docs" / "results"
 DOCS = ("README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")))
 BLOCK = re.compile(r"(<!-- BEGIN rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- END rendered: (?P=name) -->)",
                    re.S)
-KD_SETS = (("tuning scenes (arms chosen here)", "kd_gain_quick.json"),
-           ("replication (other data seed, nothing chosen)", "kd_gain_replication.json"))
+KD_GAIN, KD_NOISE, KD_REPLICATION = "kd_gain_quick.json", "kd_noise_quick.json", "kd_gain_replication.json"
 NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
@@ -58,15 +57,27 @@ def _ratio(fig: dict[str, Any]) -> str:
     return f"{fig['D_ours']['mean'] / native:.1f}" if native and native > 0 else "n/a (native <= 0)"
 
 
+def kd_sets() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(label, file, figures)`` of each kd-gain scene set: the benchmark's two, then the earlier replication."""
+    sets = []
+    gain = result(KD_GAIN)
+    if gain is not None:
+        sets.append((f"tuning scenes (data seed {gain['data_seed']}; arms chosen here)", KD_GAIN, gain))
+        if "second_set" in gain:
+            second = {**gain["second_set"], "seeds": gain["seeds"]}
+            sets.append((f"second scenes (data seed {second['data_seed']}; nothing chosen)", KD_GAIN, second))
+    replication = result(KD_REPLICATION)
+    if replication is not None:
+        sets.append(("earlier 3-seed protocol, a reviewer's replication (other data seed)", KD_REPLICATION,
+                     replication))
+    return sets
+
+
 # ------------------------------------------------------------------------------------------------ tables
 def kd_gain_summary() -> str:
     """Render the kd-gain figures of each scene set, with which goal held where."""
     rows = []
-    for label, name in KD_SETS:
-        fig = result(name)
-        if fig is None:
-            rows.append([label, "-", "no result file", "", "", "", "", "", ""])
-            continue
+    for label, _, fig in kd_sets():
         g = fig["goals"]
         rows.append([label, ", ".join(str(s) for s in fig["seeds"]), interval(fig["D_ours"]),
                      held(g["D_ours_ci_excludes_zero"]), interval(fig["D_native"]), _ratio(fig),
@@ -79,10 +90,7 @@ def kd_gain_summary() -> str:
 def kd_gain_arms() -> str:
     """Render every arm's per-seed held-out mAP50-95 on each scene set (val means where recorded)."""
     out = []
-    for label, name in KD_SETS:
-        fig = result(name)
-        if fig is None:
-            continue
+    for label, name, fig in kd_sets():
         seeds = [str(s) for s in fig["seeds"]]
         val = fig.get("val_map50_95", {})
         rows = []
@@ -98,6 +106,28 @@ def kd_gain_arms() -> str:
         out.append(f"{label}, `docs/results/{name}`:\n\n" + md_table(
             ["arm", *[f"seed {s}" for s in seeds], "mean", "val mean", "vs baseline, 95 % CI"], rows))
     return "\n".join(out)
+
+
+def kd_gain_spread() -> str:
+    """Render what drives the paired spread: seeds, evaluation noise, initialisation and data order apart."""
+    gain, noise = result(KD_GAIN), result(KD_NOISE)
+    if gain is None or noise is None:
+        return "no result file (`benchmarks/kd_gain.py`, then `benchmarks/kd_noise.py`)\n"
+
+    def pts(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    rows = [[f"{name} scenes: ours - baseline", pts(noise[name]["paired_sd"]), pts(noise[name]["eval_noise_sd"]),
+             f"{100 * noise[name]['eval_share_of_variance']:.0f} %"] for name in ("tuning", "second") if name in noise]
+    sd = (gain.get("spread") or {}).get("baseline_sd") or {}
+    rows += [["tuning scenes: baseline, initialisation and data order both varied (the seeds)", pts(sd.get("both")),
+              "", ""],
+             ["tuning scenes: baseline, data order varied alone (3 order seeds, init seed 100)",
+              pts(sd.get("order_only")), "", ""],
+             ["tuning scenes: baseline, initialisation varied alone (init seeds 100-102, order seed 0)",
+              pts(sd.get("init_only")), "", ""]]
+    return md_table(["what varies", "sd over runs (pts)", "evaluation noise alone (pts)", "its share of the variance"],
+                    rows)
 
 
 def kd_terms() -> str:
@@ -180,6 +210,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "cost-figures": cost_figures,
     "kd-gain-summary": kd_gain_summary,
     "kd-gain-arms": kd_gain_arms,
+    "kd-gain-spread": kd_gain_spread,
     "kd-terms": kd_terms,
     "node-figures": node_figures,
     "fastdds-profiles": fastdds_profiles,

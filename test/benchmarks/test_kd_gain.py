@@ -1,6 +1,8 @@
 """kd_gain's figures: arms chosen on val only, paired per seed, in the documented JSON form."""
 
 
+from pathlib import Path
+
 import pytest
 
 from test.benchmarks import load_benchmark
@@ -105,3 +107,55 @@ def test_finalists_are_the_best_of_each_family_on_val():
     # the final choice among finalists is the val mean over every seed, not the first seed's value
     val_all = {"ours_b": {"0": 25.0, "1": 20.0, "2": 21.0}, "ours_c": {"0": 23.0, "1": 23.0, "2": 24.0}}
     assert kd.choose(val_all, "ours") == "ours_c"
+
+
+def _quick_raw(kd, spread=True):
+    import argparse
+
+    raw = kd.profile_experiment(argparse.Namespace(profile="quick", config=None, seeds=None, device=None))
+    if spread:
+        raw["methods"] = {**raw["methods"], **kd.spread_methods()}
+    return raw
+
+
+def test_protocol_has_five_paired_seeds_and_a_second_scene_set_with_the_chosen_arms_only(tmp_path):
+    from training.experiment import plan_runs, resolve_experiment
+
+    kd = _kd_gain()
+    raw = _quick_raw(kd, spread=False)
+    exp = resolve_experiment(raw, str(kd.QUICK_CONFIG))
+    assert len(exp.seeds) >= 5
+    chosen = {"ours": next(m for m in raw["methods"] if m.startswith("ours")),
+              "native": next(m for m in raw["methods"] if m.startswith("native"))}
+    raw2 = kd.second_experiment(raw, tmp_path / "kd_gain_quick", 7, chosen)
+    exp2 = resolve_experiment(raw2, "second")
+    assert exp2.data.seed == 7 and exp.data.seed != 7
+    assert list(exp2.methods) == ["baseline", chosen["ours"], chosen["native"]]
+    assert exp2.methods[chosen["ours"]] == exp.methods[chosen["ours"]]  # the same recipe, unchanged
+    assert {k: v for k, v in raw2["data"].items() if k != "seed"} == {k: v for k, v in raw["data"].items()
+                                                                     if k != "seed"}
+    assert exp2.seeds == exp.seeds and Path(raw2["out"]) == tmp_path / "kd_gain_quick_second"
+    assert len([r for r in plan_runs(exp2) if r.role == "teacher"]) == 1  # its own teacher, on its own scenes
+    assert raw["data"]["seed"] == exp.data.seed  # the tuning set's config is left as it was
+
+
+def test_spread_study_varies_the_order_and_the_initialisation_apart():
+    from training.experiment import plan_runs, resolve_experiment
+
+    kd = _kd_gain()
+    exp = resolve_experiment(_quick_raw(kd), str(kd.QUICK_CONFIG))
+    names = kd.spread_runs(exp)
+    assert names == {"n_spread_init100_seed0", "n_spread_init100_seed1", "n_spread_init100_seed2",
+                     "n_spread_init101_seed0", "n_spread_init102_seed0"}
+    runs = {r.name: r for r in plan_runs(exp)}
+    assert all(not runs[n].kd for n in names)  # baselines: the same recipe as 'baseline' but for init.seed
+    assert runs["n_spread_init101_seed0"].config["init"]["seed"] == 101
+    assert {k: v for k, v in runs["n_spread_init101_seed0"].config.items() if k != "init"} == dict(
+        runs["n_baseline_seed0"].config)
+    test = {"baseline": {"0": 10.0, "1": 12.0, "2": 14.0},
+            "spread_init100": {"0": 10.0, "1": 11.0, "2": 12.0},
+            "spread_init101": {"0": 13.0}, "spread_init102": {"0": 16.0}}
+    fig = kd.spread_figures(test, {"sd": 1.5})
+    assert fig["baseline_sd"] == {"order_only": pytest.approx(1.0), "init_only": pytest.approx(3.0),
+                                  "both": pytest.approx(2.0)}
+    assert fig["paired_sd_ours"] == 1.5

@@ -110,6 +110,24 @@ def test_report_calls_a_goal_met_only_where_it_held_on_both_scene_sets(tmp_path)
     assert "the interval of D_ours excludes 0: held" in text and "the interval of D_ours excludes 0: not held" in text
 
 
+def test_report_reads_the_benchmarks_own_second_scene_set(tmp_path):
+    from training.report import gain_section
+
+    base = {"chosen": {"ours": "o", "native": "n"}, "D_ours": {"mean": 2.0, "ci95": [1.0, 3.0]},
+            "D_native": {"mean": 0.5, "ci95": None}, "kd_gap": 0.5,
+            "map50_95": {"teacher": 30.0, "baseline": {"0": 10.0}, "ours": {"0": 12.0}, "native": {"0": 10.5}}}
+    second = {**base, "data_seed": 7, "map50_95": {**base["map50_95"], "ours": {"0": 11.25}},
+              "goals": {"D_ours_ci_excludes_zero": True, "D_ours_vs_native": False}}
+    result = {**base, "profile": "quick", "goals": {"D_ours_ci_excludes_zero": True, "D_ours_vs_native": True},
+              "second_set": second}
+    (tmp_path / "kd.json").write_text(json.dumps(result))
+    (tmp_path / "r.json").write_text(json.dumps({**base, "goals": {"D_ours_ci_excludes_zero": False}}))
+    text = gain_section((tmp_path / "kd.json",), replication=tmp_path / "r.json")  # its own second set wins
+    assert "data seed 7, nothing chosen on them" in text and "| ours | 11.25 |" in text
+    assert "Met on both scene sets: the interval of D_ours excludes 0." in text
+    assert "Not carried by the evidence: D_ours >= 2 x D_native." in text
+
+
 def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_them(tmp_path):
     """A demo directory from before a recipe change: the changed run and the students of a changed teacher are
     moved to <name>.stale and trained again; the table, exports, speed and node run are redone."""

@@ -27,7 +27,10 @@ TERM_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(spec.defaults) for name, 
 TERM_COLUMNS: dict[str, str | None] = {name: spec.column for name, spec in TERMS.items()}
 
 AUGMENT_DEFAULTS: dict[str, float] = {"blur_p": 0.0, "clahe_p": 0.0}
-SECTIONS = ("train", "augment", "distill")
+SECTIONS = ("train", "augment", "distill", "init")
+# ``init.seed``: the student's initial weights drawn from this seed instead of the run's --seed, which then decides
+# only the data order and augmentation (kd-gain's spread study separates the two; unset: ultralytics' behaviour).
+INIT_DEFAULTS: dict[str, Any] = {"seed": 0}
 
 
 def check_type(value: Any, default: Any, where: str) -> None:
@@ -220,11 +223,13 @@ class DistillConfig:
         train: ``RECIPE`` overlaid with the file's ``train`` section; ultralytics checks its own keys.
         augment: blur / CLAHE probabilities.
         terms: Enabled KD terms in the file's order (none: plain training).
+        init_seed: Seed of the student's initial weights (None: the run's ``--seed``, as ultralytics does).
     """
 
     train: Mapping[str, Any]
     augment: Augment = Augment()
     terms: Mapping[str, TermSettings] = FrozenMap()
+    init_seed: int | None = None
 
     @property
     def distills(self) -> bool:
@@ -237,8 +242,11 @@ class DistillConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the plain resolved form (checkpoints' ``run_config``, provenance.json, YAML)."""
-        return {"train": thaw(self.train), "augment": {"blur_p": self.augment.blur_p, "clahe_p": self.augment.clahe_p},
-                "distill": {"terms": {n: t.as_dict() for n, t in self.terms.items()}}}
+        out = {"train": thaw(self.train), "augment": {"blur_p": self.augment.blur_p, "clahe_p": self.augment.clahe_p},
+               "distill": {"terms": {n: t.as_dict() for n, t in self.terms.items()}}}
+        if self.init_seed is not None:  # absent when unset: configs written before it existed read the same
+            out["init"] = {"seed": self.init_seed}
+        return out
 
     @classmethod
     def from_dict(cls, resolved: Mapping[str, Any]) -> DistillConfig:
@@ -247,7 +255,8 @@ class DistillConfig:
         terms = (resolved.get("distill") or {}).get("terms") or {}
         return cls(train=freeze(resolved.get("train") or {}),
                    augment=Augment(**{k: aug.get(k, v) for k, v in AUGMENT_DEFAULTS.items()}),
-                   terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()))
+                   terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()),
+                   init_seed=(resolved.get("init") or {}).get("seed"))
 
 
 def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> DistillConfig:
@@ -274,8 +283,13 @@ def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> D
     terms_raw = _section(distill, "terms", f"{source}: distill")
     unknown_keys(terms_raw, TERM_DEFAULTS, f"{source}: distill.terms")
     terms = {n: resolve_term(n, terms_raw[n], f"{source}: distill.terms.{n}") for n in terms_raw}
+    init = _section(raw, "init", source)
+    unknown_keys(init, INIT_DEFAULTS, f"{source}: init")
+    if "seed" in init and (isinstance(init["seed"], bool) or not isinstance(init["seed"], int) or init["seed"] < 0):
+        raise UsageError(f"{source}: init.seed: expected an int >= 0, got {init['seed']!r}")
     return DistillConfig(train=freeze({**RECIPE, **train}), augment=Augment(**augment),
-                         terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()))
+                         terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()),
+                         init_seed=init.get("seed"))
 
 
 def load_config(path: str | Path) -> DistillConfig:

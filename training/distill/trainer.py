@@ -133,6 +133,21 @@ class DistillTrainer(DetectionTrainer):
             raise ValueError("the config enables distill.terms but no teacher was given (distill --teacher T.pt)")
 
     # ------------------------------------------------------------------ model
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        """Build the student; with ``init.seed`` its initial weights come from that seed alone.
+
+        The global generator is forked, so the run's ``--seed`` still decides the data order and augmentation
+        exactly as without it (kd-gain's spread study varies the two apart).
+        """
+        seed = self.kd_config.init_seed if hasattr(self, "kd_config") else None
+        if seed is None:
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+
     def _fit_fgfi_anchors(self) -> list | None:
         """K-means FGFI anchors fitted on the train boxes when ``fgfi.anchors`` is ``kmeans``, else None.
 

@@ -34,7 +34,7 @@ TIMEOUTS = {"convert": 900.0, "kd_step": 900.0, "node_latency": 900.0, "kd_gain"
 #: Headline keys per benchmark (top-level keys of its JSON); other benchmarks get every top-level number.
 HEADLINES = {
     "convert": ("ratio_median", "single_ips_median", "parallel_ips_median"),
-    "kd_gain": ("chosen", "D_ours", "D_native", "kd_gap", "goals"),
+    "kd_gain": ("chosen", "D_ours", "D_native", "kd_gap", "goals", "goals_both_sets"),
     "node_latency": ("figures", "goals"),
     "grid_scaling": ("ratio", "sequential_s", "ray_s", "slots"),
 }

@@ -92,6 +92,19 @@ def test_methods_share_the_experiment_recipe(tmp_path, data_yaml):
     assert exp.kd == {"baseline": False, "fgfi": True, "native": True}
 
 
+def test_a_method_may_set_its_init_seed_and_nothing_else_of_the_recipe(tmp_path, data_yaml):
+    cfg = _minimal(data_yaml)
+    cfg["methods"]["spread"] = {"init": {"seed": 5}, "train": {"epochs": 99}}  # train: the experiment's, not its
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    assert exp.methods["spread"]["init"] == {"seed": 5} and exp.methods["spread"]["train"] == cfg["train"]
+    assert "init" not in exp.methods["baseline"] and not exp.kd["spread"]
+    cfg["methods"]["spread"] = {"init": {"seed": "five"}}
+    from training.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"methods.spread: init.seed: expected an int >= 0"):
+        X.load_experiment(_write(tmp_path / "bad.yaml", cfg))
+
+
 def test_a_planned_run_with_a_device_list_resolves_as_its_file_did(tmp_path, data_yaml):
     """A run's config is frozen (lists become tuples); checking it again must accept what its YAML said."""
     from training.experiment.runs import _epochs

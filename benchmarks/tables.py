@@ -105,6 +105,14 @@ def kd_gain_arms() -> str:
         rows.append(["teacher", f"{fig['map50_95']['teacher']:.2f}", *[""] * (len(seeds) + 2)])
         out.append(f"{label}, `docs/results/{name}`:\n\n" + md_table(
             ["arm", *[f"seed {s}" for s in seeds], "mean", "val mean", "vs baseline, 95 % CI"], rows))
+    gain = result(KD_GAIN)
+    if gain is not None and "second_set" in gain:
+        core_s = sum(v or 0.0 for fig in (gain, gain["second_set"]) for v in fig["train_seconds"].values())
+        cores = (gain.get("machine") or {}).get("cores") or 1
+        out.append(f"Training time of `{KD_GAIN}`'s runs (both teachers included): {core_s / 60:.0f} core-minutes, "
+                   f"{core_s / 60 / cores:.0f} min on its {cores} cores two runs at a time, evaluation aside; the "
+                   f"invocation that wrote it took {gain['seconds'] / 60:.0f} min (runs an earlier invocation had "
+                   "finished are found, not trained again).\n")
     return "\n".join(out)
 
 

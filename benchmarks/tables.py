@@ -127,12 +127,15 @@ def kd_gain_spread() -> str:
 
     rows = [[f"{name} scenes: ours - baseline", pts(noise[name]["paired_sd"]), pts(noise[name]["eval_noise_sd"]),
              f"{100 * noise[name]['eval_share_of_variance']:.0f} %"] for name in ("tuning", "second") if name in noise]
-    sd = (gain.get("spread") or {}).get("baseline_sd") or {}
+    spread = gain.get("spread") or {}
+    sd = spread.get("baseline_sd") or {}
+    orders = ", ".join(sorted(spread.get("order_only") or {}, key=int))
+    inits = ", ".join(sorted(m.removeprefix("spread_init") for m in spread.get("init_only") or {}))
     rows += [["tuning scenes: baseline, initialisation and data order both varied (the seeds)", pts(sd.get("both")),
               "", ""],
-             ["tuning scenes: baseline, data order varied alone (3 order seeds, init seed 100)",
+             [f"tuning scenes: baseline, data order varied alone (order seeds {orders}, one init seed)",
               pts(sd.get("order_only")), "", ""],
-             ["tuning scenes: baseline, initialisation varied alone (init seeds 100-102, order seed 0)",
+             [f"tuning scenes: baseline, initialisation varied alone (init seeds {inits}, one order seed)",
               pts(sd.get("init_only")), "", ""]]
     return md_table(["what varies", "sd over runs (pts)", "evaluation noise alone (pts)", "its share of the variance"],
                     rows)

@@ -4,7 +4,7 @@ Every arm trains with the identical recipe over the same seeds through ``trainin
 chosen on the val split only and the figures are held-out mAP50-95 points: kd-gain (ours - baseline, with its
 95 % paired t interval) and kd-gap. Writes ``runs/bench/kd_gain.json``.
 
-    python benchmarks/kd_gain.py                       # quick CPU profile (about 80 min on 2 cores)
+    python benchmarks/kd_gain.py                       # quick CPU profile (its time: docs/training.md)
     python benchmarks/kd_gain.py --profile full --dtld-root datasets/DTLD --device 0
 
 Protocol, profiles, goals and the JSON's fields: docs/benchmarks.md, "kd-gain and kd-gap".

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The project's class order (index -> name); models trained by `training/` carry the same names.
-CLASS_NAMES: dict[int, str] = {0: "relevant", 1: "not_relevant"}
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, class_names
+
+# The default scheme's class order (index -> name); core/classes.py has every scheme.
+CLASS_NAMES: dict[int, str] = class_names(DEFAULT_SCHEME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +20,7 @@ class Detection:
         x2: Right edge (pixels).
         y2: Bottom edge (pixels).
         score: Confidence in [0, 1].
-        class_id: Class index (0 relevant, 1 not_relevant for the project's models).
+        class_id: Class index in the model's scheme (core/classes.py: 0 relevant, 1 not_relevant by default).
         label: Class name as the model reports it ("" when unknown).
     """
 

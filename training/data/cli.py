@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, SCHEMES
 from training.errors import UsageError
 
 
@@ -39,6 +40,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="keep only lights with this attribute value, e.g. direction=front (repeatable)")
     p.add_argument("--exclude", action="append", default=[], metavar="ATTR=V[,V]",
                    help="drop lights with this attribute value, e.g. reflection=reflected (repeatable)")
+    p.add_argument("--classes", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
+                   help="class scheme: relevance (the source study's 2 classes) or relevance_state (relevance x "
+                        "red/yellow/red_yellow/green/off, lights of unknown state dropped); docs/dtld_format.md")
     p.add_argument("--workers", type=int, default=1, help="decoding processes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_convert)
@@ -92,7 +96,7 @@ def run_convert(args: argparse.Namespace) -> int:
     opts = ConvertOptions(train=args.train, val=args.val, test=args.test, val_images=args.val_images,
                           seed=args.seed, image_format=args.format, jpeg_quality=args.jpeg_quality,
                           resize_width=args.resize_width, include=parse_filters(args.include),
-                          exclude=parse_filters(args.exclude))
+                          exclude=parse_filters(args.exclude), classes=args.classes)
     summary = convert_dtld(args.root, args.out, opts, workers=args.workers, progress=not args.no_progress)
     counts = {s: v["images"] for s, v in summary["splits"].items()}
     print(json.dumps({"images": counts, "warnings": summary["warning_counts"]}))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, SCHEMES, class_id
+
 # ----------------------------------------------------------------------------------------------- vocabulary
 #: v2.0 attribute vocabularies (official Python docstring + C++ header + values seen in the real data).
 ATTRIBUTE_VALUES: dict[str, tuple[str, ...]] = {
@@ -292,12 +294,13 @@ def load_labels(path: str | os.PathLike, warns: list[Warn]) -> list[DtldFrame]:
 
 
 # ----------------------------------------------------------------------------------------------- classes
-#: YOLO class names, in class-id order (docs/dtld_format.md, section 5).
-CLASS_NAMES = ("relevant", "not_relevant")
+#: YOLO class names of the default scheme, in class-id order (docs/dtld_format.md, section 5).
+CLASS_NAMES = SCHEMES[DEFAULT_SCHEME]
 
 
-def light_class(light: DtldLight) -> int | None:
-    """Return 0 for ``relevant``, 1 for ``not_relevant``, None when relevance is unknown."""
-    rel = light.attributes.get("relevance")
-    return {"relevant": 0, "not_relevant": 1}.get(rel) if isinstance(rel, str) else None
+def light_class(light: DtldLight, scheme: str = DEFAULT_SCHEME) -> int | None:
+    """Return the light's class id in ``scheme`` (kd_traffic_light/core/classes.py), None when the scheme cannot
+    place it: relevance unknown, or (``relevance_state``) state ``unknown`` or missing."""
+    rel, state = light.attributes.get("relevance"), light.attributes.get("state")
+    return class_id(scheme, rel if isinstance(rel, str) else None, state if isinstance(state, str) else None)
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, SCHEMES
 from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
 from training.errors import UsageError
 
@@ -30,9 +31,12 @@ class ConvertOptions:
     include: dict[str, list[str]] = field(default_factory=dict)
     exclude: dict[str, list[str]] = field(default_factory=dict)
     size: tuple[int, int] = (IMAGE_WIDTH, IMAGE_HEIGHT)
+    classes: str = DEFAULT_SCHEME
 
     def validate(self) -> None:
         """Raise UsageError (a ValueError) naming the option when a value is not allowed."""
+        if self.classes not in SCHEMES:
+            raise UsageError(f"classes {self.classes!r}: expected one of {sorted(SCHEMES)}")
         if self.image_format not in ("png", "jpg"):
             raise UsageError(f"image_format {self.image_format!r}: expected 'png' or 'jpg'")
         if not 1 <= self.jpeg_quality <= 100:

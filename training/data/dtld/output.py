@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kd_traffic_light.core.atomic_io import TMP_MARK, atomic_write_bytes
-from training.data.dtld.labels import CLASS_NAMES
+from kd_traffic_light.core.classes import SCHEMES
 from training.data.dtld.options import ConvertOptions
 
 STATE_FILE = ".dtld_convert.json"
@@ -46,7 +46,7 @@ def fingerprint(opts: ConvertOptions) -> dict[str, Any]:
         "val_images": opts.val_images, "seed": opts.seed, "image_format": opts.image_format,
         "jpeg_quality": opts.jpeg_quality if opts.image_format == "jpg" else None,
         "resize_width": opts.resize_width, "include": opts.include, "exclude": opts.exclude,
-        "class_names": list(CLASS_NAMES), "format_version": 1,
+        "class_names": list(SCHEMES[opts.classes]), "format_version": 1,
     }
 
 
@@ -80,7 +80,8 @@ def remove_empty_output(out: Path) -> None:
 
 
 def write_data_yaml(out: Path, counts: dict[str, int], opts: ConvertOptions) -> None:
-    """Write ``out/data.yaml``: the split folders (val falls back to test, then train), the filters, the classes."""
+    """Write ``out/data.yaml``: the split folders (val falls back to test, then train), the filters, the classes
+    (``opts.classes``' scheme, kd_traffic_light/core/classes.py)."""
     val = "val" if counts.get("val") else ("test" if counts.get("test") else "train")
     lines = [
         "# YOLO dataset converted from DTLD by `python -m training data convert-dtld`; see summary.json.",
@@ -91,5 +92,6 @@ def write_data_yaml(out: Path, counts: dict[str, int], opts: ConvertOptions) -> 
     ]
     if counts.get("test"):
         lines.append("test: images/test")
-    lines += ["nc: 2", "names:", "  0: relevant", "  1: not_relevant", ""]
+    names = SCHEMES[opts.classes]
+    lines += [f"nc: {len(names)}", "names:"] + [f"  {i}: {n}" for i, n in enumerate(names)] + [""]
     write_artefact(out / "data.yaml", "\n".join(lines).encode())

@@ -12,7 +12,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from training.data.dtld.labels import CLASS_NAMES, Warn
+from kd_traffic_light.core.classes import SCHEMES
+from training.data.dtld.labels import Warn
 from training.data.dtld.options import ConvertOptions
 
 LOGGER = logging.getLogger("training.data.dtld")  # the package, not this module: log lines name the converter
@@ -23,7 +24,8 @@ MAX_LISTED_WARNINGS = 500
 def new_stats() -> dict[str, Any]:
     """Return the empty counters of one split."""
     return {"images": 0, "boxes": Counter(), "attributes": defaultdict(Counter), "clipped": 0,
-            "dropped_empty": 0, "dropped_unknown_relevance": 0, "filtered": 0, "images_failed": 0}
+            "dropped_empty": 0, "dropped_unknown_relevance": 0, "dropped_unknown_state": 0, "filtered": 0,
+            "images_failed": 0}
 
 
 def build_summary(stats: dict[str, dict[str, Any]], warns: list[Warn], opts: ConvertOptions) -> dict[str, Any]:
@@ -32,14 +34,16 @@ def build_summary(stats: dict[str, dict[str, Any]], warns: list[Warn], opts: Con
     for split, s in stats.items():
         splits[split] = {
             "images": s["images"], "images_failed": s["images_failed"],
-            "boxes": {name: s["boxes"][name] for name in CLASS_NAMES},
+            "boxes": {name: s["boxes"][name] for name in SCHEMES[opts.classes]},
             "attributes": {k: dict(sorted(v.items())) for k, v in sorted(s["attributes"].items())},
             "clipped": s["clipped"], "dropped_empty": s["dropped_empty"],
             "dropped_unknown_relevance": s["dropped_unknown_relevance"], "filtered": s["filtered"],
         }
+        if opts.classes != "relevance":
+            splits[split]["dropped_unknown_state"] = s["dropped_unknown_state"]
     counts = Counter(w.kind for w in warns)
     return {
-        "classes": list(CLASS_NAMES),
+        "classes": list(SCHEMES[opts.classes]),
         "filters": {"include": opts.include, "exclude": opts.exclude},
         "image_format": opts.image_format, "resize_width": opts.resize_width,
         "val_images_requested": opts.val_images, "seed": opts.seed,

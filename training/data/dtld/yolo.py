@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
-from training.data.dtld.labels import ATTRIBUTE_VALUES, CLASS_NAMES, DtldFrame, DtldLight, Warn, light_class
+from kd_traffic_light.core.classes import SCHEMES
+from training.data.dtld.labels import ATTRIBUTE_VALUES, DtldFrame, DtldLight, Warn, light_class
 from training.data.dtld.options import ConvertOptions
 from training.errors import UsageError
 
@@ -62,11 +63,14 @@ def label_lines(frame: DtldFrame, opts: ConvertOptions, stats: dict[str, Any],
                 warns: list[Warn]) -> list[str]:
     """Return the YOLO lines of ``frame``'s kept lights; count drops, clips, boxes and attributes in ``stats``."""
     width, height = opts.size
+    names = SCHEMES[opts.classes]
     lines = []
     for j, light in enumerate(frame.lights):
-        cls = light_class(light)
-        if cls is None:  # already warned about (unknown_attribute) when the file was read
-            stats["dropped_unknown_relevance"] += 1
+        cls = light_class(light, opts.classes)
+        if cls is None:  # relevance: already warned about (unknown_attribute) when the file was read
+            rel = light.attributes.get("relevance")
+            stats["dropped_unknown_relevance" if rel not in ("relevant", "not_relevant")
+                  else "dropped_unknown_state"] += 1
             continue
         if not keep_light(light, opts.include, opts.exclude):
             stats["filtered"] += 1
@@ -74,7 +78,7 @@ def label_lines(frame: DtldFrame, opts: ConvertOptions, stats: dict[str, Any],
         box = _frame_box(light, f"images[{frame.index}].labels[{j}]", frame.source, opts.size, stats, warns)
         if box is None:
             continue
-        stats["boxes"][CLASS_NAMES[cls]] += 1
+        stats["boxes"][names[cls]] += 1
         for name, value in light.attributes.items():
             stats["attributes"][name][str(value)] += 1
         lines.append(yolo_line(cls, box, width, height))

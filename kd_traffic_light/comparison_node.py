@@ -58,7 +58,7 @@ def summary_status(s: Summary, name: str, names: Mapping[int, str] | None = None
         "student_only_frames": s.student_only, "teacher_only_frames": s.teacher_only,
         "tp": s.counts.tp, "fp": s.counts.fp, "fn": s.counts.fn,
         "precision": s.counts.precision, "recall": s.counts.recall, "f1": s.counts.f1,
-        "mean_iou": s.mean_iou, "class_agreement": s.class_agreement,
+        "mean_iou": s.mean_iou, "class_agreement": s.class_agreement, "state_agreement": s.state_agreement,
         "student_latency_mean_s": s.student_latency_mean, "student_latency_max_s": s.student_latency_max,
         "teacher_latency_mean_s": s.teacher_latency_mean, "teacher_latency_max_s": s.teacher_latency_max,
     }

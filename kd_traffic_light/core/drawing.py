@@ -7,16 +7,27 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from kd_traffic_light.core.classes import split_label
 from kd_traffic_light.core.types import Detection
 
 # BGR colours by class index: relevant = green, not_relevant = orange; others cycle.
 CLASS_COLORS: dict[int, tuple[int, int, int]] = {0: (60, 200, 60), 1: (0, 140, 255)}
 _FALLBACK = [(255, 80, 80), (200, 60, 200), (60, 200, 200)]
+# BGR colours of a light's state (models of the relevance_state scheme): the lamp's own colour, off grey.
+STATE_COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (40, 40, 235), "yellow": (0, 200, 255), "red_yellow": (0, 120, 255), "green": (80, 210, 40),
+    "off": (150, 150, 150)}
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
     """Colour (BGR) used for a class index."""
     return CLASS_COLORS.get(class_id, _FALLBACK[class_id % len(_FALLBACK)])
+
+
+def detection_color(det: Detection) -> tuple[int, int, int]:
+    """Colour (BGR) of a detection: its state's when its label carries one, else its class's."""
+    state = split_label(det.label)[1]
+    return STATE_COLORS[state] if state else class_color(det.class_id)
 
 
 def _dashed_rect(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color, thickness: int) -> None:
@@ -47,7 +58,8 @@ def draw_detections(
         img_bgr: BGR uint8 image.
         detections: Boxes in the image's pixels.
         style: ``solid`` or ``dashed`` rectangle (the comparison overlay draws the teacher dashed).
-        color: One BGR colour for all boxes; ``None`` colours by class.
+        color: One BGR colour for all boxes; ``None`` colours by state (labels that carry one), else by class;
+            a relevant light's box is drawn twice as thick.
         thickness: Line thickness in pixels.
         show_score: Write ``label score`` above each box.
     """
@@ -55,13 +67,15 @@ def draw_detections(
         raise ValueError(f"style must be 'solid' or 'dashed', got {style!r}")
     out = img_bgr.copy()
     for det in detections:
-        c = color or class_color(det.class_id)
+        c = color or detection_color(det)
+        relevance, state = split_label(det.label)
+        t = thickness * 2 if state and relevance == "relevant" else thickness
         p1 = (int(round(det.x1)), int(round(det.y1)))
         p2 = (int(round(det.x2)), int(round(det.y2)))
         if style == "solid":
-            cv2.rectangle(out, p1, p2, c, thickness)
+            cv2.rectangle(out, p1, p2, c, t)
         else:
-            _dashed_rect(out, p1, p2, c, thickness)
+            _dashed_rect(out, p1, p2, c, t)
         if show_score:
             text = f"{det.label or det.class_id} {det.score:.2f}"
             cv2.putText(out, text, (p1[0], max(10, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1,

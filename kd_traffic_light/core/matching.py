@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kd_traffic_light.core.classes import split_label
 from kd_traffic_light.core.config import MATCH_METHODS
 from kd_traffic_light.core.types import Detection
 
@@ -74,6 +75,8 @@ class FrameMetrics:
     per_class: dict[int, Counts]
     class_pairs: int
     class_agree: int
+    state_pairs: int = 0
+    state_agree: int = 0
 
     @property
     def precision(self) -> float:
@@ -99,6 +102,12 @@ class FrameMetrics:
     def class_agreement(self) -> float:
         """Fraction of class-agnostic IoU pairs whose classes agree (NaN without pairs)."""
         return self.class_agree / self.class_pairs if self.class_pairs else math.nan
+
+    @property
+    def state_agreement(self) -> float:
+        """Fraction of class-agnostic IoU pairs, both with a light state in their label, whose states agree
+        (NaN without such pairs; models of the ``relevance`` scheme have none)."""
+        return self.state_agree / self.state_pairs if self.state_pairs else math.nan
 
 
 def iou_matrix(a: Sequence[Detection], b: Sequence[Detection]) -> np.ndarray:
@@ -233,7 +242,9 @@ def compare_frame(
         method: Matching method, see `match_detections`.
 
     Returns:
-        The frame's metrics; `class_pairs`/`class_agree` come from a class-agnostic matching.
+        The frame's metrics; `class_pairs`/`class_agree` come from a class-agnostic matching, and so do
+        `state_pairs`/`state_agree`: the pairs whose labels both carry a state (core/classes.py) and those
+        whose states are equal.
     """
     matches = match_detections(student, teacher, iou_threshold, True, method)
     per_class: dict[int, Counts] = {}
@@ -244,6 +255,10 @@ def compare_frame(
         per_class[cid] = Counts(tp, n_s - tp, n_t - tp)
     agnostic = match_detections(student, teacher, iou_threshold, False, method)
     agree = sum(1 for m in agnostic if student[m.student_index].class_id == teacher[m.teacher_index].class_id)
+    states = [(split_label(student[m.student_index].label)[1], split_label(teacher[m.teacher_index].label)[1])
+              for m in agnostic]
+    states = [(s, t) for s, t in states if s is not None and t is not None]
     counts = Counts(len(matches), len(student) - len(matches), len(teacher) - len(matches))
-    return FrameMetrics(len(student), len(teacher), tuple(matches), counts, per_class, len(agnostic), agree)
+    return FrameMetrics(len(student), len(teacher), tuple(matches), counts, per_class, len(agnostic), agree,
+                        len(states), sum(s == t for s, t in states))
 

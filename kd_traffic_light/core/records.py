@@ -4,8 +4,9 @@ The comparison node writes one record per compared frame (:func:`frame_record`, 
 ``.csv`` or ``.jsonl`` file; the bag evaluation reads that file back (:func:`parse_records`,
 :func:`record_counts`, :func:`count_records`). Columns: ``stamp_ns``, ``stamp``, ``frame_id``, ``n_student``,
 ``n_teacher``, the match counts :data:`COUNT_COLUMNS`, ``precision``, ``recall``, ``f1``, ``mean_iou``,
-``class_agreement``, ``student_latency_s``, ``teacher_latency_s`` and, per class name, ``precision_<name>``,
-``recall_<name>``, ``f1_<name>``. An undefined value is JSON null, or ``nan`` in a CSV.
+``class_agreement``, ``student_latency_s``, ``teacher_latency_s``, for class names that carry a light state
+(core/classes.py) ``state_pairs``, ``state_agree`` and ``state_agreement`` (pairs matched class-agnostically whose
+states agree), and, per class name, ``precision_<name>``, ``recall_<name>``, ``f1_<name>``. An undefined value is JSON null, or ``nan`` in a CSV.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from kd_traffic_light.core.classes import split_label
 from kd_traffic_light.core.matching import Counts, FrameMetrics
 from kd_traffic_light.core.pairing import Key
 
@@ -44,6 +46,9 @@ def frame_record(key: Key, m: FrameMetrics, student_latency: float, teacher_late
         "mean_iou": _num(m.mean_iou), "class_agreement": _num(m.class_agreement),
         "student_latency_s": _num(student_latency), "teacher_latency_s": _num(teacher_latency),
     }
+    if any(split_label(str(n))[1] for n in (names or {}).values()):  # a scheme with states
+        rec.update({"state_pairs": m.state_pairs, "state_agree": m.state_agree,
+                    "state_agreement": _num(m.state_agreement)})
     for cid, name in (names or {}).items():
         c = m.per_class.get(cid)
         for stat in ("precision", "recall", "f1"):

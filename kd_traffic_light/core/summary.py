@@ -68,6 +68,7 @@ class Summary:
     level: Level
     message: str
     ledgers: Mapping[str, SideLedger] = field(default_factory=dict)
+    state_agreement: float = math.nan
 
 
 @dataclass
@@ -110,6 +111,8 @@ class RollingSummary:
         ious = [m.iou for e in entries for m in e.metrics.matches]
         pairs = sum(e.metrics.class_pairs for e in entries)
         agree = sum(e.metrics.class_agree for e in entries)
+        s_pairs = sum(e.metrics.state_pairs for e in entries)
+        s_agree = sum(e.metrics.state_agree for e in entries)
         s_lat = [e.student_latency for e in entries]
         t_lat = [e.teacher_latency for e in entries]
         if not entries:
@@ -139,4 +142,5 @@ class RollingSummary:
             level=level,
             message=message,
             ledgers=dict(ledgers or {}),
+            state_agreement=s_agree / s_pairs if s_pairs else math.nan,
         )

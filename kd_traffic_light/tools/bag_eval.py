@@ -137,10 +137,15 @@ def pooled_metrics(records: Path) -> dict:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{records}: malformed records file ({type(exc).__name__}: {exc})") from None
     tp, fp, fn = counts.tp, counts.fp, counts.fn
-    return {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn,
-            "precision": counts.precision if tp + fp else None,
-            "recall": counts.recall if tp + fn else None,
-            "f1": counts.f1 if tp + fp + fn else None}
+    out = {"frames": len(rows), "tp": tp, "fp": fp, "fn": fn,
+           "precision": counts.precision if tp + fp else None,
+           "recall": counts.recall if tp + fn else None,
+           "f1": counts.f1 if tp + fp + fn else None}
+    if any("state_pairs" in r for r in rows):  # models whose classes carry the light's state
+        pairs = sum(int(r.get("state_pairs") or 0) for r in rows)
+        out["state_pairs"] = pairs
+        out["state_agreement"] = sum(int(r.get("state_agree") or 0) for r in rows) / pairs if pairs else None
+    return out
 
 
 def check_bag(bag: Path, image_topic: str) -> str:

@@ -89,3 +89,17 @@ def test_no_detections_is_an_unchanged_copy():
 def test_unknown_style_rejected():
     with pytest.raises(ValueError, match="dashed"):
         draw_detections(frame(), [], style="dotted")
+
+
+def test_a_state_label_colours_the_box_by_state_and_thickens_relevant_ones():
+    from kd_traffic_light.core.drawing import STATE_COLORS
+
+    img = frame()
+    red = Detection(10, 10, 50, 60, 0.9, 0, "relevant_red")
+    green = Detection(110, 10, 150, 60, 0.9, 8, "not_relevant_green")
+    out = draw_detections(img, [red, green], thickness=1, show_score=False)
+    assert tuple(out[10, 30]) == STATE_COLORS["red"] and tuple(out[11, 30]) == STATE_COLORS["red"]  # 2 px
+    assert tuple(out[10, 130]) == STATE_COLORS["green"] and not out[11, 130].any()  # 1 px
+    plain = draw_detections(img, [Detection(10, 10, 50, 60, 0.9, 1, "not_relevant")], thickness=1,
+                            show_score=False)
+    assert tuple(plain[10, 30]) == class_color(1)

@@ -126,3 +126,24 @@ def test_compare_frame_empty_conventions(n_student, n_teacher, expected):
     fm = compare_frame(s, t)
     assert (fm.precision, fm.recall, fm.f1) == expected
     assert math.isnan(fm.mean_iou) and math.isnan(fm.class_agreement)
+
+
+# ---------------------------------------------------------------- light state
+def lit(x1, cls, label):
+    return Detection(float(x1), 0.0, float(x1) + 10, 20.0, 0.9, cls, label)
+
+
+def test_state_agreement_reads_the_state_from_the_labels_relevance_aside():
+    teacher = [lit(0, 0, "relevant_red"), lit(20, 3, "relevant_green"), lit(40, 8, "not_relevant_green"),
+               lit(60, 0, "relevant_red")]
+    student = [lit(1, 5, "not_relevant_red"),   # same state, other relevance: state agrees, class does not
+               lit(21, 0, "relevant_red"),      # green read as red
+               lit(41, 8, "not_relevant_green")]  # agrees; the teacher's 4th light is missed
+    m = compare_frame(student, teacher)
+    assert (m.state_pairs, m.state_agree) == (3, 2) and m.state_agreement == pytest.approx(2 / 3)
+    assert (m.class_pairs, m.class_agree) == (3, 1)
+
+
+def test_no_state_pairs_without_state_labels():
+    m = compare_frame([lit(0, 0, "relevant")], [lit(0, 0, "relevant")])
+    assert m.state_pairs == 0 and math.isnan(m.state_agreement) and m.class_agreement == 1.0

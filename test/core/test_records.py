@@ -132,3 +132,14 @@ def test_malformed_records_are_errors():
         record_counts({"tp": "1", "fp": "x", "fn": "0"})
     with pytest.raises(TypeError):
         record_counts({"tp": None, "fp": 0, "fn": 0})
+
+
+def test_state_columns_only_for_state_schemes():
+    from kd_traffic_light.core.classes import class_names
+
+    t = [Detection(0, 0, 10, 20, 0.9, 0, "relevant_red"), Detection(20, 0, 30, 20, 0.9, 3, "relevant_green")]
+    s = [Detection(0, 0, 10, 20, 0.9, 3, "relevant_green"), Detection(20, 0, 30, 20, 0.9, 3, "relevant_green")]
+    rec = frame_record((1, "cam"), compare_frame(s, t), 0.0, 0.0, class_names("relevance_state"))
+    assert (rec["state_pairs"], rec["state_agree"], rec["state_agreement"]) == (2, 1, 0.5)
+    plain = frame_record((1, "cam"), compare_frame(s, t), 0.0, 0.0, class_names())
+    assert "state_pairs" not in plain

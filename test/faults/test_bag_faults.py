@@ -337,3 +337,12 @@ def test_bag_eval_gives_up_after_the_last_stalled_attempt_naming_it(bags, tmp_pa
     assert summary["status"] == "failed" and summary["error"].startswith("the overlay saver has not matched")
     assert f"attempt {bag_eval.START_ATTEMPTS} of {bag_eval.START_ATTEMPTS}" in summary["error"]
     assert "nothing was replayed" in capsys.readouterr().err
+
+
+def test_state_agreement_is_pooled_from_the_counts_not_averaged(tmp_path):
+    records = tmp_path / "records.csv"
+    records.write_text("stamp_ns,tp,fp,fn,state_pairs,state_agree,state_agreement\n"
+                       "1,3,0,0,3,0,0.0\n2,1,0,0,1,1,1.0\n3,0,0,0,0,0,nan\n")
+    m = bag_eval.pooled_metrics(records)
+    assert m["state_pairs"] == 4 and m["state_agreement"] == 0.25  # mean of the ratios would say 0.5
+    assert "state_agreement" not in bag_eval.pooled_metrics(tmp_path / "absent.csv")

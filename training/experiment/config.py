@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from kd_traffic_light.core.classes import SCHEMES
 from training.errors import UsageError
 from training.strict import FrozenMap, freeze, mapping, read_config, thaw, unknown_keys
 
@@ -36,8 +37,8 @@ DATA_KEYS = {
     # synth: synthetic DTLD-format scenes converted to YOLO (training.data.synth.make_synthetic_yolo)
     "sequences": 8, "frames": 5, "seed": 0, "preset": "demo", "size_px": None, "tiny_fraction": None,
     "scene": {},  # further SynthConfig fields, e.g. {test_fraction: 0.5, distractors: [4, 10]}
-    # synth and dtld
-    "val_images": 0, "resize_width": None,
+    # synth and dtld: the class scheme (kd_traffic_light/core/classes.py) the labels are converted to
+    "val_images": 0, "resize_width": None, "classes": "relevance",
     # dtld: DTLD tree and label files (relative to root) converted to YOLO under <out>/data
     "root": None, "train_labels": [], "test_labels": [], "val_labels": [],
     # yolo: an existing data.yaml
@@ -63,6 +64,7 @@ class DataSpec:
     scene: Mapping[str, Any]
     val_images: int
     resize_width: int | None
+    classes: str
     root: str | None
     train_labels: tuple[str, ...]
     test_labels: tuple[str, ...]
@@ -212,6 +214,8 @@ def _resolve_data(raw: Any, source: str) -> DataSpec:
         synth_config(data, source)
     if data.source not in {"synth", "dtld", "yolo"}:
         raise UsageError(f"{source}: data.source: expected synth, dtld or yolo, got {data.source!r}")
+    if data.classes not in SCHEMES:
+        raise UsageError(f"{source}: data.classes: expected one of {', '.join(SCHEMES)}, got {data.classes!r}")
     if data.source == "yolo" and not data.yaml:
         raise UsageError(f"{source}: data.yaml: required when data.source is yolo")
     if data.source == "dtld" and not (data.root and data.train_labels):

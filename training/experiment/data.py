@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
 from training.experiment.config import Experiment, synth_config
+from training.errors import UsageError
 from training.strict import ConfigNotFound
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ def convert_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
     from training.data.dtld import ConvertOptions, convert_dtld
 
     d, data_yaml = exp.data, out / "data" / "yolo" / "data.yaml"
-    if data_yaml.is_file() and (out / "data" / "done.json").is_file():
+    done_file = out / "data" / "done.json"
+    if data_yaml.is_file() and done_file.is_file():
+        _check_same_data(exp, done_file)
         LOG.info("data: %s exists; skipped", data_yaml)
         return data_yaml
     if d.source == "synth":
@@ -49,10 +53,23 @@ def convert_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
             raise ConfigNotFound(f"{exp.source}: data.root: DTLD directory not found: {root}")
         train, val, test = ([root / p for p in labels] for labels in (d.train_labels, d.val_labels, d.test_labels))
     opts = ConvertOptions(train=train, val=val, test=test, val_images=d.val_images, seed=d.seed,
-                          resize_width=d.resize_width)
+                          resize_width=d.resize_width, classes=d.classes)
     convert_dtld(root, out / "data" / "yolo", opts, workers=workers, progress=True)  # resumes a partial output
     atomic_write_json(out / "data" / "done.json", {"data_yaml": str(data_yaml.relative_to(out)), "data": d.to_dict()})
     return data_yaml
+
+
+def _check_same_data(exp: Experiment, done_file: Path) -> None:
+    """Refuse to reuse data made from another ``data`` section (a key the old record lacks had its default)."""
+    from training.experiment.config import DATA_KEYS
+
+    old = json.loads(json.dumps({**DATA_KEYS, **((read_json(done_file) or {}).get("data") or {})}))
+    new = json.loads(json.dumps(exp.data.to_dict()))
+    diff = sorted(k for k in new if old.get(k) != new[k])
+    if diff:
+        raise UsageError(f"{exp.source}: data.{diff[0]}: {new[diff[0]]!r}, but {done_file} was made with "
+                         f"{old.get(diff[0])!r} ({', '.join(diff)} differ); use a new 'out' or delete "
+                         f"{done_file.parent}")
 
 
 def prepare_data(exp: Experiment, out: Path, workers: int = 1) -> Path:

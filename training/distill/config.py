@@ -27,10 +27,14 @@ TERM_DEFAULTS: dict[str, dict[str, Any]] = {name: dict(spec.defaults) for name, 
 TERM_COLUMNS: dict[str, str | None] = {name: spec.column for name, spec in TERMS.items()}
 
 AUGMENT_DEFAULTS: dict[str, float] = {"blur_p": 0.0, "clahe_p": 0.0}
-SECTIONS = ("train", "augment", "distill", "init")
+SECTIONS = ("train", "augment", "distill", "init", "sampling")
 # ``init.seed``: the student's initial weights drawn from this seed instead of the run's --seed, which then decides
 # only the data order and augmentation (kd-gain's spread study separates the two; unset: ultralytics' behaviour).
 INIT_DEFAULTS: dict[str, Any] = {"seed": 0}
+# Repeat-factor sampling of the train images for rare classes (training/data/sampling.py): an image whose rarest
+# class is in a fraction f < repeat_thr of the train images is seen about sqrt(repeat_thr / f) times an epoch
+# (0: every image once, ultralytics' behaviour).
+SAMPLING_DEFAULTS: dict[str, Any] = {"repeat_thr": 0.0}
 
 
 def check_type(value: Any, default: Any, where: str) -> None:
@@ -224,12 +228,14 @@ class DistillConfig:
         augment: blur / CLAHE probabilities.
         terms: Enabled KD terms in the file's order (none: plain training).
         init_seed: Seed of the student's initial weights (None: the run's ``--seed``, as ultralytics does).
+        repeat_thr: Repeat-factor sampling threshold of the train images (0: off; ``SAMPLING_DEFAULTS``).
     """
 
     train: Mapping[str, Any]
     augment: Augment = Augment()
     terms: Mapping[str, TermSettings] = FrozenMap()
     init_seed: int | None = None
+    repeat_thr: float = 0.0
 
     @property
     def distills(self) -> bool:
@@ -246,6 +252,8 @@ class DistillConfig:
                "distill": {"terms": {n: t.as_dict() for n, t in self.terms.items()}}}
         if self.init_seed is not None:  # absent when unset: configs written before it existed read the same
             out["init"] = {"seed": self.init_seed}
+        if self.repeat_thr:  # likewise absent when off
+            out["sampling"] = {"repeat_thr": self.repeat_thr}
         return out
 
     @classmethod
@@ -256,7 +264,8 @@ class DistillConfig:
         return cls(train=freeze(resolved.get("train") or {}),
                    augment=Augment(**{k: aug.get(k, v) for k, v in AUGMENT_DEFAULTS.items()}),
                    terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()),
-                   init_seed=(resolved.get("init") or {}).get("seed"))
+                   init_seed=(resolved.get("init") or {}).get("seed"),
+                   repeat_thr=float((resolved.get("sampling") or {}).get("repeat_thr", 0.0)))
 
 
 def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> DistillConfig:
@@ -287,9 +296,15 @@ def resolve_config(raw: Mapping[str, Any] | None, source: str = "<config>") -> D
     unknown_keys(init, INIT_DEFAULTS, f"{source}: init")
     if "seed" in init and (isinstance(init["seed"], bool) or not isinstance(init["seed"], int) or init["seed"] < 0):
         raise UsageError(f"{source}: init.seed: expected an int >= 0, got {init['seed']!r}")
+    sampling = _section(raw, "sampling", source)
+    unknown_keys(sampling, SAMPLING_DEFAULTS, f"{source}: sampling")
+    thr = sampling.get("repeat_thr", 0.0)
+    check_type(thr, 0.0, f"{source}: sampling.repeat_thr")
+    if not 0 <= thr < 1:
+        raise UsageError(f"{source}: sampling.repeat_thr: expected a fraction of images in [0, 1), got {thr}")
     return DistillConfig(train=freeze({**RECIPE, **train}), augment=Augment(**augment),
                          terms=FrozenMap((n, TermSettings.from_dict(n, t)) for n, t in terms.items()),
-                         init_seed=init.get("seed"))
+                         init_seed=init.get("seed"), repeat_thr=float(thr))
 
 
 def load_config(path: str | Path) -> DistillConfig:

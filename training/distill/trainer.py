@@ -232,7 +232,8 @@ class DistillTrainer(DetectionTrainer):
         add_to_dataset(dataset, aug.blur_p, aug.clahe_p)
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
-        """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations.
+        """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations and, with
+        ``sampling.repeat_thr``, repeat-factor sampling of its rare classes (training/data/sampling.py).
 
         ``add_to_dataset`` wraps the dataset's ``build_transforms``, so the augmentation survives ultralytics'
         ``close_mosaic`` rebuild without anything further here.
@@ -240,6 +241,12 @@ class DistillTrainer(DetectionTrainer):
         dataset = super().build_dataset(img_path, mode, batch)
         if mode == "train":
             self._augment(dataset)
+            if self.kd_config.repeat_thr:
+                from training.data.sampling import repeat_rare
+
+                n = repeat_rare(dataset, self.kd_config.repeat_thr)
+                LOGGER.info(f"sampling: repeat_thr {self.kd_config.repeat_thr}: {n['images']} train images listed "
+                            f"{n['listed']} times an epoch")
         return dataset
 
     # ------------------------------------------------------------------ run

@@ -269,11 +269,9 @@ def _resolve_methods(methods: dict[str, Any], train: dict[str, Any], augment: di
         cfg = _method_config(value, where, base)
         resolve_config(cfg, where)  # strict: raises naming the key and the method's file
         # identical recipe: the experiment owns train and augment; a method contributes its distill terms (and,
-        # for kd-gain's spread study, the seed of its initial weights) only
-        init = cfg.get("init")
-        cfg = {"train": dict(train), "augment": dict(augment), "distill": cfg.get("distill") or {}}
-        if init:
-            cfg["init"] = init
+        # for kd-gain's spread study, the seed of its initial weights; for rare classes, its sampling) only
+        own = {k: cfg[k] for k in ("init", "sampling") if cfg.get(k)}
+        cfg = {"train": dict(train), "augment": dict(augment), "distill": cfg.get("distill") or {}, **own}
         merged[name], kd[name] = cfg, resolve_config(cfg, where).distills
     return merged, kd
 

@@ -336,3 +336,44 @@ def test_init_seed_is_checked_and_kept_in_the_plain_form():
                      ({"sed": 1}, "init: unknown key 'sed'")):
         with pytest.raises(UsageError, match=msg):
             resolve_config({"init": bad}, "x.yaml")
+
+
+def test_repeat_counts_follow_the_lvis_rule():
+    from training.data.sampling import repeat_counts
+
+    # 11 images: class 0 in ten, class 1 in one (twice), class 2 in four, the last without labels
+    images = [[0, 1, 1]] + [[0]] * 5 + [[0, 2]] * 4 + [[]]
+    # thr 0.4: class 1 -> sqrt(0.4 / (1/11)) = 2.10 -> 2; class 2 -> sqrt(0.4 / (4/11)) = 1.05 -> 1; class 0 -> 1
+    assert repeat_counts(images, 0.4) == [2] + [1] * 9 + [1]
+    assert repeat_counts(images, 0.0) == [1] * 11
+    with pytest.raises(ValueError, match=r"repeat_thr 1.5: expected a fraction of images in \[0, 1\)"):
+        repeat_counts(images, 1.5)
+
+
+def test_repeat_thr_repeats_the_rare_images_of_the_train_dataset(tmp_path, tiny_data):
+    from ultralytics.nn.tasks import DetectionModel
+
+    train_dir = Path(tiny_data).parent / "images" / "train"
+    sizes = {}
+    for thr in (0.0, 0.9):
+        cfg = resolve_config({"train": {"imgsz": 64, "epochs": 1, "workers": 0},
+                              "sampling": {"repeat_thr": thr}})
+        trainer = DistillTrainer(overrides=_overrides(cfg, tiny_data, None, tmp_path, f"rep{thr}"), kd_config=cfg)
+        trainer.model = DetectionModel("yolov5n.yaml", nc=2, verbose=False)
+        dataset = trainer.build_dataset(str(train_dir), mode="train", batch=4)
+        sizes[thr] = (dataset.ni, len(dataset.im_files), len(dataset.labels), len(set(dataset.im_files)))
+        assert dataset[dataset.ni - 1]["img"].shape[0] == 3  # every listed index loads
+    plain, repeated = sizes[0.0], sizes[0.9]
+    assert plain[0] == plain[1] == plain[2] == plain[3]
+    assert repeated[0] == repeated[1] == repeated[2] > plain[0] and repeated[3] == plain[3]
+
+
+def test_sampling_is_checked_and_kept_in_the_plain_form():
+    from training.errors import UsageError
+
+    assert resolve_config({"sampling": {"repeat_thr": 0.1}}).to_dict()["sampling"] == {"repeat_thr": 0.1}
+    assert "sampling" not in resolve_config({}).to_dict()  # configs written before it existed read the same
+    for bad, msg in (({"repeat_thr": 1.0}, r"sampling.repeat_thr: expected a fraction of images in \[0, 1\)"),
+                     ({"repeat_thr": "a"}, "sampling.repeat_thr"), ({"thr": 0.1}, "sampling: unknown key 'thr'")):
+        with pytest.raises(UsageError, match=msg):
+            resolve_config({"sampling": bad}, "x.yaml")

@@ -105,8 +105,10 @@ class FrameMetrics:
 
     @property
     def state_agreement(self) -> float:
-        """Fraction of class-agnostic IoU pairs, both with a light state in their label, whose states agree
-        (NaN without such pairs; models of the ``relevance`` scheme have none)."""
+        """Fraction of class-agnostic IoU pairs, both with a light state in their label, whose states agree.
+
+        NaN without such pairs (models of the ``relevance`` scheme have none).
+        """
         return self.state_agree / self.state_pairs if self.state_pairs else math.nan
 
 

@@ -6,7 +6,8 @@ The comparison node writes one record per compared frame (:func:`frame_record`, 
 ``n_teacher``, the match counts :data:`COUNT_COLUMNS`, ``precision``, ``recall``, ``f1``, ``mean_iou``,
 ``class_agreement``, ``student_latency_s``, ``teacher_latency_s``, for class names that carry a light state
 (core/classes.py) ``state_pairs``, ``state_agree`` and ``state_agreement`` (pairs matched class-agnostically whose
-states agree), and, per class name, ``precision_<name>``, ``recall_<name>``, ``f1_<name>``. An undefined value is JSON null, or ``nan`` in a CSV.
+states agree), and, per class name, ``precision_<name>``, ``recall_<name>``, ``f1_<name>``. An undefined value is
+JSON null, or ``nan`` in a CSV.
 """
 
 from __future__ import annotations

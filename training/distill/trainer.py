@@ -232,8 +232,10 @@ class DistillTrainer(DetectionTrainer):
         add_to_dataset(dataset, aug.blur_p, aug.clahe_p)
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
-        """Build the YOLO dataset; the train split gets the configured blur / CLAHE augmentations and, with
-        ``sampling.repeat_thr``, repeat-factor sampling of its rare classes (training/data/sampling.py).
+        """Build the YOLO dataset; the train split gets the configured augmentations and sampling.
+
+        Blur / CLAHE (``augment``) and, with ``sampling.repeat_thr``, repeat-factor sampling of its rare classes
+        (training/data/sampling.py).
 
         ``add_to_dataset`` wraps the dataset's ``build_transforms``, so the augmentation survives ultralytics'
         ``close_mosaic`` rebuild without anything further here.

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
-from training.experiment.config import Experiment, synth_config
 from training.errors import UsageError
+from training.experiment.config import Experiment, synth_config
 from training.strict import ConfigNotFound
 
 LOG = logging.getLogger(__name__)

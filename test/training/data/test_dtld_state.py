@@ -1,4 +1,4 @@
-"""The relevance_state class scheme in the converter: v2.0 strings and v1.0 digits to the same class, unknown dropped."""
+"""The relevance_state scheme in the converter: v2.0 strings and v1.0 digits to one class, unknown dropped."""
 
 from __future__ import annotations
 

@@ -299,8 +299,10 @@ CLASS_NAMES = SCHEMES[DEFAULT_SCHEME]
 
 
 def light_class(light: DtldLight, scheme: str = DEFAULT_SCHEME) -> int | None:
-    """Return the light's class id in ``scheme`` (kd_traffic_light/core/classes.py), None when the scheme cannot
-    place it: relevance unknown, or (``relevance_state``) state ``unknown`` or missing."""
+    """Return the light's class id in ``scheme`` (kd_traffic_light/core/classes.py).
+
+    None when the scheme cannot place it: relevance unknown, or (``relevance_state``) state ``unknown`` or missing.
+    """
     rel, state = light.attributes.get("relevance"), light.attributes.get("state")
     return class_id(scheme, rel if isinstance(rel, str) else None, state if isinstance(state, str) else None)
 

@@ -80,8 +80,10 @@ def remove_empty_output(out: Path) -> None:
 
 
 def write_data_yaml(out: Path, counts: dict[str, int], opts: ConvertOptions) -> None:
-    """Write ``out/data.yaml``: the split folders (val falls back to test, then train), the filters, the classes
-    (``opts.classes``' scheme, kd_traffic_light/core/classes.py)."""
+    """Write ``out/data.yaml``: the split folders (val falls back to test, then train), the filters, the classes.
+
+    The classes are ``opts.classes``' scheme (kd_traffic_light/core/classes.py).
+    """
     val = "val" if counts.get("val") else ("test" if counts.get("test") else "train")
     lines = [
         "# YOLO dataset converted from DTLD by `python -m training data convert-dtld`; see summary.json.",

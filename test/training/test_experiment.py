@@ -372,3 +372,36 @@ time.sleep(120)
             break
         time.sleep(0.05)
     assert state() in ("Z", "X", "gone"), f"training child {child} outlived its launcher (state {state()})"
+
+
+def test_a_method_may_set_its_sampling_and_the_data_its_scheme_and_lamps(tmp_path, data_yaml):
+    from training.errors import UsageError
+
+    cfg = _minimal(data_yaml)
+    cfg["methods"]["rare"] = {"sampling": {"repeat_thr": 0.1}}
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    assert exp.methods["rare"]["sampling"] == {"repeat_thr": 0.1} and "sampling" not in exp.methods["baseline"]
+    assert exp.data.classes == "relevance"
+    synth = {"source": "synth", "classes": "relevance_state", "scene": {"lamps": "camera"}}
+    exp = X.load_experiment(_write(tmp_path / "state.yaml", {**cfg, "data": synth}))
+    assert exp.data.classes == "relevance_state" and X.synth_config(exp.data).lamps == "camera"
+    for data, msg in (({**synth, "classes": "colour"}, r"data.classes: expected one of relevance, relevance_state"),
+                      ({**synth, "scene": {"lamps": "bright"}}, r"data.scene.lamps: .*expected one of 'flat'")):
+        with pytest.raises(UsageError, match=msg):
+            X.load_experiment(_write(tmp_path / "bad.yaml", {**cfg, "data": data}))
+
+
+def test_data_made_from_another_data_section_is_not_reused(tmp_path, data_yaml):
+    from training.errors import UsageError
+    from training.experiment.data import _check_same_data
+
+    cfg = {**_minimal(data_yaml), "data": {"source": "synth", "sequences": 4}}
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", cfg))
+    done = tmp_path / "done.json"
+    old = exp.data.to_dict()
+    del old["classes"]  # a record written before the key existed reads as its default
+    done.write_text(json.dumps({"data": old}))
+    _check_same_data(exp, done)
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", {**cfg, "data": {**cfg["data"], "classes": "relevance_state"}}))
+    with pytest.raises(UsageError, match=r"data.classes: 'relevance_state', but .*done.json was made with 'relevance'"):
+        _check_same_data(exp, done)

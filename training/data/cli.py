@@ -11,16 +11,17 @@ from training.errors import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``data`` with the sub-subcommands ``convert-dtld``, ``synth`` and ``synth-bag``.
+    """Register ``data`` with the sub-subcommands ``convert-dtld``, ``synth``, ``synth-bag`` and ``synth-crops``.
 
-    Their entry points, :func:`run_convert`, :func:`run_synth` and :func:`run_synth_bag`, take the parsed
-    namespace and return the exit code.
+    Their entry points, :func:`run_convert`, :func:`run_synth`, :func:`run_synth_bag` and :func:`run_synth_crops`,
+    take the parsed namespace and return the exit code.
     """
     data = subparsers.add_parser("data", help="DTLD -> YOLO conversion and synthetic DTLD-format data")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="<data command>")
     _add_convert(sub)
     _add_synth(sub)
     _add_bag(sub)
+    _add_crops(sub)
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -60,6 +61,9 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="override the light short-side range in px at 2048x1024")
     p.add_argument("--tiny-fraction", type=float, default=None, help="override the fraction of tiny lights")
     p.add_argument("--dusk-fraction", type=float, default=None, help="override the fraction of dusk sequences")
+    p.add_argument("--lamps", choices=("flat", "camera"), default=None,
+                   help="lamp look: flat (default, the original output) or camera (white cores, halos, bloom, "
+                        "exposure, sun-washed and back-lit heads; DTLD state shares); docs/training.md")
     p.add_argument("--no-v1", action="store_true", help="do not write the v1.0 YAML label files")
     p.add_argument("--workers", type=int, default=1, help="rendering processes")
     p.add_argument("--bag", default=None, help="also write the first sequence as a rosbag2 (mcap) here")
@@ -73,12 +77,24 @@ def _add_bag(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=20, help="frames of the drive")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--preset", choices=("demo", "hard"), default="demo", help="scene preset")
+    p.add_argument("--lamps", choices=("flat", "camera"), default=None,
+                   help="lamp look: flat (default, the original output) or camera (white cores, halos, bloom, "
+                        "exposure, sun-washed and back-lit heads; DTLD state shares); docs/training.md")
     p.add_argument("--dtld-dir", default=None, help="where the DTLD tree goes (default: <out>_dtld)")
     p.add_argument("--width", type=int, default=None, help="resize images to this width")
     p.add_argument("--image-topic", default="/camera/image_raw", help="sensor_msgs/Image topic")
     p.add_argument("--info-topic", default="/camera/camera_info", help="sensor_msgs/CameraInfo topic")
     p.add_argument("--frame-id", default="camera_left", help="header frame_id")
     p.set_defaults(func=run_synth_bag)
+
+
+def _add_crops(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth-crops", help="write a PNG grid of synthetic light crops, one row per state")
+    p.add_argument("--out", required=True, help="output PNG file")
+    p.add_argument("--lamps", choices=("flat", "camera"), default="camera", help="lamp look")
+    p.add_argument("--per-state", type=int, default=10, help="crops per state (columns)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.set_defaults(func=run_synth_crops)
 
 
 def _check_workers(args: argparse.Namespace) -> None:
@@ -117,6 +133,8 @@ def _config(args: argparse.Namespace):  # noqa: ANN202
         cfg = replace(cfg, dusk_fraction=args.dusk_fraction)
     if getattr(args, "no_v1", False):
         cfg = replace(cfg, write_v1=False)
+    if getattr(args, "lamps", None):
+        cfg = replace(cfg, lamps=args.lamps)
     return cfg
 
 
@@ -146,4 +164,14 @@ def run_synth_bag(args: argparse.Namespace) -> int:
     n = write_drive_bag(ds, ds.sequences()[0], args.out, args.image_topic, args.info_topic, args.frame_id,
                         args.width)
     print(f"wrote {n} frames to {args.out}")
+    return 0
+
+
+def run_synth_crops(args: argparse.Namespace) -> int:
+    """Entry point of ``data synth-crops``: write the grid of light crops per state."""
+    if args.per_state < 1:
+        raise UsageError(f"--per-state {args.per_state}: expected >= 1")
+    from training.data.synth.crops import crop_grid
+
+    print(f"wrote {crop_grid(args.out, args.lamps, args.per_state, args.seed)}")
     return 0

@@ -186,7 +186,12 @@ def synth_config(data: DataSpec, source: str = "") -> Any:
     names = [f.name for f in fields(cfg)]
     unknown_keys(scene, names, f"{where}.scene")
     for key, value in scene.items():
-        cfg = replace(cfg, **{key: _scene_value(thaw(value), getattr(cfg, key), f"{where}.scene.{key}")})
+        try:
+            cfg = replace(cfg, **{key: _scene_value(thaw(value), getattr(cfg, key), f"{where}.scene.{key}")})
+        except ValueError as exc:  # SynthConfig's own check of the value (e.g. lamps)
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"{where}.scene.{key}: {exc}") from None
     return cfg
 
 

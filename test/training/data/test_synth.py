@@ -8,6 +8,7 @@ import re
 
 import cv2
 import numpy as np
+import pytest
 
 from training.data.dtld import ATTRIBUTE_VALUES, read_dtld_image
 from training.data.synth import SynthConfig, make_synthetic_dtld, write_drive_bag
@@ -161,3 +162,133 @@ def test_cli_synth(tmp_path, capsys):
     rc = main(["data", "synth", "--out", str(tmp_path / "t"), "--sequences", "1", "--frames", "1", "--no-v1"])
     assert rc == 0 and (tmp_path / "t" / "DTLD_Labels_v2.0" / "v2.0" / "DTLD_all.json").is_file()
     assert not (tmp_path / "t" / "DTLD_labels_v1.0").exists()
+
+
+# lamps="camera": DTLD's state shares and the German order, the camera look of lit and unlit lamps.
+
+def _camera_lights(n_scenes: int, n_frames: int):
+    from training.data.synth.scene import _sample_lights
+
+    cfg = SynthConfig(lamps="camera")
+    for i in range(n_scenes):  # scene sampling only: the lights, no buildings, no rendering
+        yield _sample_lights(np.random.default_rng([i, 0]), cfg, 40.0, n_frames, np.random.default_rng([i, 0, 7]))
+
+
+def test_camera_start_states_have_dtld_shares():
+    from training.data.synth.scene import DTLD_STATE_SHARES
+
+    n = 2000
+    starts = [next(li for li in lights if li.relevant).states[0] for lights in _camera_lights(n, 1)]
+    total = sum(DTLD_STATE_SHARES.values())
+    assert set(starts) == set(DTLD_STATE_SHARES)
+    for state, share in DTLD_STATE_SHARES.items():
+        p = share / total
+        assert abs(starts.count(state) / n - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3, (state, starts.count(state))
+
+
+def test_camera_phases_follow_the_german_order():
+    from training.data.synth.scene import GERMAN_NEXT
+
+    changes, runs = set(), {"red_yellow": [], "yellow": []}
+    for lights in _camera_lights(2000, 60):
+        for li in lights:
+            if li.pictogram in ("pedestrian", "tram"):  # held through the drive, red / green / off only
+                assert len(set(li.states)) == 1 and li.states[0] in ("red", "green", "off")
+                continue
+            if li.relevant or li.pictogram.startswith("arrow"):
+                run = 1
+                for a, b in zip(li.states, li.states[1:]):
+                    if a == b:
+                        run += 1
+                        continue
+                    assert b == GERMAN_NEXT.get(a), (a, b)
+                    if a in runs and li.states[0] != a:  # a complete run (no state recurs within 6 s)
+                        runs[a].append(run)
+                    changes.add((a, b))
+                    run = 1
+    assert changes == set(GERMAN_NEXT.items())  # every step of the cycle happens in some drive
+    # at 0.1 s per frame: red+yellow 1 s, yellow 3-4 s
+    assert runs["red_yellow"] and all(9 <= r <= 11 for r in runs["red_yellow"])
+    assert runs["yellow"] and all(29 <= r <= 41 for r in runs["yellow"])
+
+
+def test_flat_scene_draws_nothing_new():
+    from training.data.synth.scene import _sample_scene
+
+    flat = _sample_scene(np.random.default_rng([4, 1]), SynthConfig(), 3)
+    cam = _sample_scene(np.random.default_rng([4, 1]), SynthConfig(lamps="camera"), 3)
+    assert "camera" not in flat and all(li.look is None for li in flat["lights"])
+    assert "camera" in cam and all(li.look is not None for li in cam["lights"])
+    # the camera mode keeps every layout draw: same lights in the same places, same buildings
+    assert [(li.x, li.y, li.z, li.scale) for li in flat["lights"]] == [(li.x, li.y, li.z, li.scale)
+                                                                      for li in cam["lights"]]
+    assert flat["buildings"] == cam["buildings"] and flat["speed"] == cam["speed"]
+
+
+def _lamp_hsv(state: str, lamp: int, seed: int = 1):
+    """HSV (H in degrees) of a rendered head's lamp ``lamp`` and the lamp radius rho of each pixel."""
+    from training.data.synth.crops import CropLook, render_light
+
+    bgr, (x, y, w, h) = render_light(state, CropLook(height=50, neutral=True), "camera", seed=seed)
+    cell = h / 3
+    r = 0.36 * min(cell, w)
+    yy, xx = np.mgrid[:bgr.shape[0], :bgr.shape[1]]
+    rho = np.hypot(xx - (x + w / 2), yy - (y + (lamp + 0.5) * cell)) / r
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV).astype(np.float64)
+    hsv[..., 0] *= 2
+    return hsv, rho
+
+
+def _ring_hue(hsv, rho) -> float:
+    ring = hsv[(rho > 0.7) & (rho < 1.5) & (hsv[..., 1] > 150) & (hsv[..., 2] > 100)]
+    assert len(ring) > 50  # a saturated coloured rim and halo
+    hue = np.where(ring[:, 0] > 270, ring[:, 0] - 360, ring[:, 0])
+    return float(np.median(hue))
+
+
+def test_camera_lit_lamps_white_core_coloured_rim():
+    hues = {}
+    for state, lamp in (("red", 0), ("yellow", 1), ("green", 2)):
+        hsv, rho = _lamp_hsv(state, lamp)
+        core = hsv[rho < 0.25].mean(0)
+        assert core[2] > 220 and core[1] < 80, (state, core)  # over-exposed, nearly white
+        hues[state] = _ring_hue(hsv, rho)
+    assert -2 <= hues["red"] <= 12 and 25 <= hues["yellow"] <= 50 and 120 <= hues["green"] <= 170, hues
+    assert hues["yellow"] - hues["red"] >= 15
+    for lamp in (0, 1):  # red+yellow lights both
+        hsv, rho = _lamp_hsv("red_yellow", lamp)
+        assert hsv[rho < 0.25][:, 2].mean() > 220
+
+
+def test_camera_unlit_lamp_dark_but_visible():
+    lit_hsv, lit_rho = _lamp_hsv("red", 0)
+    off_hsv, off_rho = _lamp_hsv("off", 0)
+    lit, off = lit_hsv[lit_rho < 0.8][:, 2].mean(), off_hsv[off_rho < 0.8][:, 2].mean()
+    assert 15 < off < lit - 100, (off, lit)
+    housing = off_hsv[(off_rho > 1.1) & (off_rho < 1.3)][:, 2].mean()
+    assert off > housing  # the tinted lens shows against the housing
+
+
+def test_lamps_value_checked():
+    with pytest.raises(ValueError, match=r"lamps.*'flat'.*'camera'"):
+        SynthConfig(lamps="bright")
+
+
+def test_camera_dataset_same_layout_and_recorded(tmp_path):
+    flat = make_synthetic_dtld(tmp_path / "flat", 1, 1, seed=2, config=SynthConfig(write_v1=False))
+    cam = make_synthetic_dtld(tmp_path / "cam", 1, 1, seed=2, config=SynthConfig(write_v1=False, lamps="camera"))
+    assert [li.box for li in flat.frames[0].lights] == [li.box for li in cam.frames[0].lights]
+    assert "lamps" not in json.loads((flat.root / "synth_ground_truth.json").read_text())["config"]
+    assert json.loads((cam.root / "synth_ground_truth.json").read_text())["config"]["lamps"] == "camera"
+
+
+def test_cli_synth_lamps_and_crops(tmp_path, capsys):
+    from training.cli import main
+
+    rc = main(["data", "synth", "--out", str(tmp_path / "t"), "--sequences", "1", "--frames", "1", "--no-v1",
+               "--lamps", "camera"])
+    doc = json.loads((tmp_path / "t" / "synth_ground_truth.json").read_text())
+    assert rc == 0 and doc["config"]["lamps"] == "camera"
+    rc = main(["data", "synth-crops", "--out", str(tmp_path / "grid.png"), "--per-state", "1", "--lamps", "flat"])
+    grid = cv2.imread(str(tmp_path / "grid.png"))
+    assert rc == 0 and grid is not None and grid.shape[0] > 5 * 100

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
 from kd_traffic_light.core.classes import SCHEMES
+from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
 from training.data.dtld.labels import ATTRIBUTE_VALUES, DtldFrame, DtldLight, Warn, light_class
 from training.data.dtld.options import ConvertOptions
 from training.errors import UsageError

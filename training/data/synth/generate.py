@@ -59,7 +59,8 @@ def generate_sequence(root: Path, index: int, n_frames: int, seed: int, cfg: Syn
     """Render and write one drive sequence (``n_frames`` consecutive frames); returns its ground truth."""
     rng = np.random.default_rng([seed, index])
     city, route, start = _sequence_meta(rng, index)
-    scene = _sample_scene(rng, cfg, n_frames)
+    lamp_rng = np.random.default_rng([seed, index, 7]) if cfg.lamps == "camera" else None  # own stream
+    scene = _sample_scene(rng, cfg, n_frames, lamp_rng)
     seq_dir = f"{city}/{route}/{start:%Y-%m-%d_%H-%M-%S}"
     lon, lat = 6.5 + rng.uniform(0, 7), 48.0 + rng.uniform(0, 5)
     frames, uid = [], uid_start
@@ -132,8 +133,11 @@ def make_synthetic_dtld(root: str | os.PathLike, n_sequences: int = 4, frames_pe
              1 + i * 10_000) for i in range(n_sequences)]
     frames = [f for seq in _run_jobs(jobs, workers, progress) for f in seq]
     v2, v1 = write_labels(root, frames, cfg.write_v1)
+    config_doc = asdict(cfg)
+    if cfg.lamps == "flat":  # the default: ground truth byte-identical to the files written before the field
+        del config_doc["lamps"]
     atomic_write_text(root / "synth_ground_truth.json", json.dumps(
-        {"seed": seed, "config": asdict(cfg), "frames": [asdict(f) for f in frames]}, indent=1) + "\n")
+        {"seed": seed, "config": config_doc, "frames": [asdict(f) for f in frames]}, indent=1) + "\n")
     return SynthDataset(root, v2, v1, frames)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Values of :attr:`SynthConfig.lamps`: ``flat`` (the original look), ``camera`` (lamps as a camera images them).
+LAMP_MODES = ("flat", "camera")
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -25,6 +28,11 @@ class SynthConfig:
         frame_interval_s: time between consecutive frames.
         speed_mps: (min, max) ego speed.
         write_v1: also write the v1.0 YAML label files.
+        lamps: ``flat`` (flat lit discs, the original state mix; the default, output unchanged) or ``camera``
+            (over-exposed white cores with coloured rims and halos, bloom, motion blur, exposure and white balance
+            per sequence, sun-washed and back-lit heads, LED pulse frames; states with DTLD's shares and the
+            German phase order). Camera draws come from their own generator, so the layout of a scene is the same
+            in both modes.
     """
 
     size_px: tuple[float, float] = (56.0, 128.0)
@@ -40,6 +48,12 @@ class SynthConfig:
     frame_interval_s: float = 0.1
     speed_mps: tuple[float, float] = (4.0, 12.0)
     write_v1: bool = True
+    lamps: str = "flat"
+
+    def __post_init__(self) -> None:
+        if self.lamps not in LAMP_MODES:
+            raise ValueError(f"SynthConfig.lamps: expected one of {', '.join(map(repr, LAMP_MODES))}, "
+                             f"got {self.lamps!r}")
 
 
 #: Named presets: ``demo`` (big lights, CPU training works), ``hard`` (DTLD-like sizes, many tiny lights).

@@ -8,7 +8,7 @@ import numpy as np
 
 from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
 from training.data.dtld.yolo import clip_box
-from training.data.synth.camera import CY, FX, project
+from training.data.synth.camera import CX, CY, FX, project
 from training.data.synth.scene import LightSpec
 from training.data.synth.sensor import encode_raw
 
@@ -19,12 +19,29 @@ STATE_LAMPS = {"red": {"red"}, "yellow": {"yellow"}, "red_yellow": {"red", "yell
                "off": set(), "unknown": set()}
 _ARROWS = ("arrow_left", "arrow_right", "arrow_straight", "pedestrian", "tram", "bicycle")
 
+# lamps="camera": what the sensor records of a lamp (linear BGR). The lens shows CAM_RING (dominant channel 1)
+# x RING_LEVEL, chosen so that the official 8-bit decode (companding, floor /16) of the rim shows red at
+# hue ~5 deg, amber ~35 deg, green ~140 deg; its centre CAM_CORE x 65535 clips the dominant channel and nearly
+# clips the others (an over-exposed, slightly tinted white core); CAM_RING x HALO_LEVEL spreads around it
+# (halo, amber a little greener: its dimmer light decodes redder); CAM_UNLIT x UNLIT_LEVEL is the dark tinted
+# lens of an unlit lamp.
+CAM_RING = {"red": (0.015, 0.035, 1.0), "yellow": (0.012, 0.17, 1.0), "green": (0.16, 1.0, 0.04),
+            "white": (0.9, 1.0, 0.95)}
+CAM_HALO = {"red": (0.015, 0.035, 1.0), "yellow": (0.012, 0.5, 1.0), "green": (0.25, 1.0, 0.04),
+            "white": (0.9, 1.0, 0.95)}
+CAM_CORE = {"red": (0.6, 0.7, 1.6), "yellow": (0.45, 0.9, 1.6), "green": (0.85, 1.6, 0.7),
+            "white": (1.5, 1.6, 1.5)}
+CAM_UNLIT = {"red": (0.3, 0.32, 1.0), "yellow": (0.25, 0.6, 1.0), "green": (0.75, 1.0, 0.4),
+             "white": (0.9, 1.0, 0.95)}
+RING_LEVEL, HALO_LEVEL, UNLIT_LEVEL = 16000.0, 5000.0, 750.0
+
 
 class _Canvas:
     """Linear-radiance BGR float32 canvas with a few primitives."""
 
-    def __init__(self, width: int, height: int):
-        self.img = np.zeros((height, width, 3), np.float32)
+    def __init__(self, width: int, height: int, channels: int = 3):
+        self.img = np.zeros((height, width, channels), np.float32) if channels > 1 else \
+            np.zeros((height, width), np.float32)
         self.w, self.h = width, height
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, bgr: Any) -> None:
@@ -168,6 +185,128 @@ def _pictogram(cv: _Canvas, kind: str, cx: float, cy: float, r: float, val: np.n
         cv.poly(np.array([mid + perp * 0.35, back + perp * 0.35, back - perp * 0.35, mid - perp * 0.35]), val)
 
 
+def _add_patch(cv: _Canvas, x0: int, y0: int, patch: np.ndarray) -> None:
+    """Add a (h, w, 3) patch to the canvas with its top-left corner at (x0, y0), clipped to the canvas."""
+    h, w = patch.shape[:2]
+    X0, Y0, X1, Y1 = max(x0, 0), max(y0, 0), min(x0 + w, cv.w), min(y0 + h, cv.h)
+    if X0 < X1 and Y0 < Y1:
+        cv.img[Y0:Y1, X0:X1] += patch[Y0 - y0:Y1 - y0, X0 - x0:X1 - x0]
+
+
+def _lit_shape(cv: _Canvas, cx: float, cy: float, r: float, pictogram: str, colour: str, level: float) -> None:
+    """Add a lit lamp (a disc, or a pictogram's shape) as a camera records it: white core, coloured rim, halo."""
+    import cv2
+
+    pad = int(np.ceil(1.8 * r)) + 3
+    x0, y0 = int(np.floor(cx)) - pad, int(np.floor(cy)) - pad
+    mask = _Canvas(2 * pad + 2, 2 * pad + 2, channels=1)
+    one = np.ones(1, np.float32)
+    if pictogram in _ARROWS:
+        _pictogram(mask, pictogram, cx - x0, cy - y0, r, one)
+        inner = 0.12 * r  # thin strokes: a tighter core
+    else:
+        mask.disc(cx - x0, cy - y0, r, one)
+        inner = 0.22 * r
+    m = mask.img
+    rim = cv2.GaussianBlur(m, (0, 0), max(0.4, 0.08 * r))
+    core = np.clip((cv2.GaussianBlur(m, (0, 0), max(0.5, inner)) - 0.75) / 0.2, 0.0, 1.0)
+    halo = cv2.GaussianBlur(m, (0, 0), max(1.0, 0.5 * r))
+    patch = (core[..., None] * (np.array(CAM_CORE[colour], np.float32) * 65535.0)
+             + rim[..., None] * (np.array(CAM_RING[colour], np.float32) * RING_LEVEL)
+             + halo[..., None] * (np.array(CAM_HALO[colour], np.float32) * HALO_LEVEL))
+    _add_patch(cv, x0, y0, patch * np.float32(level))
+
+
+def _sky_behind(cv: _Canvas, box: tuple[float, float, float, float], sky: Any, strength: float) -> None:
+    """Add bright sky (the sun's surroundings) around a head's box: the head is seen against the light."""
+    x, y, w, h = box
+    sx, sy = max(0.8 * w, 0.4 * h, 2.0), max(0.6 * h, 2.0)
+    x0, y0 = int(np.floor(x + w / 2 - 2.5 * sx)), int(np.floor(y + h / 2 - 2.5 * sy))
+    gx = np.arange(int(5 * sx) + 2, dtype=np.float32) + x0 - (x + w / 2)
+    gy = np.arange(int(5 * sy) + 2, dtype=np.float32) + y0 - (y + h / 2)
+    weight = np.exp(-0.5 * (gy[:, None] / sy) ** 2) * np.exp(-0.5 * (gx[None, :] / sx) ** 2)
+    colour = np.array(sky, np.float32) / max(sky) * 20000.0 * strength
+    _add_patch(cv, x0, y0, weight[..., None] * colour)
+
+
+def _draw_light_camera(cv: _Canvas, spec: LightSpec, box: tuple[int, int, int, int], state: str, frame: int,
+                       scene: dict[str, Any]) -> None:
+    """Draw a head for lamps="camera": back-lit silhouette or sun-washed face, lenses, lit lamps, pictograms."""
+    x, y, w, h = box
+    gain, look = scene["gain"], spec.look
+    amb = max(gain, 0.35)
+    dark = 0.25 if look["backlit"] else 1.0  # a face against bright sky is exposed dark
+    if look["backlit"] and not spec.reflected:
+        _sky_behind(cv, box, scene["sky"][1], look["backlit"])
+    housing = np.array((160, 170, 170), np.float32) * max(gain, 0.4) * dark
+    if not spec.reflected:
+        _, v_road = project(spec.x, 0.0, spec.z_now)
+        pole = max(1.0, w * 0.18)
+        cv.rect(x + w / 2 - pole / 2, y + h, x + w / 2 + pole / 2, max(y + h, v_road), housing * 1.5)
+    cv.rect(x, y, x + w, y + h, housing)
+    sun = look["sun"]
+    if sun:  # sunlight on the housing's face
+        cv.rect(x, y, x + w, y + h, housing + np.float32(2500.0 * sun))
+    if spec.direction in ("back", "left", "right"):
+        cv.rect(x + w * 0.15, y + h * 0.05, x + w * 0.85, y + h * 0.95, housing * 1.8)
+        return
+    n = spec.aspects
+    lit_set = STATE_LAMPS[state]
+    horizontal = spec.orientation == "horizontal"
+    cell = (w if horizontal else h) / n
+    r = 0.36 * min(cell, h if horizontal else w)
+    level = look["level"] * (0.6 if spec.reflected else 1.0) * (1.5 if scene["dusk"] else 1.0)
+    grey = np.ones(3, np.float32)
+    for i, colour in enumerate(_lamp_colors(spec)):
+        cx, cy = (x + (i + 0.5) * cell, y + h / 2) if horizontal else (x + w / 2, y + (i + 0.5) * cell)
+        tint = np.array(CAM_UNLIT[colour], np.float32)
+        # dark tinted lens; sun in it (phantom light) makes it greyish bright
+        cv.disc(cx, cy, r, tint * UNLIT_LEVEL * amb * dark + (0.3 * tint + 0.7 * grey) * np.float32(7000.0 * sun))
+        if r >= 2.5:  # faint specular highlight of the lens
+            cv.disc(cx - 0.35 * r, cy - 0.4 * r, 0.18 * r, grey * np.float32(2200.0 * amb * dark))
+        lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
+        if lit:
+            _lit_shape(cv, cx, cy, r, spec.pictogram, colour, level * float(look["pulse"][frame, i]))
+
+
+def _motion_blur(cv: _Canvas, box: tuple[int, int, int, int], z: float, travel: float) -> None:
+    """Smear a light's surroundings along its image motion while the ego moves ``travel`` m during exposure."""
+    import cv2
+
+    x, y, w, h = box
+    u, v = x + w / 2, y + h / 2
+    du, dv = (u - CX) * travel / z, (v - CY) * travel / z  # d(u, v) = (u - cx, v - cy) * dz / z
+    length = float(np.hypot(du, dv))
+    if length < 0.5:
+        return
+    k = 2 * int(np.ceil(length / 2)) + 1
+    kernel = np.zeros((k, k), np.float32)
+    c = k // 2
+    ex, ey = du / 2, dv / 2
+    cv2.line(kernel, (int(round(c - ex)), int(round(c - ey))), (int(round(c + ex)), int(round(c + ey))), 1.0, 1)
+    kernel /= kernel.sum()
+    pad = int(0.8 * max(w, h)) + k
+    X0, Y0 = max(x - pad, 0), max(y - pad, 0)
+    X1, Y1 = min(x + w + pad, cv.w), min(y + h + pad, cv.h)
+    if X1 - X0 > k and Y1 - Y0 > k:
+        cv.img[Y0:Y1, X0:X1] = cv2.filter2D(cv.img[Y0:Y1, X0:X1], -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _camera_finish(cv: _Canvas, cam: dict[str, Any]) -> None:
+    """Exposure and white balance, veiling glare of a sun-washed sequence, bloom (near and wide), optics."""
+    import cv2
+
+    cv.img *= np.array(cam["wb"], np.float32) * np.float32(cam["exposure"])
+    if cam["sun"]:
+        cv.img += np.float32(1200.0 * cam["sun"])
+    hot = np.maximum(cv.img - 20000, 0)
+    glow = cv2.GaussianBlur(hot, (0, 0), 3.0)
+    wide = cv2.resize(hot, (cv.w // 4, cv.h // 4), interpolation=cv2.INTER_AREA)
+    wide = cv2.resize(cv2.GaussianBlur(wide, (0, 0), 3.0), (cv.w, cv.h), interpolation=cv2.INTER_LINEAR)
+    cv.img += 0.35 * glow + 0.2 * wide
+    cv.img = cv2.GaussianBlur(cv.img, (0, 0), 0.7)
+
+
 def _draw_distractors(cv: _Canvas, scene: dict[str, Any], z_ego: float) -> None:
     gain = scene["gain"]
     for d in scene["distractors"]:
@@ -203,6 +342,7 @@ def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random
     """Render one frame; returns (raw 12-bit GRBG uint16 image, [(light, integer label box, state)])."""
     import cv2
 
+    cam = scene.get("camera")  # lamps="camera" only
     cv = _Canvas(width, height)
     _background(cv, scene, z_ego, rng)
     _draw_distractors(cv, scene, z_ego)
@@ -215,13 +355,21 @@ def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random
         box = (int(round(bx)), int(round(by)), max(1, int(round(bw))), max(1, int(round(bh))))
         state = spec.states[frame]
         spec.z_now = z
-        _draw_light(cv, spec, box, state, scene["gain"])
+        if cam is None:
+            _draw_light(cv, spec, box, state, scene["gain"])
+        else:
+            _draw_light_camera(cv, spec, box, state, frame, scene)
         if spec.occluder is not None:
             f0x, f0y, f1x, f1y = spec.occluder
             cv.rect(box[0] + f0x * box[2], box[1] + f0y * box[3], box[0] + f1x * box[2], box[1] + f1y * box[3],
                     np.array((220, 330, 260), np.float32) * scene["gain"])
+        if cam is not None:
+            _motion_blur(cv, box, z, scene["speed"] * cam["t_exp"])
         if clip_box(*box, width, height) is not None:
             drawn.append((spec, box, state))
+    if cam is not None:
+        _camera_finish(cv, cam)
+        return encode_raw(cv.img, rng), drawn
     glow = cv2.GaussianBlur(np.maximum(cv.img - 20000, 0), (0, 0), 3.0)
     cv.img += 0.35 * glow
     cv.img = cv2.GaussianBlur(cv.img, (0, 0), 0.7)

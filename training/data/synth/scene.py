@@ -2,6 +2,10 @@
 
 Every draw from the generator happens in a fixed order, so a scene is a pure function of the seed. Keep
 that order when editing: moving one draw changes every image and label generated after it.
+
+``lamps="camera"`` (:class:`~training.data.synth.model.SynthConfig`) makes every draw of the layout generator
+exactly as ``flat`` does, so a seed gives the same layout in both modes; the states it draws are discarded and
+redrawn, with everything else the camera look adds, from a second generator (``lamp_rng``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class LightSpec:
     reflected: bool = False
     track: int = 0
     z_now: float = 1.0  # distance at the frame being drawn
+    look: dict[str, Any] | None = None  # lamps="camera" only: sun, backlit, level, pulse (see _camera_look)
 
 
     def box(self, z: float) -> tuple[float, float, float, float]:
@@ -62,6 +67,47 @@ def _phase(rng: np.random.Generator, n_frames: int) -> list[str]:
     return [start if i < cut else nxt for i in range(n_frames)]
 
 
+#: Share of each state among DTLD's front-facing lights (the published statistics), renormalised over these five.
+DTLD_STATE_SHARES = {"green": 0.56, "red": 0.30, "off": 0.05, "yellow": 0.04, "red_yellow": 0.02}
+#: German signal order (RiLSA): red -> red+yellow -> green -> yellow -> red.
+GERMAN_NEXT = {"red": "red_yellow", "red_yellow": "green", "green": "yellow", "yellow": "red"}
+
+
+def _state_duration(rng: np.random.Generator, state: str) -> float:
+    """Seconds a signal shows ``state``: red+yellow 1 s, yellow 3-4 s (50-60 km/h), red and green 10-40 s."""
+    if state == "red_yellow":
+        return 1.0
+    if state == "yellow":
+        return float(rng.uniform(3.0, 4.0))
+    return float(rng.uniform(10.0, 40.0))
+
+
+def _draw_state(rng: np.random.Generator, shares: dict[str, float]) -> str:
+    names = list(shares)
+    p = np.array([shares[k] for k in names], np.float64)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def _camera_phase(rng: np.random.Generator, n_frames: int, frame_interval_s: float,
+                  shares: dict[str, float] = DTLD_STATE_SHARES) -> list[str]:
+    """State per frame (lamps="camera"): the start state with DTLD's shares, then the German cycle in time.
+
+    The drive starts at a uniform point of the start state's duration, so the first frame has exactly the
+    drawn shares; a dark signal stays dark. More than one change fits in a drive (red+yellow lasts 1 s).
+    """
+    state = _draw_state(rng, shares)
+    if state not in GERMAN_NEXT:
+        return [state] * n_frames
+    change = float(rng.uniform()) * _state_duration(rng, state)  # time of the next change
+    states = []
+    for i in range(n_frames):
+        while i * frame_interval_s >= change:
+            state = GERMAN_NEXT[state]
+            change += _state_duration(rng, state)
+        states.append(state)
+    return states
+
+
 def _scale_for(rng: np.random.Generator, cfg: SynthConfig, z: float) -> float:
     lo, hi = cfg.tiny_px if rng.random() < cfg.tiny_fraction else cfg.size_px
     return _log_uniform(rng, lo, hi) * z / (FX * HOUSING_W)
@@ -83,8 +129,12 @@ def _ego_heads(rng: np.random.Generator, cfg: SynthConfig, z_int: float, phase: 
     return lights
 
 
-def _extra_light(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_frames: int) -> LightSpec:
-    """Sample one light that does not govern the ego lane (other lane, pedestrian, tram, side street, back)."""
+def _extra_light(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_frames: int,
+                 lamp_rng: np.random.Generator | None = None) -> LightSpec:
+    """Sample one light that does not govern the ego lane (other lane, pedestrian, tram, side street, back).
+
+    With ``lamp_rng`` (lamps="camera") the states drawn from ``rng`` are replaced by ones from ``lamp_rng``.
+    """
     kind = str(rng.choice(["other_lane", "pedestrian", "tram", "side", "back"]))
     z = z_int + rng.uniform(-4, 20)
     pict, direction, aspects, orient = "circle", "front", 3, "vertical"
@@ -109,15 +159,32 @@ def _extra_light(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_fra
         aspects = int(rng.integers(1, 5))
     if rng.random() < 0.15 and direction == "front" and kind != "tram":
         orient = "horizontal"
+    if lamp_rng is not None:
+        states = _camera_extra_states(lamp_rng, kind, n_frames, cfg.frame_interval_s, states)
     return LightSpec(float(x), float(y), z, _scale_for(rng, cfg, z), orient, aspects, direction,
                      False, pict, states, None)
 
 
-def _sample_lights(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_frames: int) -> list[LightSpec]:
+def _camera_extra_states(rng: np.random.Generator, kind: str, n_frames: int, frame_interval_s: float,
+                         states: list[str]) -> list[str]:
+    """States of a not-relevant light for lamps="camera": DTLD's shares over the lamps the light has."""
+    if kind == "other_lane":  # an arrow signal runs its own German cycle
+        return _camera_phase(rng, n_frames, frame_interval_s)
+    if kind in ("pedestrian", "tram"):  # red / green / dark only, held through the drive
+        shares = {k: DTLD_STATE_SHARES[k] for k in ("green", "red", "off")}
+        return [_draw_state(rng, shares)] * n_frames
+    return states  # side streets and backs: unknown
+
+
+def _sample_lights(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_frames: int,
+                   lamp_rng: np.random.Generator | None = None) -> list[LightSpec]:
+    """Sample the lights of a sequence; with ``lamp_rng`` (lamps="camera") their states come from it."""
     phase = _phase(rng, n_frames)
+    if lamp_rng is not None:  # the layout draws above stay; the phase is redrawn from the lamp generator
+        phase = _camera_phase(lamp_rng, n_frames, cfg.frame_interval_s)
     lights = _ego_heads(rng, cfg, z_int, phase)
     for _ in range(int(rng.integers(cfg.extra_lights[0], cfg.extra_lights[1] + 1))):
-        lights.append(_extra_light(rng, cfg, z_int, n_frames))
+        lights.append(_extra_light(rng, cfg, z_int, n_frames, lamp_rng))
     for spec in lights:
         if rng.random() < cfg.occlusion_p:
             a, b = sorted(rng.uniform(0, 1, 2))
@@ -167,13 +234,50 @@ def _sample_distractors(rng: np.random.Generator, cfg: SynthConfig) -> list[dict
     return distractors
 
 
-def _sample_scene(rng: np.random.Generator, cfg: SynthConfig, n_frames: int) -> dict[str, Any]:
+def _camera_look(rng: np.random.Generator, scene: dict[str, Any], n_frames: int) -> dict[str, Any]:
+    """Draw the camera of a sequence and each light's look for lamps="camera" (sets ``LightSpec.look``).
+
+    Returns the sequence's camera: ``exposure`` (x0.5-x2, log-uniform), ``wb`` (BGR gains 0.85-1.15),
+    ``t_exp`` (exposure time in s, for motion blur) and ``sun`` (veiling glare of a sun-washed day sequence,
+    0 if none). Each light gets ``sun`` (phantom light in its lenses), ``backlit`` (brightness of the sky just
+    behind it, 0 if none), ``level`` (lamp brightness) and ``pulse`` ((n_frames, 4) factor per frame and lamp,
+    0.1-0.4 on the ~3 % of lamp-frames an LED's PWM pulse is missed, else 1). Every value is drawn on every
+    path, so the draw order does not depend on the scene.
+    """
+    day = not scene["dusk"]
+    exposure = _log_uniform(rng, 0.5, 2.0)
+    wb = tuple(float(v) for v in rng.uniform(0.85, 1.15, 3))
+    t_day, t_dusk = float(rng.uniform(0.002, 0.01)), float(rng.uniform(0.015, 0.04))
+    sun_p, sun_amount = float(rng.random()), float(rng.uniform(0.5, 1.0))
+    sun_seq = sun_amount if day and sun_p < 0.2 else 0.0
+    for spec in scene["lights"]:
+        sun_p, sun_amount = float(rng.random()), float(rng.uniform(0.6, 1.0))
+        back_p, back_amount = float(rng.random()), float(rng.uniform(0.6, 1.2))
+        sun = sun_amount * sun_seq if sun_p < 0.8 else 0.0
+        backlit = back_amount if day and back_p < 0.12 else 0.0
+        level = float(rng.uniform(0.75, 1.3))
+        dim = rng.uniform(0.1, 0.4, (n_frames, 4)).astype(np.float32)
+        pulse = np.where(rng.random((n_frames, 4)) < 0.03, dim, np.float32(1.0))
+        spec.look = {"sun": sun, "backlit": backlit, "level": level, "pulse": pulse}
+    return {"exposure": exposure, "wb": wb, "t_exp": t_day if day else t_dusk, "sun": sun_seq}
+
+
+def _sample_scene(rng: np.random.Generator, cfg: SynthConfig, n_frames: int,
+                  lamp_rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """Sample a sequence's scene from ``rng``; lamps="camera" adds ``camera`` and draws from ``lamp_rng``.
+
+    ``lamp_rng`` defaults to a child spawned from ``rng``'s seed sequence (which draws nothing from ``rng``).
+    """
+    if cfg.lamps == "camera" and lamp_rng is None:
+        lamp_rng = rng.spawn(1)[0]
+    if cfg.lamps != "camera":
+        lamp_rng = None
     dusk = bool(rng.random() < cfg.dusk_fraction)
     gain = float(rng.uniform(0.12, 0.3)) if dusk else float(rng.uniform(0.7, 1.3))
     z_int = float(rng.uniform(30, 60))
     buildings = _sample_buildings(rng, dusk)
     distractors = _sample_distractors(rng, cfg)
-    return {
+    scene = {
         "dusk": dusk, "gain": gain, "z_int": z_int,
         "sky": ((5200, 3800, 2600), (3600, 3400, 3000)) if not dusk else ((6000, 2500, 1800), (3000, 2600, 4200)),
         "road": tuple(float(c) for c in rng.uniform(400, 800, 3)),
@@ -181,6 +285,9 @@ def _sample_scene(rng: np.random.Generator, cfg: SynthConfig, n_frames: int) -> 
         "buildings": buildings, "distractors": distractors,
         "window_light": 1.0 if dusk else 0.3,
         "texture": (0.7 + 0.6 * rng.random((16, 32))).astype(np.float32),
-        "lights": _sample_lights(rng, cfg, z_int, n_frames),
+        "lights": _sample_lights(rng, cfg, z_int, n_frames, lamp_rng),
         "speed": float(rng.uniform(*cfg.speed_mps)),
     }
+    if lamp_rng is not None:
+        scene["camera"] = _camera_look(lamp_rng, scene, n_frames)
+    return scene

@@ -402,6 +402,7 @@ def test_data_made_from_another_data_section_is_not_reused(tmp_path, data_yaml):
     del old["classes"]  # a record written before the key existed reads as its default
     done.write_text(json.dumps({"data": old}))
     _check_same_data(exp, done)
-    exp = X.load_experiment(_write(tmp_path / "exp.yaml", {**cfg, "data": {**cfg["data"], "classes": "relevance_state"}}))
+    state = {**cfg, "data": {**cfg["data"], "classes": "relevance_state"}}
+    exp = X.load_experiment(_write(tmp_path / "exp.yaml", state))
     with pytest.raises(UsageError, match=r"data.classes: 'relevance_state', but .*done.json was made with 'relevance'"):
         _check_same_data(exp, done)

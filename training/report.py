@@ -40,7 +40,9 @@ def setup_section(exp: Experiment, names: dict[str, str]) -> str:
         "",
         f"- Data: synthetic DTLD-format scenes (`{d.preset}` preset), {d.sequences} drive sequences x "
         f"{d.frames} frames, resized to width {d.resize_width}; held-out split = DTLD_test sequences "
-        f"(never seen in training), {d.val_images} train images drawn by sequence into val.",
+        f"(never seen in training), {d.val_images} train images drawn by sequence into val; class scheme "
+        f"`{d.classes}`" + (", lamps rendered as a camera sees them" if dict(d.scene).get("lamps") == "camera"
+                             else "") + ".",
         f"- Teacher: `{teacher[1]}`, {t_epochs} epochs at {tr.get('imgsz')} px (run `{names['teacher']}`).",
         f"- Students: `{student[1]}`, {tr.get('epochs')} epochs at {tr.get('imgsz')} px, identical recipe for "
         f"baseline (`{names['baseline']}`), our distillation (`{names['ours']}`) and ultralytics' native "
@@ -67,6 +69,26 @@ def recipe_text(tr: Mapping[str, Any]) -> str:
         return ("optimizer auto (ultralytics picks AdamW at lr 0.002 x 5 / (4 + nc) for runs under 10k "
                 "iterations, else MuSGD)")
     return f"{opt} lr0 {tr.get('lr0', 0.01)} -> lrf {tr.get('lrf', 0.01)}"
+
+
+def state_section(out: Path, names: dict[str, str]) -> str:
+    """Render the light-state table and the teacher's and distilled student's confusion matrices ("" without)."""
+    from training.experiment.tables import state_markdown
+
+    results = out / "experiment" / "results.json"
+    groups = ((read_json(results) if results.is_file() else None) or {}).get("groups") or []
+    table = state_markdown(groups)
+    if not table:
+        return ""
+    runs = out / "experiment" / "runs"
+    plots = [(role, runs / names[role] / "confusion_state.png") for role in ("teacher", "ours") if role in names]
+    lines = ["## Light state", "",
+             "On the held-out split as the nodes publish (conf 0.25, class-agnostic NMS 0.45), relevance merged: "
+             "the lights matched, state accuracy on them and recall per state in percent; red->green and "
+             "red_yellow->green count the matched lights read as green when they said stop (docs/training.md, "
+             "\"Light-state metrics\").", "", table]
+    lines += [_link(p, out, f"{role} state confusion", image=True) for role, p in plots if p.is_file()]
+    return "\n".join(lines + [""])
 
 
 def results_section(out: Path) -> str:
@@ -201,10 +223,13 @@ def write_report(out: str | Path, exp: Experiment, names: dict[str, str]) -> Pat
     mode = ((read_json(stages) if stages.is_file() else None) or {}).get("mode", "full")
     parts = [
         f"# kd_traffic_light demo report ({mode})", "",
-        "Teacher -> student distillation for traffic-light relevance on synthetic DTLD-format data, trained and "
-        "evaluated on this CPU by `python -m training.demo`" + (" --quick" if mode == "quick" else "") + ". "
-        "Quick mode is a smoke run: its numbers mean nothing." * (mode == "quick"), "",
-        setup_section(exp, names), results_section(out), gain_section(), speed_section(out), nodes_section(out),
+        "Teacher -> student distillation for traffic-light relevance"
+        + (" and state" if exp.data.classes == "relevance_state" else "")
+        + " on synthetic DTLD-format data, trained and evaluated on this CPU by `python -m training.demo`"
+        + (" --quick" if mode == "quick" else "") + ". "
+        + "Quick mode is a smoke run: its numbers mean nothing." * (mode == "quick"), "",
+        setup_section(exp, names), results_section(out), state_section(out, names), gain_section(),
+        speed_section(out), nodes_section(out),
         stages_section(out),
     ]
     path = out / "REPORT.md"

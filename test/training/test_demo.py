@@ -46,6 +46,10 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
     if (out / "node_run" / "summary.json").is_file():  # the node run needs rclpy in the venv
         assert "overlay.mp4" in report and "Comparison summary" in report
+    # the demo learns relevance x state: the state table and each run's confusion matrix, whatever it learnt
+    assert "## Light state" in report and "red_yellow->green" in report
+    assert (out / "experiment" / "runs" / f"teacher_s_seed{s}" / "confusion_state.png").is_file()
+    assert yaml.safe_load((out / "experiment" / "data" / "yolo" / "data.yaml").read_text())["nc"] == 10
     # a second invocation finds every output and skips every stage
     before = {p: p.stat().st_mtime_ns for p in (out / "experiment" / "runs").rglob("best.pt")}
     assert demo.main(argv) == 0

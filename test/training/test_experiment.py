@@ -406,3 +406,16 @@ def test_data_made_from_another_data_section_is_not_reused(tmp_path, data_yaml):
     exp = X.load_experiment(_write(tmp_path / "exp.yaml", state))
     with pytest.raises(UsageError, match=r"data.classes: 'relevance_state', but .*done.json was made with 'relevance'"):
         _check_same_data(exp, done)
+
+
+def test_state_table_only_for_models_with_state_metrics():
+    from training.experiment.tables import aggregate, state_markdown
+
+    plain = {"role": "student", "label": "n", "method": "baseline", "seed": 0, "map50": 0.5}
+    state = {"role": "student", "label": "n", "method": "ours", "state_matched": 10, "state_accuracy": 0.9,
+             "red_recall": 0.5, "red_to_green": 1, "red_yellow_to_green": 0}
+    assert state_markdown(aggregate([plain])) == ""
+    table = state_markdown(aggregate([plain, {**state, "seed": 0}, {**state, "seed": 1, "state_accuracy": 0.8}]))
+    rows = table.splitlines()
+    assert len(rows) == 3 and "| ours |" in rows[2] and "85.0 ± 7.1" in rows[2]  # percent, mean ± sd of 2 seeds
+    assert "| 50.0 ± 0.0 |" in rows[2] and rows[2].count("| 1.0 |") == 1  # red recall; one red->green a run

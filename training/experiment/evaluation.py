@@ -31,6 +31,11 @@ def evaluate_run(record: dict[str, Any], out: Path, data_yaml: Path, ev: EvalSpe
                              device=str(ev.device), batch=ev.batch, latency_reps=ev.latency_reps,
                              project=out / "val")
         atomic_write_json(cache, row)
+    plot = cache.parent / "confusion_state.png"
+    if row.get("state") and not plot.is_file():  # a relevance_state model: its confusion matrix beside it
+        from training.state_metrics import plot_confusion
+
+        plot_confusion(row["state"], plot, title=f"{record['name']}: light state")
     return row
 
 

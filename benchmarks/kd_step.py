@@ -25,10 +25,9 @@ from ultralytics.cfg import get_cfg
 from ultralytics.nn.tasks import DetectionModel
 
 from kd_traffic_light.core.atomic_io import atomic_write_json
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, SCHEMES, class_names
 from training.distill.config import load_config
 from training.distill.model import KDDistillationModel
-
-NAMES = {0: "relevant", 1: "not_relevant"}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -39,6 +38,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3, help="measured repetitions per pair (after one warm-up)")
     p.add_argument("--config", default="training/configs/combined.yaml", help="config whose distill.terms to time")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--classes", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
+                   help="class scheme of the models: relevance (2 classes) or relevance_state (10)")
     p.add_argument("--out", default="runs/bench/kd_step.json", help="JSON output path")
     return p
 
@@ -47,14 +48,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(scale: str, imgsz: int) -> DetectionModel:
-    m = DetectionModel(f"yolov5{scale}.yaml", nc=len(NAMES), verbose=False)
-    m.names = dict(NAMES)
+def build(scale: str, imgsz: int, scheme: str = DEFAULT_SCHEME) -> DetectionModel:
+    names = class_names(scheme)
+    m = DetectionModel(f"yolov5{scale}.yaml", nc=len(names), verbose=False)
+    m.names = names
     m.args = get_cfg(overrides={"imgsz": imgsz, "close_mosaic": 0})
     return m
 
 
-def make_batch(b: int, imgsz: int, device: str) -> dict:
+def make_batch(b: int, imgsz: int, device: str, nc: int = 2) -> dict:
     g = torch.Generator().manual_seed(0)
     n = 4 * b
     xy = torch.rand(n, 2, generator=g) * 0.8 + 0.1
@@ -62,7 +64,7 @@ def make_batch(b: int, imgsz: int, device: str) -> dict:
     return {
         "img": torch.rand(b, 3, imgsz, imgsz, generator=g).to(device),
         "batch_idx": torch.arange(b).repeat_interleave(4).float().to(device),
-        "cls": torch.randint(0, 2, (n, 1), generator=g).float().to(device),
+        "cls": torch.randint(0, nc, (n, 1), generator=g).float().to(device),
         "bboxes": torch.cat((xy, wh), 1).to(device),
     }
 
@@ -79,10 +81,10 @@ def timed(fn) -> float:
 
 def bench_pair(student_scale: str, teacher_scale: str, args, terms: dict, tmp: Path) -> dict:
     teacher_path = tmp / f"teacher_{teacher_scale}.pt"  # not yolov5l.pt: ultralytics would fetch it
-    torch.save({"model": build(teacher_scale, args.imgsz).half(), "train_args": {}}, teacher_path)
-    batch = make_batch(args.batch, args.imgsz, args.device)
-    plain = build(student_scale, args.imgsz).to(args.device).train()
-    kd_student = build(student_scale, args.imgsz)
+    torch.save({"model": build(teacher_scale, args.imgsz, args.classes).half(), "train_args": {}}, teacher_path)
+    batch = make_batch(args.batch, args.imgsz, args.device, len(class_names(args.classes)))
+    plain = build(student_scale, args.imgsz, args.classes).to(args.device).train()
+    kd_student = build(student_scale, args.imgsz, args.classes)
     kd_student.load_state_dict(plain.state_dict())
     kd = KDDistillationModel(teacher_path, kd_student, terms).to(args.device).train()
     teacher = kd.teacher_model
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_pair(s, t, args, terms, Path(tmp)))
     out = {
         "figure": "kd-step", "goal": "<= 1.10", "imgsz": args.imgsz, "batch": args.batch, "device": args.device,
-        "torch_threads": torch.get_num_threads(), "config": args.config, "results": results,
+        "torch_threads": torch.get_num_threads(), "config": args.config, "classes": args.classes, "results": results,
     }
     path = Path(args.out)
     atomic_write_json(path, out)

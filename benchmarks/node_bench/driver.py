@@ -17,6 +17,7 @@ from benchmarks.node_bench.frames import HEIGHT, WIDTH
 from benchmarks.node_bench.report import print_summary
 from benchmarks.node_bench.session import run, runtime_size
 from kd_traffic_light.core.atomic_io import atomic_write_json
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, SCHEMES
 from kd_traffic_light.core.config import ConfigError, NodeConfig
 from kd_traffic_light.tools.processes import FASTDDS_PROFILE
 
@@ -43,8 +44,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--high-rate", type=float, default=30.0,
                    help="input Hz above capacity (raised to 1.5 x capacity where it is not above it)")
     p.add_argument("--low-factor", type=float, default=0.5, help="sustainable input rate as a fraction of capacity")
-    p.add_argument("--student-cfg", default="yolov5n.yaml", help="student model yaml (built untrained, 2 classes)")
-    p.add_argument("--teacher-cfg", default="yolov5l.yaml", help="teacher model yaml (built untrained, 2 classes)")
+    p.add_argument("--student-cfg", default="yolov5n.yaml", help="student model yaml (built untrained)")
+    p.add_argument("--teacher-cfg", default="yolov5l.yaml", help="teacher model yaml (built untrained)")
+    p.add_argument("--classes", choices=tuple(SCHEMES), default=DEFAULT_SCHEME,
+                   help="class scheme of the models: relevance (2 classes) or relevance_state (10)")
     p.add_argument("--device", default="cpu", help="device for the nodes and the core (cpu, cuda:0)")
     p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) - 1),
                    help="the student's inference threads (node parameter threads), also for its core predict time; "
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {"benchmark": "node_latency", "profile": "quick" if args.quick else "full", "settings": prof,
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
+           "classes": args.classes,
            "device": args.device, "threads": args.threads,
            "fresh_wait": fresh_wait,
            "fastdds_profile": args.fastdds_profile or "/".join(FASTDDS_PROFILE),

@@ -1,6 +1,7 @@
 """The benchmark's models and what they weigh: untrained checkpoints, the ONNX export, GFLOPs, venv sizes.
 
-Models are built untrained (2 classes) from ultralytics yaml files; nothing is downloaded. torch and
+Models are built untrained from ultralytics yaml files, with a class scheme's classes (kd_traffic_light/core/
+classes.py: 2 for relevance, 10 for relevance_state); nothing is downloaded. torch and
 ultralytics are imported by the functions that need them.
 """
 
@@ -10,16 +11,18 @@ import os
 from pathlib import Path
 
 from benchmarks.node_bench.frames import HEIGHT, WIDTH
+from kd_traffic_light.core.classes import DEFAULT_SCHEME, class_names
 
 
-def untrained_pt(path: Path, cfg: str) -> Path:
-    """Write an untrained 2-class checkpoint of the model yaml ``cfg`` that ``ultralytics.YOLO`` loads."""
+def untrained_pt(path: Path, cfg: str, scheme: str = DEFAULT_SCHEME) -> Path:
+    """Write an untrained checkpoint of the model yaml ``cfg`` with ``scheme``'s classes that ``YOLO`` loads."""
     import torch
     from ultralytics import __version__
     from ultralytics.nn.tasks import DetectionModel
 
-    model = DetectionModel(cfg, nc=2, verbose=False)
-    model.names = {0: "relevant", 1: "not_relevant"}
+    names = class_names(scheme)
+    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    model.names = names
     model.args = {"imgsz": 64, "task": "detect"}
     torch.save({"model": model, "train_args": {"imgsz": 64, "task": "detect"}, "version": __version__}, path)
     return Path(path)
@@ -32,12 +35,12 @@ def export_onnx(pt: Path, imgsz: int) -> Path:
     return Path(YOLO(str(pt)).export(format="onnx", imgsz=[imgsz * HEIGHT // WIDTH, imgsz], verbose=False))
 
 
-def gflops(cfg: str, imgsz: int) -> float:
-    """GFLOPs of the model yaml ``cfg`` (2 classes) at the letterboxed 2:1 input of ``imgsz``."""
+def gflops(cfg: str, imgsz: int, scheme: str = DEFAULT_SCHEME) -> float:
+    """GFLOPs of the model yaml ``cfg`` (``scheme``'s classes) at the letterboxed 2:1 input of ``imgsz``."""
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils.torch_utils import get_flops
 
-    model = DetectionModel(cfg, nc=2, verbose=False)
+    model = DetectionModel(cfg, nc=len(class_names(scheme)), verbose=False)
     return float(get_flops(model, [imgsz * HEIGHT // WIDTH, imgsz]))  # the letterboxed 2:1 input
 
 

@@ -38,9 +38,9 @@ def run(args: argparse.Namespace, prof: dict, tmp: Path) -> dict:
     from kd_traffic_light.tools.probe import ProbeNode
 
     imgsz = prof["imgsz"]
-    student_pt = untrained_pt(tmp / "student_bench.pt", args.student_cfg)
+    student_pt = untrained_pt(tmp / "student_bench.pt", args.student_cfg, args.classes)
     models = {"student": export_onnx(student_pt, imgsz),
-              "teacher": untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg)}
+              "teacher": untrained_pt(tmp / "teacher_bench.pt", args.teacher_cfg, args.classes)}
     node_py = node_python(args.node_python)
     dom, env = bench_env(args.domain_id, args.fastdds_profile, tmp)
     procs: dict = {}
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace, prof: dict, tmp: Path) -> dict:
     return {"imgsz": imgsz, "reps": reps, "capacity_hz": capacity, "low_hz": low, "high_hz": high,
             "domain_id": dom, "node_exit_codes": codes, "diagnostics": diag, "node_rss_mb": rss,
             "node_start": start, "student_model": models["student"].name, "student_python": node_py,
-            "gflops": {"student": gflops(args.student_cfg, imgsz), "teacher": gflops(args.teacher_cfg, imgsz)}}
+            "gflops": {"student": gflops(args.student_cfg, imgsz, args.classes),
+                       "teacher": gflops(args.teacher_cfg, imgsz, args.classes)}}
 
 
 def runtime_size() -> dict:

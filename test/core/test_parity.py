@@ -119,3 +119,38 @@ def test_pt_backend_agrees_with_its_onnx_export(trained):
         np.testing.assert_array_equal(a.classes, b.classes)
         np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1.0)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-3)
+
+
+def test_lean_state_output_equals_ultralytics_on_the_same_export(tmp_path):
+    """A relevance_state export (10 classes): the lean runtime's classes, names and boxes are ultralytics'.
+
+    The model's output is constructed (a constant ONNX), so what is compared does not depend on any training:
+    lights of every state, two of them overlapping with different states, where class-agnostic NMS must keep the
+    higher-scoring state as ultralytics does.
+    """
+    import cv2
+    from ultralytics import YOLO
+
+    from kd_traffic_light.core.classes import class_names, split_label
+    from test.core.lean_models import make_constant_onnx
+
+    names = class_names("relevance_state")
+    boxes = [(320, 320, 20, 40, 0, 0.9), (100, 250, 10, 20, 2, 0.8), (500, 300, 12, 30, 3, 0.7),
+             (200, 400, 16, 36, 6, 0.6), (450, 150, 14, 30, 9, 0.5), (322, 322, 20, 40, 3, 0.55)]
+    path = make_constant_onnx(tmp_path / "state.onnx", boxes, imgsz=640, nc=10, names=names)
+    frame = cv2.resize(np.full((64, 64, 3), 90, np.uint8), (1280, 640))
+    for agnostic in (True, False):
+        det = TrafficLightDetector(DetectorConfig(model=str(path), imgsz=640, conf=0.25, iou=0.45,
+                                                  agnostic_nms=agnostic))
+        assert det.names == names
+        r = YOLO(str(path), task="detect").predict(frame, imgsz=640, conf=0.25, iou=0.45, agnostic_nms=agnostic,
+                                                   verbose=False)[0]
+        got = det.predict(frame)
+        want = sorted(zip(r.boxes.conf.numpy().tolist(), r.boxes.cls.numpy().astype(int).tolist(),
+                          r.boxes.xyxy.numpy().tolist()), reverse=True)
+        assert [(d.class_id, d.label) for d in got] == [(c, names[c]) for _, c, _ in want]
+        np.testing.assert_allclose([d.xyxy for d in got], [b for _, _, b in want], atol=1.0)
+        np.testing.assert_allclose([d.score for d in got], [s for s, _, _ in want], atol=1e-3)
+        states = [split_label(d.label)[1] for d in got]
+        # agnostic: the green duplicate of the red light is suppressed; class-aware NMS keeps both
+        assert states.count("green") == (1 if agnostic else 2) and "red_yellow" in states and "off" in states

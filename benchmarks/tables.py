@@ -26,6 +26,8 @@ BLOCK = re.compile(r"(<!-- BEGIN rendered: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(
                    re.S)
 KD_GAIN, KD_NOISE, KD_REPLICATION = "kd_gain_quick.json", "kd_noise_quick.json", "kd_gain_replication.json"
 NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
+# the same figures with the relevance_state classes (10): kd-gain's state profile, the node and kd-step
+KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
 
@@ -57,16 +59,16 @@ def _ratio(fig: dict[str, Any]) -> str:
     return f"{fig['D_ours']['mean'] / native:.1f}" if native and native > 0 else "n/a (native <= 0)"
 
 
-def kd_sets() -> list[tuple[str, str, dict[str, Any]]]:
+def kd_sets(name: str = KD_GAIN, replication: str | None = KD_REPLICATION) -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, file, figures)`` of each kd-gain scene set: the benchmark's two, then the earlier replication."""
     sets = []
-    gain = result(KD_GAIN)
+    gain = result(name)
     if gain is not None:
-        sets.append((f"tuning scenes (data seed {gain['data_seed']}; arms chosen here)", KD_GAIN, gain))
+        sets.append((f"tuning scenes (data seed {gain['data_seed']}; arms chosen here)", name, gain))
         if "second_set" in gain:
             second = {**gain["second_set"], "seeds": gain["seeds"]}
-            sets.append((f"second scenes (data seed {second['data_seed']}; nothing chosen)", KD_GAIN, second))
-    replication = result(KD_REPLICATION)
+            sets.append((f"second scenes (data seed {second['data_seed']}; nothing chosen)", name, second))
+    replication = result(replication) if replication else None
     if replication is not None:
         sets.append(("earlier 3-seed protocol, a reviewer's replication (other data seed)", KD_REPLICATION,
                      replication))
@@ -74,10 +76,10 @@ def kd_sets() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def kd_gain_summary() -> str:
+def kd_gain_summary(sets: list[tuple[str, str, dict[str, Any]]] | None = None) -> str:
     """Render the kd-gain figures of each scene set, with which goal held where."""
     rows = []
-    for label, _, fig in kd_sets():
+    for label, _, fig in kd_sets() if sets is None else sets:
         g = fig["goals"]
         rows.append([label, ", ".join(str(s) for s in fig["seeds"]), interval(fig["D_ours"]),
                      held(g["D_ours_ci_excludes_zero"]), interval(fig["D_native"]), _ratio(fig),
@@ -87,10 +89,10 @@ def kd_gain_summary() -> str:
     return md_table(header, rows)
 
 
-def kd_gain_arms() -> str:
+def kd_gain_arms(name: str = KD_GAIN, replication: str | None = KD_REPLICATION) -> str:
     """Render every arm's per-seed held-out mAP50-95 on each scene set (val means where recorded)."""
     out = []
-    for label, name, fig in kd_sets():
+    for label, file, fig in kd_sets(name, replication):
         seeds = [str(s) for s in fig["seeds"]]
         val = fig.get("val_map50_95", {})
         rows = []
@@ -103,13 +105,13 @@ def kd_gain_arms() -> str:
                          f"{statistics.fmean(v.values()):.2f}" if v else "-",
                          "" if arm == "baseline" else interval(fig["D_arms"].get(arm))])
         rows.append(["teacher", f"{fig['map50_95']['teacher']:.2f}", *[""] * (len(seeds) + 2)])
-        out.append(f"{label}, `docs/results/{name}`:\n\n" + md_table(
+        out.append(f"{label}, `docs/results/{file}`:\n\n" + md_table(
             ["arm", *[f"seed {s}" for s in seeds], "mean", "val mean", "vs baseline, 95 % CI"], rows))
-    gain = result(KD_GAIN)
+    gain = result(name)
     if gain is not None and "second_set" in gain:
         core_s = sum(v or 0.0 for fig in (gain, gain["second_set"]) for v in fig["train_seconds"].values())
         cores = (gain.get("machine") or {}).get("cores") or 1
-        out.append(f"Training time of `{KD_GAIN}`'s runs (both teachers included): {core_s / 60:.0f} core-minutes, "
+        out.append(f"Training time of `{name}`'s runs (both teachers included): {core_s / 60:.0f} core-minutes, "
                    f"{core_s / 60 / cores:.0f} min on its {cores} cores two runs at a time, evaluation aside; the "
                    f"invocation that wrote it took {gain['seconds'] / 60:.0f} min (runs an earlier invocation had "
                    "finished are found, not trained again).\n")
@@ -157,11 +159,11 @@ def kd_terms() -> str:
                      "share of the class loss'"], body) + note
 
 
-def node_figures() -> str:
+def node_figures(name: str = NODE) -> str:
     """Render the node figures of benchmarks/node_latency.py against their goals."""
-    fig = result(NODE)
+    fig = result(name)
     if fig is None:
-        return f"No result file (`docs/results/{NODE}`).\n"
+        return f"No result file (`docs/results/{name}`).\n"
     f, c, start = fig["figures"], fig["context"], fig["node-start"]
     goals = {"node-overhead": (f["node-overhead"] <= 1.10, "<= 1.10"),
              "node-throughput": (f["node-throughput"] >= 0.90, ">= 0.90"),
@@ -177,7 +179,9 @@ def node_figures() -> str:
                  f"{size['runtime_venv_mb']:.0f} / {size['full_venv_mb']:.0f} MiB", ""])
     setting = (f"{fig['profile']} profile, {fig['frame']}, imgsz {fig['run']['imgsz']}, threads {fig['threads']}, "
                f"fresh_wait {fig['fresh_wait']}, {fig['cpus']} cores, load {fig['load_avg'][0]:.2f}")
-    return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{NODE}`.\n"
+    if fig.get("classes", "relevance") != "relevance":
+        setting += f", {fig['classes']} classes"
+    return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{name}`.\n"
 
 
 def fastdds_profiles() -> str:
@@ -208,10 +212,12 @@ def cost_figures() -> str:
                      f"{conv['parallel_ips_median']:.1f} in parallel)",
                      "met" if conv["ratio_median"] >= 0.8 else "**not met**"])
     step = result("kd_step.json")
-    for r in (step or {}).get("results", []):
-        rows.append([f"kd-step {r['pair']} (all terms of {Path(step['config']).name})", "<= 1.10",
-                     f"{r['ratio']:.3f} (peak RSS {r['peak_rss_mb_plain_teacher']:.0f} -> "
-                     f"{r['peak_rss_mb_after_kd']:.0f} MB)", "met" if r["ratio"] <= 1.10 else "**not met**"])
+    for fig in (step, result(KD_STEP_STATE)):
+        for r in (fig or {}).get("results", []):
+            classes = "" if fig.get("classes", "relevance") == "relevance" else f", {fig['classes']} classes"
+            rows.append([f"kd-step {r['pair']} (all terms of {Path(fig['config']).name}{classes})", "<= 1.10",
+                         f"{r['ratio']:.3f} (peak RSS {r['peak_rss_mb_plain_teacher']:.0f} -> "
+                         f"{r['peak_rss_mb_after_kd']:.0f} MB)", "met" if r["ratio"] <= 1.10 else "**not met**"])
     if step is None:
         rows.append(["kd-step: KD step / (student step + teacher forward)", "<= 1.10", "no result file", ""])
     return md_table(["figure", "goal", "measured", ""], rows)
@@ -224,6 +230,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-gain-spread": kd_gain_spread,
     "kd-terms": kd_terms,
     "node-figures": node_figures,
+    "node-figures-state": lambda: node_figures(NODE_STATE),
+    "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
+    "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
     "fastdds-profiles": fastdds_profiles,
 }
 

@@ -72,22 +72,20 @@ def recipe_text(tr: Mapping[str, Any]) -> str:
 
 
 def state_section(out: Path, names: dict[str, str]) -> str:
-    """Render the light-state table and the teacher's and distilled student's confusion matrices ("" without)."""
-    from training.experiment.tables import state_markdown
+    """Render the teacher's and the distilled student's state confusion matrices ("" without).
 
-    results = out / "experiment" / "results.json"
-    groups = ((read_json(results) if results.is_file() else None) or {}).get("groups") or []
-    table = state_markdown(groups)
-    if not table:
-        return ""
+    The light-state table itself comes with the experiment's results.md (results_section).
+    """
     runs = out / "experiment" / "runs"
     plots = [(role, runs / names[role] / "confusion_state.png") for role in ("teacher", "ours") if role in names]
-    lines = ["## Light state", "",
-             "On the held-out split as the nodes publish (conf 0.25, class-agnostic NMS 0.45), relevance merged: "
-             "the lights matched, state accuracy on them and recall per state in percent; red->green and "
-             "red_yellow->green count the matched lights read as green when they said stop (docs/training.md, "
-             "\"Light-state metrics\").", "", table]
-    lines += [_link(p, out, f"{role} state confusion", image=True) for role, p in plots if p.is_file()]
+    plots = [(role, p) for role, p in plots if p.is_file()]
+    if not plots:
+        return ""
+    lines = ["### Light-state confusion (teacher, distilled student)", "",
+             "Rows the true state, columns the predicted one, on the held-out split as the nodes publish; the "
+             "outlined cells (red -> green, red_yellow -> green) are the errors that kill (docs/training.md, "
+             "\"Light-state metrics\").", ""]
+    lines += [_link(p, out, f"{role} state confusion", image=True) for role, p in plots]
     return "\n".join(lines + [""])
 
 

@@ -78,7 +78,9 @@ def _cell(group: dict[str, Any], key: str) -> str:
         return "-"
     percent = key in STUDY_METRICS or key in STATE_RATES
     scale = 100.0 if percent else 1.0
-    digits = 1 if percent or key == "train_s" or key in STATE_COUNTS else 3 if key.startswith("head_") else 2
+    digits = 1 if percent or key == "train_s" else 3 if key.startswith("head_") else 2
+    if key in STATE_COUNTS:  # counts: whole numbers for one run, the mean over repeats to one decimal
+        digits = 0 if float(mean).is_integer() else 1
     text = f"{scale * mean:.{digits}f}"
     if group.get("n", 1) > 1 and std is not None and percent:
         text += f" ± {scale * std:.{digits}f}"

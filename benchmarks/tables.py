@@ -28,6 +28,7 @@ KD_GAIN, KD_NOISE, KD_REPLICATION = "kd_gain_quick.json", "kd_noise_quick.json",
 NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 # the same figures with the relevance_state classes (10): kd-gain's state profile, the node and kd-step
 KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
+STATE_SCHEME = "state_scheme.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
 
@@ -184,6 +185,25 @@ def node_figures(name: str = NODE) -> str:
     return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{name}`.\n"
 
 
+def state_scheme() -> str:
+    """Render what folding the state into the classes costs the detection of lights (benchmarks/state_scheme.py)."""
+    fig = result(STATE_SCHEME)
+    if fig is None:
+        return f"No result file (`docs/results/{STATE_SCHEME}`).\n"
+    seeds = [str(s) for s in fig["seeds"]]
+    labels = {"map50_95": "mAP50-95 of a light", "map50": "mAP50 of a light",
+              "recall": f"recall at conf {fig['conf']}", "precision": f"precision at conf {fig['conf']}"}
+    rows = []
+    for key, label in labels.items():
+        means = {s: statistics.fmean(100 * (v[key] or 0.0) for v in fig["schemes"][s].values())
+                 for s in fig["schemes"]}
+        rows.append([label, f"{means['relevance_state']:.1f}", f"{means['relevance']:.1f}",
+                     interval(fig["folded_minus_two_classes_pts"][key])])
+    return md_table(["held-out, every class as one (percent)", "10 folded classes", "2 classes",
+                     "folded - 2 classes, 95 % CI"], rows) + (
+        f"\nBaseline students, seeds {', '.join(seeds)}, `{fig['config']}`'s scenes; `docs/results/{STATE_SCHEME}`.\n")
+
+
 def fastdds_profiles() -> str:
     """Render the shipped Fast DDS profile against its version without TCP (one quick run each)."""
     rows = []
@@ -231,6 +251,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-terms": kd_terms,
     "node-figures": node_figures,
     "node-figures-state": lambda: node_figures(NODE_STATE),
+    "state-scheme": state_scheme,
     "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
     "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
     "fastdds-profiles": fastdds_profiles,

@@ -134,6 +134,36 @@ def _run_record(out: Path, name: str) -> dict[str, Any] | None:
 DERIVED = ("experiment/results.json", "exports.json", "speed.json", "node_run/summary.json")
 
 
+def set_aside_stale_data(out: Path, exp: Experiment) -> list[str]:
+    """Move the data and everything trained on it aside when the experiment's ``data`` section changed.
+
+    Data made from an earlier ``demo_cpu.yaml`` (another class scheme or lamp look, say) is not reused: the
+    experiment would stop on it. ``experiment/data`` and every run go to ``.stale`` siblings, the outputs made from
+    them (table, exports, speed, bag, node run) are removed, and the demo starts over. Returns what differed.
+    """
+    import shutil
+
+    from training.experiment.data import data_diff
+
+    exp_out = out / "experiment"
+    done = exp_out / "data" / "done.json"
+    diff = data_diff(exp, done)[0] if done.is_file() else []
+    if not diff:
+        return []
+    for path in [exp_out / "data", *(p for p in (exp_out / "runs").glob("*") if p.is_dir()
+                                     and not p.name.endswith(".stale"))]:
+        target = path.with_name(path.name + ".stale")
+        shutil.rmtree(target, ignore_errors=True)
+        path.rename(target)
+    for rel in DERIVED:
+        (out / rel).unlink(missing_ok=True)
+    for rel in ("bag", "bag_dtld"):
+        shutil.rmtree(out / rel, ignore_errors=True)
+    print(f"demo: the data section changed ({', '.join(diff)}); the old data and runs were moved to '.stale' "
+          "siblings and everything is made again", flush=True)
+    return diff
+
+
 def set_aside_stale_runs(out: Path, runs: dict[str, Run], data_yaml: Path) -> list[str]:
     """Move every finished run whose config, model, teacher or data changed to ``<name>.stale``; return them.
 
@@ -312,6 +342,7 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     runs, names = demo_runs(exp)
     only = set(names.values())
     imgsz = exp.eval_imgsz()
+    set_aside_stale_data(out, exp)
     st = Stages(out, mode)
     stages: list[tuple[str, Callable[[], bool], Callable[[], Any]]] = [
         ("generate synthetic DTLD-format data", lambda: (exp_out / "data" / "dtld_done.json").is_file(),

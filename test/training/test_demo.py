@@ -167,3 +167,22 @@ def test_runs_trained_with_another_config_are_set_aside_with_what_was_made_from_
         assert (tmp_path / "experiment" / "runs" / f"{name}.stale" / "results.json").is_file()
         assert not (tmp_path / "experiment" / "runs" / name).exists()
     assert not any((tmp_path / rel).exists() for rel in demo.DERIVED)
+
+
+def test_data_made_from_another_data_section_is_set_aside_with_everything_trained_on_it(tmp_path):
+    from training.demo import demo_experiment, set_aside_stale_data
+
+    exp = demo_experiment(demo_config(tmp_path), quick=True)
+    out = tmp_path / "demo"
+    data, run = out / "experiment" / "data", out / "experiment" / "runs" / "n_baseline_seed0"
+    data.mkdir(parents=True)
+    run.mkdir(parents=True)
+    (out / "exports.json").write_text("{}")
+    (out / "bag").mkdir()
+    old = {**exp.data.to_dict(), "classes": "relevance"}  # a demo directory from before the state classes
+    (data / "done.json").write_text(json.dumps({"data": old}))
+    assert set_aside_stale_data(out, exp) == ["classes"]
+    assert (out / "experiment" / "data.stale" / "done.json").is_file() and not data.exists()
+    assert (out / "experiment" / "runs" / "n_baseline_seed0.stale").is_dir() and not run.exists()
+    assert not (out / "exports.json").exists() and not (out / "bag").exists()
+    assert set_aside_stale_data(out, exp) == []  # nothing left to move: the demo starts over

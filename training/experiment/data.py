@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
 from training.errors import UsageError
@@ -59,13 +60,22 @@ def convert_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
     return data_yaml
 
 
-def _check_same_data(exp: Experiment, done_file: Path) -> None:
-    """Refuse to reuse data made from another ``data`` section (a key the old record lacks had its default)."""
+def data_diff(exp: Experiment, done_file: Path) -> tuple[list[str], dict[str, Any]]:
+    """Keys of the ``data`` section that differ from the one ``done_file`` recorded, and that record.
+
+    A key the record lacks (written before the key existed) had its default.
+    """
     from training.experiment.config import DATA_KEYS
 
     old = json.loads(json.dumps({**DATA_KEYS, **((read_json(done_file) or {}).get("data") or {})}))
     new = json.loads(json.dumps(exp.data.to_dict()))
-    diff = sorted(k for k in new if old.get(k) != new[k])
+    return sorted(k for k in new if old.get(k) != new[k]), old
+
+
+def _check_same_data(exp: Experiment, done_file: Path) -> None:
+    """Refuse to reuse data made from another ``data`` section (a key the old record lacks had its default)."""
+    diff, old = data_diff(exp, done_file)
+    new = exp.data.to_dict()
     if diff:
         raise UsageError(f"{exp.source}: data.{diff[0]}: {new[diff[0]]!r}, but {done_file} was made with "
                          f"{old.get(diff[0])!r} ({', '.join(diff)} differ); use a new 'out' or delete "

@@ -292,3 +292,18 @@ def test_cli_synth_lamps_and_crops(tmp_path, capsys):
     rc = main(["data", "synth-crops", "--out", str(tmp_path / "grid.png"), "--per-state", "1", "--lamps", "flat"])
     grid = cv2.imread(str(tmp_path / "grid.png"))
     assert rc == 0 and grid is not None and grid.shape[0] > 5 * 100
+
+
+def test_camera_tram_signal_shows_its_state_as_the_bar_orientation():
+    # a tram head's lamps are white whatever the state: stop (red) is a horizontal bar, go (green) a vertical one,
+    # else the two states would look alike and no model could tell them apart
+    from training.data.synth.crops import CropLook, render_light
+
+    extents = {}
+    for state in ("red", "green"):
+        bgr, (x, y, w, h) = render_light(state, CropLook(height=60, pictogram="tram", neutral=True), "camera", seed=3)
+        top = bgr[y: y + h // 3, x: x + w].max(axis=2).astype(np.float32)  # the lit first lamp
+        ys, xs = np.nonzero(top > 0.8 * top.max())
+        extents[state] = (np.ptp(xs), np.ptp(ys))
+    (red_w, red_h), (green_w, green_h) = extents["red"], extents["green"]
+    assert red_w > red_h and green_h > green_w, extents

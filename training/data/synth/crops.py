@@ -55,6 +55,7 @@ GRID_LOOKS = (
     CropLook(40.0), CropLook(24.0, dusk=True), CropLook(30.0, sun=0.9), CropLook(36.0, backlit=1.0),
     CropLook(12.0), CropLook(16.0, dusk=True), CropLook(44.0, pictogram="arrow_left"), CropLook(60.0),
     CropLook(28.0, pulse=0.25), CropLook(50.0, dusk=True, pictogram="arrow_straight"),
+    CropLook(40.0, pictogram="tram"),
 )
 
 

@@ -17,7 +17,7 @@ LAMP_BGR = {"red": (0.02, 0.07, 1.0), "yellow": (0.02, 0.45, 1.0), "green": (0.6
             "white": (1.0, 1.0, 0.95)}
 STATE_LAMPS = {"red": {"red"}, "yellow": {"yellow"}, "red_yellow": {"red", "yellow"}, "green": {"green"},
                "off": set(), "unknown": set()}
-_ARROWS = ("arrow_left", "arrow_right", "arrow_straight", "pedestrian", "tram", "bicycle")
+_ARROWS = ("arrow_left", "arrow_right", "arrow_straight", "pedestrian", "tram", "tram_go", "bicycle")
 
 # lamps="camera": what the sensor records of a lamp (linear BGR). The lens shows CAM_RING (dominant channel 1)
 # x RING_LEVEL, chosen so that the official 8-bit decode (companding, floor /16) of the rim shows red at
@@ -170,8 +170,10 @@ def _lamp_colors(spec: LightSpec) -> list[str]:
 
 
 def _pictogram(cv: _Canvas, kind: str, cx: float, cy: float, r: float, val: np.ndarray) -> None:
-    if kind == "tram":
+    if kind == "tram":  # a horizontal white bar: a tram signal's stop
         cv.rect(cx - r * 0.9, cy - r * 0.2, cx + r * 0.9, cy + r * 0.2, val)
+    elif kind == "tram_go":  # a vertical white bar: go (lamps="camera" only)
+        cv.rect(cx - r * 0.2, cy - r * 0.9, cx + r * 0.2, cy + r * 0.9, val)
     elif kind in ("pedestrian", "bicycle"):
         cv.disc(cx, cy - r * 0.55, r * 0.22, val)
         cv.rect(cx - r * 0.2, cy - r * 0.3, cx + r * 0.2, cy + r * 0.7, val)
@@ -265,8 +267,11 @@ def _draw_light_camera(cv: _Canvas, spec: LightSpec, box: tuple[int, int, int, i
         if r >= 2.5:  # faint specular highlight of the lens
             cv.disc(cx - 0.35 * r, cy - 0.4 * r, 0.18 * r, grey * np.float32(2200.0 * amb * dark))
         lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
+        pictogram = spec.pictogram
+        if colour == "white":  # a tram signal shows one white bar: horizontal = stop (red), vertical = go (green)
+            lit, pictogram = lit and i == 0, "tram_go" if state == "green" else "tram"
         if lit:
-            _lit_shape(cv, cx, cy, r, spec.pictogram, colour, level * float(look["pulse"][frame, i]))
+            _lit_shape(cv, cx, cy, r, pictogram, colour, level * float(look["pulse"][frame, i]))
 
 
 def _motion_blur(cv: _Canvas, box: tuple[int, int, int, int], z: float, travel: float) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks._setup import REPO
 from benchmarks.node_bench.bench import Bench
 from benchmarks.node_bench.blocks import Blocks, input_rates
 from benchmarks.node_bench.core_worker import CoreWorker
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace, prof: dict, tmp: Path) -> dict:
         codes = {name: (stop(proc) if proc.poll() is None else proc.returncode) for name, proc in procs.items()}
     return {"imgsz": imgsz, "reps": reps, "capacity_hz": capacity, "low_hz": low, "high_hz": high,
             "domain_id": dom, "node_exit_codes": codes, "diagnostics": diag, "node_rss_mb": rss,
-            "node_start": start, "student_model": models["student"].name, "student_python": node_py,
+            "node_start": start, "student_model": models["student"].name,
+            "student_python": str(Path(node_py).relative_to(REPO)) if Path(node_py).is_relative_to(REPO) else node_py,
             "gflops": {"student": gflops(args.student_cfg, imgsz, args.classes),
                        "teacher": gflops(args.teacher_cfg, imgsz, args.classes)}}
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from kd_traffic_light.core.atomic_io import atomic_path
 from kd_traffic_light.core.classes import STATES, split_label
+from kd_traffic_light.core.postprocess import nms
 
 #: The nodes' default confidence threshold (kd_traffic_light/core/config.py).
 DEFAULT_CONF = 0.25
@@ -92,31 +94,19 @@ def state_of(class_ids: Any, names: Mapping[int, str] | Sequence[str]) -> np.nda
     return table[_class_ids(class_ids, "class_ids", table)]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    """IoU of every pair of xyxy boxes, shape ``(len(a), len(b))`` (ultralytics' formula, on numpy)."""
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every pair of xyxy boxes, shape ``(len(a), len(b))`` (ultralytics' ``box_iou``, on numpy arrays)."""
+    import torch
+    from ultralytics.utils.metrics import box_iou as ultralytics_box_iou
+
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a, area_b = (a[:, 2:] - a[:, :2]).prod(-1), (b[:, 2:] - b[:, :2]).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + eps)
+    return ultralytics_box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
 
 
 def agnostic_nms(pred_boxes: np.ndarray, pred_scores: np.ndarray, iou: float) -> np.ndarray:
-    """Return the indices of the predictions that class-agnostic NMS keeps, as the nodes run it.
-
-    Highest score first; a box overlapping a kept one by more than ``iou`` is dropped (``agnostic_nms``: one light
-    is not two classes).
-    """
-    scores = np.asarray(pred_scores, np.float64).reshape(-1)
-    order = np.argsort(-scores, kind="stable")
-    if not len(order):
-        return order
-    overlap = box_iou(np.asarray(pred_boxes, np.float64), np.asarray(pred_boxes, np.float64))
-    keep: list[int] = []
-    for j in order:
-        if all(overlap[j, k] <= iou for k in keep):
-            keep.append(int(j))
-    return np.array(sorted(keep), dtype=np.int64)
+    """Return the indices of the predictions that class-agnostic NMS keeps: the nodes' own NMS (core/postprocess)."""
+    boxes = np.asarray(pred_boxes, np.float64).reshape(-1, 4)
+    return np.sort(nms(boxes, np.asarray(pred_scores, np.float64).reshape(-1), iou))
 
 
 def match_lights(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray,
@@ -142,27 +132,26 @@ def match_lights(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.n
 
 def tp_matrix(pred_boxes: np.ndarray, pred_scores: np.ndarray, pred_labels: np.ndarray, gt_boxes: np.ndarray,
               gt_labels: np.ndarray, thresholds: np.ndarray = IOU_THRESHOLDS) -> np.ndarray:
-    """True-positive matrix ``(predictions, thresholds)`` of one image, label-aware, as ultralytics' validator.
+    """True-positive matrix ``(predictions, thresholds)`` of one image, label-aware: ultralytics' validator's own.
 
-    Highest score first, at each threshold a prediction takes the unclaimed label of its own class that it overlaps
-    most and is a true positive if that IoU reaches the threshold (``DetectionValidator.match_predictions``).
+    ``BaseValidator.match_predictions`` (it reads only ``iouv`` of its validator) on the predictions in descending
+    score order, as the validator gives them; the rows come back in the input order.
     """
+    import torch
+    from ultralytics.engine.validator import BaseValidator
+
     scores = np.asarray(pred_scores, np.float64).reshape(-1)
     thresholds = np.asarray(thresholds, np.float64)
-    correct = np.zeros((len(scores), len(thresholds)), dtype=bool)
     if not len(scores) or not len(gt_labels):
-        return correct
-    overlap = box_iou(gt_boxes, pred_boxes) * (np.asarray(gt_labels)[:, None] == np.asarray(pred_labels)[None, :])
-    claimed = np.zeros((len(overlap), len(thresholds)), dtype=bool)
-    cols = np.arange(len(thresholds))
-    for j in np.argsort(-scores, kind="stable"):
-        if not (overlap[:, j] >= thresholds.min()).any():
-            continue
-        available = np.where(claimed, 0.0, overlap[:, j, None])
-        k = available.argmax(0)
-        correct[j] = available[k, cols] >= thresholds
-        claimed[k, cols] |= correct[j]
-    return correct
+        return np.zeros((len(scores), len(thresholds)), dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    labels = torch.as_tensor(np.asarray(pred_labels).reshape(-1)[order])
+    iou = torch.from_numpy(box_iou(gt_boxes, np.asarray(pred_boxes, np.float64).reshape(-1, 4)[order]))
+    correct = BaseValidator.match_predictions(SimpleNamespace(iouv=torch.from_numpy(thresholds)), labels,
+                                              torch.as_tensor(np.asarray(gt_labels).reshape(-1)), iou).numpy()
+    out = np.empty_like(correct)
+    out[order] = correct
+    return out
 
 
 def _image_arrays(i: int, image: Any, table: np.ndarray) -> dict[str, np.ndarray]:

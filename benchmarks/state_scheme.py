@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import _setup  # noqa: F401  (the repository on sys.path, ultralytics offline)
-import numpy as np
 from _setup import REPO
 
 from kd_traffic_light.core.atomic_io import atomic_write_json, read_yaml
@@ -60,7 +59,7 @@ def light_detection(weights: Path, data_yaml: Path, split: str, imgsz: int, conf
     from ultralytics import YOLO
 
     from training.evaluate import collect_images
-    from training.state_metrics import agnostic_nms, match_lights
+    from training.state_metrics import match_lights, published
 
     images: list[dict[str, Any]] = []
     yolo = YOLO(str(weights), task="detect")
@@ -70,8 +69,7 @@ def light_detection(weights: Path, data_yaml: Path, split: str, imgsz: int, conf
                        exist_ok=True)
     found = predicted = labels = 0
     for im in images:
-        keep = np.flatnonzero(im["pred_scores"] >= conf)
-        keep = keep[agnostic_nms(im["pred_boxes"][keep], im["pred_scores"][keep], nms_iou)]
+        keep = published(im["pred_boxes"], im["pred_scores"], conf, nms_iou)
         match = match_lights(im["pred_boxes"][keep], im["pred_scores"][keep], im["gt_boxes"])
         found, predicted, labels = found + int((match >= 0).sum()), predicted + len(keep), labels + len(im["gt_boxes"])
     return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map),

@@ -109,6 +109,15 @@ def agnostic_nms(pred_boxes: np.ndarray, pred_scores: np.ndarray, iou: float) ->
     return np.sort(nms(boxes, np.asarray(pred_scores, np.float64).reshape(-1), iou))
 
 
+def published(pred_boxes: np.ndarray, pred_scores: np.ndarray, conf: float = DEFAULT_CONF,
+              nms_iou: float | None = NODE_NMS_IOU) -> np.ndarray:
+    """Return the indices of the predictions a node publishes: score >= ``conf``, then agnostic NMS at ``nms_iou``."""
+    keep = np.flatnonzero(np.asarray(pred_scores) >= conf)
+    if nms_iou is not None:
+        keep = keep[agnostic_nms(np.asarray(pred_boxes)[keep], np.asarray(pred_scores)[keep], nms_iou)]
+    return keep
+
+
 def match_lights(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray,
                  iou: float = MATCH_IOU) -> np.ndarray:
     """Greedy class-agnostic matching of one image: the label index of each prediction, -1 for none.
@@ -220,9 +229,7 @@ def state_metrics(images: Sequence[Mapping[str, Any]], names: Mapping[int, str] 
         scores.append(im["pred_scores"])
         pred_states.append(im["pred_state"])
         gt_states.append(im["gt_state"])
-        keep = np.flatnonzero(im["pred_scores"] >= conf)
-        if nms_iou is not None:
-            keep = keep[agnostic_nms(im["pred_boxes"][keep], im["pred_scores"][keep], nms_iou)]
+        keep = published(im["pred_boxes"], im["pred_scores"], conf, nms_iou)
         match = match_lights(im["pred_boxes"][keep], im["pred_scores"][keep], im["gt_boxes"])
         kept_states = im["pred_state"][keep]
         hit = match >= 0

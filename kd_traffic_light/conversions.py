@@ -1,4 +1,4 @@
-"""The only message-aware helpers: ROS images -> numpy, detections <-> vision_msgs.
+"""The only message-aware helpers: ROS images -> numpy, detections <-> vision_msgs, the signal -> Autoware's message.
 
 Image decoding honours ``encoding``, ``step`` (row padding) and ``is_bigendian``; colour conversion is
 delegated to rosbags-image (exact for bgr8, rgb8, mono8/16, bayer_*, yuv*, under numpy 2 and
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import cv2
 import numpy as np
+from autoware_perception_msgs.msg import TrafficLightElement, TrafficLightGroup, TrafficLightGroupArray
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import (
@@ -25,6 +26,7 @@ from vision_msgs.msg import (
     VisionClass,
 )
 
+from kd_traffic_light.core.signal import Signal
 from kd_traffic_light.core.types import Detection
 
 
@@ -147,11 +149,17 @@ def bgr_to_image_msg(img: np.ndarray, header) -> Image:
     return msg
 
 
-def detections_to_msg(dets: Iterable[Detection], header, class_id_as_name: bool = False) -> Detection2DArray:
-    """Build a ``vision_msgs/Detection2DArray``; every detection carries ``header`` verbatim."""
+def detections_to_msg(dets: Iterable[Detection], header, class_id_as_name: bool = False,
+                      ids: Iterable[str] | None = None) -> Detection2DArray:
+    """Build a ``vision_msgs/Detection2DArray``; every detection carries ``header`` verbatim.
+
+    ``ids`` gives each detection's ``Detection2D.id`` (its track id; ``""`` for none), in the order of ``dets``.
+    """
     out = Detection2DArray()
     out.header = header
-    for det in dets:
+    dets = list(dets)
+    ids = list(ids) if ids is not None else [""] * len(dets)
+    for det, track_id in zip(dets, ids, strict=True):
         d = Detection2D()
         d.header = header
         cx, cy = det.center
@@ -164,7 +172,7 @@ def detections_to_msg(dets: Iterable[Detection], header, class_id_as_name: bool 
         hyp.hypothesis.class_id = det.label if class_id_as_name and det.label else str(det.class_id)
         hyp.hypothesis.score = float(det.score)
         d.results.append(hyp)
-        d.id = ""
+        d.id = track_id
         out.detections.append(d)
     return out
 
@@ -197,3 +205,49 @@ def label_info_msg(names: Mapping[int, str], threshold: float, header) -> LabelI
         msg.class_map.append(vc)
     msg.threshold = float(threshold)
     return msg
+
+
+#: The lamps of each revised state as ``autoware_perception_msgs/TrafficLightElement`` colours (a German
+#: red_yellow is two lamps lit at once, so two elements).
+SIGNAL_COLOURS: dict[str, tuple[int, ...]] = {
+    "red": (TrafficLightElement.RED,),
+    "yellow": (TrafficLightElement.AMBER,),
+    "red_yellow": (TrafficLightElement.RED, TrafficLightElement.AMBER),
+    "green": (TrafficLightElement.GREEN,),
+}
+
+
+def signal_elements(signal: Signal) -> list[TrafficLightElement]:
+    """Return the elements of one revised signal: its lit lamps (circles), a dark light, or one UNKNOWN element.
+
+    A light our models read has no pictogram, so every lamp is a ``CIRCLE``; ``off`` is one ``SOLID_OFF``
+    element of unknown colour; ``unknown`` is one element with colour, shape and status ``UNKNOWN`` and
+    confidence 0, as Autoware's classifiers report a light they cannot read.
+    """
+    e = TrafficLightElement
+    if signal.state == "off":
+        return [e(color=e.UNKNOWN, shape=e.CIRCLE, status=e.SOLID_OFF, confidence=float(signal.confidence))]
+    if signal.state not in SIGNAL_COLOURS:
+        return [e(color=e.UNKNOWN, shape=e.UNKNOWN, status=e.UNKNOWN, confidence=0.0)]
+    status = e.FLASHING if signal.flashing else e.SOLID_ON
+    return [e(color=c, shape=e.CIRCLE, status=status, confidence=float(signal.confidence))
+            for c in SIGNAL_COLOURS[signal.state]]
+
+
+def signal_msg(signal: Signal, group_id: int, stamp) -> TrafficLightGroupArray:
+    """Build the ``autoware_perception_msgs/TrafficLightGroupArray`` of one camera's signal (one group)."""
+    group = TrafficLightGroup(traffic_light_group_id=int(group_id), elements=signal_elements(signal))
+    return TrafficLightGroupArray(stamp=stamp, traffic_light_groups=[group])
+
+
+def signal_from_msg(msg: TrafficLightGroupArray) -> tuple[str, bool, float]:
+    """Read the first group of a signal message back as ``(state, flashing, confidence)`` (inverse of signal_msg)."""
+    e = TrafficLightElement
+    elements = msg.traffic_light_groups[0].elements if msg.traffic_light_groups else []
+    colours = tuple(el.color for el in elements)
+    if len(elements) == 1 and elements[0].status == e.SOLID_OFF:
+        return "off", False, float(elements[0].confidence)
+    state = next((s for s, c in SIGNAL_COLOURS.items() if c == colours), "unknown")
+    if state == "unknown":
+        return "unknown", False, 0.0
+    return state, elements[0].status == e.FLASHING, float(elements[0].confidence)

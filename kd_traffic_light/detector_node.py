@@ -16,6 +16,7 @@ import time
 
 import rclpy
 import rclpy.logging
+from autoware_perception_msgs.msg import TrafficLightGroupArray
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -36,12 +37,21 @@ from kd_traffic_light.conversions import (
     detections_to_msg,
     image_msg_to_bgr,
     label_info_msg,
+    signal_msg,
     validate_image_msg,
 )
-from kd_traffic_light.core.config import ConfigError, DetectorConfig, NodeConfig, defaults, type_problems
+from kd_traffic_light.core.config import (
+    ConfigError,
+    DetectorConfig,
+    NodeConfig,
+    TrackingConfig,
+    defaults,
+    type_problems,
+)
 from kd_traffic_light.core.detector import ModelLoadError, TrafficLightDetector
 from kd_traffic_light.core.drawing import draw_detections
 from kd_traffic_light.core.runtime import LatestSlot, NodeStats
+from kd_traffic_light.core.signal import SignalRevision
 from kd_traffic_light.shutdown import SignalGuard, init_rclpy, spin_until_requested
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -78,11 +88,12 @@ class DetectorNode(LifecycleNode):
 
     def __init__(self, node_name: str = "detector", **kwargs) -> None:
         super().__init__(node_name, **kwargs)
-        self._param_names = ["model", *defaults(DetectorConfig), *defaults(NodeConfig)]
+        self._param_names = ["model", *defaults(DetectorConfig), *defaults(NodeConfig), *defaults(TrackingConfig)]
         # Typed by the core configs, not by rclpy: a wrong type is reported like a wrong value, one line per
         # parameter, and an integer is taken for a double. Types are checked here, where the values enter
         # (and on every later set); ranges when configure builds the configs.
-        for name, value in {"model": "", **defaults(DetectorConfig), **defaults(NodeConfig)}.items():
+        for name, value in {"model": "", **defaults(DetectorConfig), **defaults(NodeConfig),
+                            **defaults(TrackingConfig)}.items():
             self.declare_parameter(name, list(value) if isinstance(value, tuple) else value,
                                    ParameterDescriptor(dynamic_typing=True))
         bad = self._type_problems({name: self.get_parameter(name).value for name in self._param_names})
@@ -102,6 +113,7 @@ class DetectorNode(LifecycleNode):
         self.enabled = True
         self._subs = []
         self._outputs: list[tuple] = []
+        self._revisions: list[SignalRevision] = []
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._pub_label = self._pub_diag = self._diag_timer = None
@@ -109,7 +121,8 @@ class DetectorNode(LifecycleNode):
 
     @staticmethod
     def _type_problems(values: dict) -> dict[str, str]:
-        return {**type_problems(DetectorConfig, values), **type_problems(NodeConfig, values)}
+        return {**type_problems(DetectorConfig, values), **type_problems(NodeConfig, values),
+                **type_problems(TrackingConfig, values)}
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Refuse a ``param set`` of the wrong type; the values take effect at the next configure."""
@@ -117,25 +130,26 @@ class DetectorNode(LifecycleNode):
         return SetParametersResult(successful=not bad, reason="; ".join(bad.values()))
 
     # ------------------------------------------------------------------ lifecycle
-    def read_configs(self) -> tuple[DetectorConfig, NodeConfig]:
+    def read_configs(self) -> tuple[DetectorConfig, NodeConfig, TrackingConfig]:
         """Read the parameters once into validated configs (raises ConfigError, one line per bad parameter)."""
         p = {name: self.get_parameter(name).value for name in self._param_names}
         built, problems = [], {}
         for cls, kwargs in ((DetectorConfig, {k: p[k] for k in ["model", *defaults(DetectorConfig)]}),
-                            (NodeConfig, {k: p[k] for k in defaults(NodeConfig)})):
+                            (NodeConfig, {k: p[k] for k in defaults(NodeConfig)}),
+                            (TrackingConfig, {k: p[k] for k in defaults(TrackingConfig)})):
             try:
                 built.append(cls(**kwargs))
             except ConfigError as exc:
                 problems.update(exc.problems)
         if problems:
             raise ConfigError(problems)
-        det, node = built
-        return det, node
+        det, node, tracking = built
+        return det, node, tracking
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate parameters, load and warm up the model, create publishers."""
         try:
-            self.det_cfg, self.cfg = self.read_configs()
+            self.det_cfg, self.cfg, self.track_cfg = self.read_configs()
             t0 = time.perf_counter()
             self.detector = TrafficLightDetector(self.det_cfg)
             if self.detector.device_warning:
@@ -162,9 +176,12 @@ class DetectorNode(LifecycleNode):
         topics = self.cfg.image_topics
         self._outputs = [
             (self.create_publisher(Detection2DArray, f"{output_prefix(topics, i)}/detections", 10),
-             self.create_publisher(Image, f"{output_prefix(topics, i)}/debug_image", 1))
+             self.create_publisher(Image, f"{output_prefix(topics, i)}/debug_image", 1),
+             self.create_publisher(TrafficLightGroupArray, f"{output_prefix(topics, i)}/traffic_signals", 10)
+             if self.track_cfg.tracking else None)
             for i in range(len(topics))
         ]
+        self._revisions = [SignalRevision(self.track_cfg) for _ in topics] if self.track_cfg.tracking else []
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self._stop.clear()
         self.slot = LatestSlot(self.cfg.fresh_wait)
@@ -204,10 +221,12 @@ class DetectorNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the worker, destroy publishers and free the model."""
         self.stop_worker()
-        for det_pub, dbg_pub in self._outputs:
-            self.destroy_publisher(det_pub)
-            self.destroy_publisher(dbg_pub)
+        for pubs in self._outputs:
+            for pub in pubs:
+                if pub is not None:
+                    self.destroy_publisher(pub)
         self._outputs.clear()
+        self._revisions = []
         for pub in (self._pub_label, self._pub_diag):
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -290,8 +309,15 @@ class DetectorNode(LifecycleNode):
         t0 = time.perf_counter()
         bgr = image_msg_to_bgr(msg, self.cfg.max_image_pixels)
         dets = self.detector.predict(bgr)
-        det_pub, dbg_pub = self._outputs[camera]
-        det_pub.publish(detections_to_msg(dets, header, self.cfg.class_id_as_name))
+        det_pub, dbg_pub, sig_pub = self._outputs[camera]
+        ids = None
+        if sig_pub is not None:
+            stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
+            readings, signal = self._revisions[camera].update(dets, stamp_s)
+            by_det = {id(r.detection): str(r.track_id) for r in readings if r.detection is not None and r.confirmed}
+            ids = [by_det.get(id(d), "") for d in dets]
+            sig_pub.publish(signal_msg(signal, self.track_cfg.signal_group_id, header.stamp))
+        det_pub.publish(detections_to_msg(dets, header, self.cfg.class_id_as_name, ids))
         self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(header))
         if self.cfg.publish_debug_image and dbg_pub.get_subscription_count() > 0:
             dbg_pub.publish(bgr_to_image_msg(draw_detections(bgr, dets), header))

@@ -3,8 +3,8 @@
 # complete and matches the pinned inputs, this returns in a few seconds without touching anything.
 #
 # Steps on a fresh machine: python3.11 -m venv; pip install the fully pinned lock (--no-deps, so only
-# the headless OpenCV 4.x lands); build the vision_msgs-compatible interfaces into the venv when
-# `import vision_msgs` fails; pip install -e . (the package itself).
+# the headless OpenCV 4.x lands); build each message package of interfaces/ (vision_msgs- and
+# autoware_perception_msgs-compatible) into the venv when importing it fails; pip install -e . (the package).
 #
 # PROFILE=runtime VENV=.venv-runtime builds the runtime-only venv the same way from
 # requirements/runtime-lock.txt: the nodes on exported models, no torch, no ultralytics (and checks that).
@@ -32,15 +32,16 @@ find_python() {
 }
 
 inputs_hash() {
-  cat "$LOCK" scripts/bootstrap.sh setup.py package.xml interfaces/vision_msgs/CMakeLists.txt \
-    interfaces/vision_msgs/msg/*.msg | sha256sum | cut -d' ' -f1
+  cat "$LOCK" scripts/bootstrap.sh setup.py package.xml interfaces/*/CMakeLists.txt \
+    interfaces/*/msg/*.msg | sha256sum | cut -d' ' -f1
 }
 
 venv_ok() {
   [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ] &&
     PROFILE="$PROFILE" "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util as u, os, sys
-mods = ["rclpy", "vision_msgs.msg", "sensor_msgs.msg", "cv2", "rosbags", "kd_traffic_light", "onnxruntime"]
+mods = ["rclpy", "vision_msgs.msg", "autoware_perception_msgs.msg", "sensor_msgs.msg", "cv2", "rosbags",
+        "kd_traffic_light", "onnxruntime", "scipy"]
 absent = []
 if os.environ["PROFILE"] == "full":
     mods += ["torch", "ultralytics"]
@@ -50,11 +51,11 @@ sys.exit(any(u.find_spec(m.split(".")[0]) is None for m in mods) or any(u.find_s
 PY
 }
 
-build_vision_msgs() {
-  local py="$VENV/bin/python" prefix build
+build_interfaces() {  # build_interfaces <package under interfaces/> <python import that must work after>
+  local pkg=$1 check=$2 py="$VENV/bin/python" prefix build
   prefix=$(cd "$VENV" && pwd)
-  build="$prefix/.build/vision_msgs"
-  log "building vision_msgs-compatible interfaces into the venv"
+  build="$prefix/.build/$pkg"
+  log "building $pkg-compatible interfaces into the venv"
   local inc npinc
   inc=$("$py" -c 'import sysconfig; print(sysconfig.get_path("include"))')
   npinc=$("$py" -c 'import numpy; print(numpy.get_include())')
@@ -66,20 +67,24 @@ s#/opt/python/cp311-cp311/lib/python3\.11/site-packages/numpy/_core/include#${np
   done
   rm -rf "$build"; mkdir -p "$build"
   AMENT_PREFIX_PATH="$prefix" CMAKE_PREFIX_PATH="$prefix" PATH="$prefix/bin:$PATH" \
-    cmake -S interfaces/vision_msgs -B "$build" -G Ninja -DCMAKE_INSTALL_PREFIX="$prefix" \
+    cmake -S "interfaces/$pkg" -B "$build" -G Ninja -DCMAKE_INSTALL_PREFIX="$prefix" \
     -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$prefix/bin/python" >"$build.log" 2>&1 ||
-    { tail -30 "$build.log"; echo "error: configuring vision_msgs failed; full log in $build.log" >&2; return 1; }
+    { tail -30 "$build.log"; echo "error: configuring $pkg failed; full log in $build.log" >&2; return 1; }
   PATH="$prefix/bin:$PATH" cmake --build "$build" --target install -j2 >>"$build.log" 2>&1 ||
-    { tail -30 "$build.log"; echo "error: building vision_msgs failed; full log in $build.log" >&2; return 1; }
-  "$py" -c 'from vision_msgs.msg import Detection2DArray, LabelInfo' ||
-    { echo "error: vision_msgs built but does not import" >&2; return 1; }
+    { tail -30 "$build.log"; echo "error: building $pkg failed; full log in $build.log" >&2; return 1; }
+  "$py" -c "$check" || { echo "error: $pkg built but does not import" >&2; return 1; }
 }
 
 install_all() {
   local py="$VENV/bin/python"
   log "installing the pinned requirements ($LOCK)"
   "$py" -m pip install -q --no-deps -r "$LOCK"
-  if ! "$py" -c 'import vision_msgs.msg' 2>/dev/null; then build_vision_msgs; fi
+  if ! "$py" -c 'import vision_msgs.msg' 2>/dev/null; then
+    build_interfaces vision_msgs 'from vision_msgs.msg import Detection2DArray, LabelInfo'
+  fi
+  if ! "$py" -c 'import autoware_perception_msgs.msg' 2>/dev/null; then
+    build_interfaces autoware_perception_msgs 'from autoware_perception_msgs.msg import TrafficLightGroupArray'
+  fi
   log "installing kd_traffic_light (editable)"
   "$py" -m pip install -q --no-deps --no-build-isolation -e .
 }

@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 from kd_traffic_light import resources
-from kd_traffic_light.core.config import ComparisonConfig, DetectorConfig, NodeConfig
+from kd_traffic_light.core.config import ComparisonConfig, DetectorConfig, NodeConfig, TrackingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = ["detector.launch.py", "teacher_student.launch.py"]
-DETECTOR_PARAMS = {f.name: f.default for f in fields(DetectorConfig) + fields(NodeConfig)}
+DETECTOR_PARAMS = {f.name: f.default for f in fields(DetectorConfig) + fields(NodeConfig) + fields(TrackingConfig)}
 COMPARISON_PARAMS = {f.name: f.default for f in fields(ComparisonConfig)}
 ROS_PARAMS = {"use_sim_time"}
 MODEL_ARGS = {"detector.launch.py": {"model"}, "teacher_student.launch.py": {"student_model", "teacher_model"}}
@@ -182,6 +182,7 @@ def test_params_files_keyed_wildcard_with_declared_types(name, params):
     if name != "comparison.yaml":
         DetectorConfig(**{k: values[k] for k in (f.name for f in fields(DetectorConfig))})
         NodeConfig(**{k: values[k] for k in (f.name for f in fields(NodeConfig))})
+        TrackingConfig(**{k: values[k] for k in (f.name for f in fields(TrackingConfig))})
     else:
         ComparisonConfig(**values)
 

@@ -1,4 +1,4 @@
-"""Frozen, validated configurations of the detector core, the detector node and the comparison node.
+"""Frozen, validated configurations of the detector core, the detector node, its tracks and the comparison node.
 
 Validation happens here, in the core, so that a wrong value fails early with a message naming the
 parameter, what is allowed and the value given, whichever front end (node parameters, CLI, tests)
@@ -188,6 +188,52 @@ class NodeConfig:
         check("max_image_age_s", lambda v: v >= 0.0, "a float >= 0 (0 disables)")
         check("fresh_wait", lambda v: 0.0 <= v < 1.0, "a fraction of the frame interval in [0, 1) (0 disables)")
         check("max_image_pixels", lambda v: v > 0, "an integer > 0")
+        check.done()
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Settings of the per-light tracks, their revised states and the governing signal (docs/tracking.md).
+
+    Attributes:
+        tracking: Track lights, revise their states and publish ``~/traffic_signals``.
+        track_gate: Largest centre distance, in box heights, between a detection and a track's predicted centre.
+        track_max_scale_change: Largest ratio between a detection's and its track's box height.
+        track_birth_s: Seconds a track must be matched before it is confirmed (published with its id, voting).
+        track_death_s: Seconds without a match after which a track ends (it coasts on its prediction until then).
+        green_frames: Consecutive green frames before a light is taken as green (k).
+        leave_dark_frames: Consecutive frames of one colour before a dark or unknown light takes it.
+        hold_s: Seconds red, yellow and red_yellow are held through dark or missed frames (never green).
+        flash_window_s: Seconds of history in which flashing is looked for.
+        flash_toggles: Changes between one colour and dark within the window that make it flashing.
+        signal_group_id: ``traffic_light_group_id`` of the published signal (the lanelet2 regulatory element's id
+            where a map gives one).
+    """
+
+    tracking: bool = True
+    track_gate: float = 2.0
+    track_max_scale_change: float = 1.6
+    track_birth_s: float = 0.1
+    track_death_s: float = 0.7
+    green_frames: int = 3
+    leave_dark_frames: int = 2
+    hold_s: float = 1.5
+    flash_window_s: float = 2.5
+    flash_toggles: int = 4
+    signal_group_id: int = 0
+
+    def __post_init__(self) -> None:
+        check = _Checks(self)
+        check("track_gate", lambda v: v > 0.0, "a float > 0 (box heights)")
+        check("track_max_scale_change", lambda v: v >= 1.0, "a float >= 1 (ratio of box heights)")
+        check("track_birth_s", lambda v: v >= 0.0, "a float >= 0 (seconds; 0 confirms at once)")
+        check("track_death_s", lambda v: v > 0.0, "a float > 0 (seconds)")
+        check("green_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
+        check("leave_dark_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
+        check("hold_s", lambda v: 0.0 <= v <= 10.0, "a float in [0, 10] (seconds; 0 holds nothing)")
+        check("flash_window_s", lambda v: 0.0 < v <= 30.0, "a float in (0, 30] (seconds)")
+        check("flash_toggles", lambda v: 2 <= v <= 1000, "an integer in [2, 1000]")
+        check("signal_group_id", lambda v: v >= 0, "an integer >= 0")
         check.done()
 
 

@@ -42,7 +42,9 @@ QUICK = {
     "evaluate": {"imgsz": 64, "batch": 4, "latency_reps": 2},
     "workers": 0,
 }
-BAG_FRAMES = {"full": 20, "quick": 3}
+BAG_FRAMES = {"full": 90, "quick": 6}  # at BAG_HZ: a 6 s drive (0.4 s quick)
+#: The demo bag is a camera-rate drive, with red and green phases shortened so a few seconds show changes.
+BAG_HZ, BAG_PHASE_S = 15.0, (2.0, 5.0)
 #: The training stages of the demo: (key, title, selector of the run in the grid).
 TRAIN_STAGES = (
     ("teacher", "train teacher", lambda r: r.role == "teacher"),
@@ -238,16 +240,22 @@ def backend_latency(out: Path, exports: dict[str, Any], imgsz: int, reps: int) -
 
 
 def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
-    """Write a fresh held-out synthetic drive (its own seed, the experiment's scenes) as a rosbag2 (mcap)."""
+    """Write a fresh held-out synthetic drive (its own seed, the experiment's scenes) as a rosbag2 (mcap).
+
+    The drive is at a camera rate (:data:`BAG_HZ`); beside the bag, ``bag_truth.json`` holds the true state of
+    the governing signal per frame, against which the node run scores the raw and revised signals.
+    """
     from dataclasses import replace
 
-    from training.data.synth import make_synthetic_dtld, write_drive_bag
+    from training.data.synth import make_synthetic_dtld, write_drive_bag, write_drive_truth
     from training.experiment import synth_config
 
-    cfg = replace(synth_config(exp.data), test_fraction=0.0)  # lights as large as in training
-    ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg)
+    cfg = replace(synth_config(exp.data), test_fraction=0.0, frame_interval_s=1.0 / BAG_HZ,
+                  phase_s=BAG_PHASE_S)  # lights as large as in training
+    ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg, progress=True)
+    write_drive_truth(ds, ds.sequences()[0], out / "bag_truth.json")
     n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])
-    return {"frames": n}
+    return {"frames": n, "hz": BAG_HZ}
 
 
 def node_params(out: Path, role: str, imgsz: int) -> Path:
@@ -272,6 +280,8 @@ def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> 
            "--out", str(out / "node_run"), "--device", "cpu",
            "--student-params", str(node_params(out, "student", imgsz)),
            "--teacher-params", str(node_params(out, "teacher", imgsz)), "--fps", "5"]
+    if (out / "bag_truth.json").is_file():
+        cmd += ["--truth", str(out / "bag_truth.json")]
     if quick:
         cmd += ["--startup-timeout", "120", "--pace-timeout", "30"]
     print(" ".join(cmd), flush=True)

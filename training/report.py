@@ -195,8 +195,37 @@ def nodes_section(out: Path) -> str:
               "", "### Comparison summary (student against teacher)", "", "| metric | value |", "|---|---|"]
     for k, v in m.items():
         lines.append(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |")
+    lines += signal_lines(run, out, summary.get("signal"))
     lines += ["", f"Exit codes: {summary.get('exit_codes')}", ""]
     return "\n".join(lines)
+
+
+def signal_lines(run: Path, out: Path, signal: Mapping[str, Any] | None) -> list[str]:
+    """Render the raw against the revised signal of each detector over the bag (bag_eval --truth)."""
+    if not signal:
+        return []
+    lines = ["", "### The governing signal: raw detector against revised (docs/tracking.md)", "",
+             f"{signal['frames']} frames at the bag's camera rate, scored against the drive's true signal state. "
+             "Raw: the frame's relevant detections voted; revised: the node's `~/traffic_signals` (tracks, "
+             "state filter, vote).", "",
+             "| detector | signal | accuracy | spurious changes / min | red->green frames | red_yellow->green frames "
+             "| delay to red / yellow / red_yellow / green (frames, max) |", "|---|---|---|---|---|---|---|"]
+
+    def num(v: Any, fmt: str = ".2f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for role in ("student", "teacher"):
+        for side in ("raw", "revised"):
+            m = signal[role][side]
+            delays = " / ".join(
+                "-" if s not in m["delays"] else (f"missed {m['delays'][s]['missed']}" if
+                                                  m["delays"][s]["max_frames"] is None else
+                                                  str(m["delays"][s]["max_frames"]))
+                for s in ("red", "yellow", "red_yellow", "green"))
+            lines.append(f"| {role} | {side} | {num(m['accuracy'], '.3f')} | {num(m['spurious_per_minute'])} | "
+                         f"{m['red_to_green']} | {m['red_yellow_to_green']} | {delays} |")
+    lines += ["", _link(run / signal["timeline"], out, "signal timeline (truth, raw, revised)", image=True)]
+    return lines
 
 
 def stages_section(out: Path) -> str:

@@ -89,6 +89,19 @@ def fuse(readings: Iterable[LightReading]) -> Signal:
     return Signal(state, flashing, weight / sum(votes.values()), voters)
 
 
+def frame_signal(dets: Iterable[Detection]) -> Signal:
+    """Return one frame's signal without tracks or revision: the relevant detections' states, score-weighted.
+
+    What a planner would get from the detector alone (the "raw" side of the revision's evaluation).
+    """
+    readings = []
+    for det in dets:
+        relevance, state = split_label(det.label)
+        if state is not None:
+            readings.append(LightReading(0, True, det, relevance == "relevant", state, state, False, det.score))
+    return fuse(readings)
+
+
 class SignalRevision:
     """Tracks, revised states and the fused signal of one camera (:meth:`update` once per frame, in stamp order)."""
 

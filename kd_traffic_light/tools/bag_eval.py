@@ -63,6 +63,10 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "and the overlay saver to match; what did not appear by then fails the run")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate of overlay.mp4")
     p.add_argument("--no-video", action="store_true", help="do not collect overlays, frames or the MP4")
+    p.add_argument("--truth", type=Path, default=None,
+                   help="true state of the governing signal per frame (JSON, as training.data.synth."
+                        "write_drive_truth writes it): score each detector's raw and revised signal against it "
+                        "(signal.json, signal_timeline.png)")
     return p
 
 
@@ -196,13 +200,20 @@ def overlay_warnings(metrics: dict, overlay_frames: int | None) -> list[str]:
 
 
 class OverlaySaver:
-    """Subscribes to the comparison overlay in this process and saves every frame as a JPEG."""
+    """Listens in this process: saves every comparison overlay as a JPEG, keeps both detectors' signals.
 
-    def __init__(self, frames_dir: Path) -> None:
+    With ``frames_dir`` None no overlay is subscribed. ``signals[role][stamp_ns]`` is the state the detector
+    published on ``~/traffic_signals``, ``detections[role][stamp_ns]`` its detections (class names from its
+    latched ``~/label_info``).
+    """
+
+    def __init__(self, frames_dir: Path | None) -> None:
         import rclpy
+        from autoware_perception_msgs.msg import TrafficLightGroupArray
         from rclpy.executors import SingleThreadedExecutor
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
+        from vision_msgs.msg import Detection2DArray, LabelInfo
 
         from kd_traffic_light.conversions import image_msg_to_bgr
 
@@ -212,8 +223,25 @@ class OverlaySaver:
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("bag_eval_overlay_saver", context=self.context)
-        self.sub = self.node.create_subscription(Image, OVERLAY_TOPIC, self._on_overlay,
-                                                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.sub = None if frames_dir is None else self.node.create_subscription(Image, OVERLAY_TOPIC,
+                                                                                 self._on_overlay, reliable)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.signals: dict[str, dict[int, str]] = {}
+        self.detections: dict[str, dict[int, object]] = {}
+        self.names: dict[str, dict[int, str]] = {}
+        self._signal_subs = []
+        for role in ("student", "teacher"):
+            self.signals[role], self.detections[role], self.names[role] = {}, {}, {}
+            self._signal_subs += [
+                self.node.create_subscription(TrafficLightGroupArray, f"/{role}/detector/traffic_signals",
+                                              lambda m, r=role: self._on_signal(r, m), reliable),
+                self.node.create_subscription(Detection2DArray, f"/{role}/detector/detections",
+                                              lambda m, r=role: self._on_detections(r, m), reliable),
+                self.node.create_subscription(LabelInfo, f"/{role}/detector/label_info",
+                                              lambda m, r=role: self.names[r].update(
+                                                  {c.class_id: c.class_name for c in m.class_map}), latched)]
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
@@ -236,10 +264,22 @@ class OverlaySaver:
         except Exception as exc:  # noqa: BLE001 - a callback never raises
             self.node.get_logger().warning(f"overlay not saved: {exc}")
 
+    def _on_signal(self, role: str, msg) -> None:
+        from kd_traffic_light.conversions import signal_from_msg
+
+        self.signals[role][msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec] = signal_from_msg(msg)[0]
+
+    def _on_detections(self, role: str, msg) -> None:
+        self.detections[role][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg
+
     def ready(self) -> bool:
-        """Whether the subscription has matched the comparison node's overlay publisher (not only seen it)."""
-        count = getattr(self.sub, "get_publisher_count", None)  # not on Humble
-        return (count() if count else self.node.count_publishers(OVERLAY_TOPIC)) >= 1
+        """Whether every subscription has matched its publisher (not only seen it): overlay, signals, detections."""
+        subs = [self.sub] if self.sub is not None else []
+        return all(self._matched(sub) for sub in subs + self._signal_subs)
+
+    def _matched(self, sub) -> bool:
+        count = getattr(sub, "get_publisher_count", None)  # not on Humble
+        return (count() if count else self.node.count_publishers(sub.topic_name)) >= 1
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
@@ -361,8 +401,37 @@ def _drain(records: Path, saver: OverlaySaver | None) -> None:
         processes.wait_until(lambda: saver.count >= frames, OVERLAY_DRAIN_S, period=0.1)
 
 
+def signal_report(args: argparse.Namespace, saver: OverlaySaver) -> dict:
+    """Score each detector's raw and revised signal against ``--truth``; draw the timeline (docs/tracking.md).
+
+    A frame a detector did not answer counts as ``unknown`` on both sides.
+    """
+    from kd_traffic_light.conversions import msg_to_detections
+    from kd_traffic_light.core.signal import frame_signal
+    from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool, read_truth
+
+    frames = read_truth(args.truth)
+    stamps = [int(f["stamp_ns"]) for f in frames]
+    times, truth = [ns / 1e9 for ns in stamps], [f["state"] for f in frames]
+    out, panels = {}, []
+    for role in ("student", "teacher"):
+        names = saver.names[role]
+        dets = saver.detections[role]
+        raw = [frame_signal(msg_to_detections(dets[ns], names)).state if ns in dets else "unknown" for ns in stamps]
+        revised = [saver.signals[role].get(ns, "unknown") for ns in stamps]
+        out[role] = {"answered": sum(ns in saver.signals[role] for ns in stamps),
+                     "raw": pool([drive_metrics(times, truth, raw)]),
+                     "revised": pool([drive_metrics(times, truth, revised)])}
+        panels.append({"name": f"{role} ({args.truth.name})", "times": times, "truth": truth, "raw": raw,
+                       "revised": revised})
+    out["frames"] = len(frames)
+    out["timeline"] = plot_timelines(panels, args.out / "signal_timeline.png").name
+    atomic_write_json(args.out / "signal.json", out)
+    return out
+
+
 def _report(args: argparse.Namespace, codes: dict[str, int], cmds: dict[str, list[str]],
-            startup_error: str | None) -> int:
+            startup_error: str | None, signal: dict | None = None) -> int:
     """Write the video and ``summary.json``, print the error or the warnings and metrics; return the exit status."""
     out, logs = args.out, args.out / "logs"
     n_video = 0 if args.no_video else write_video(out / "frames", out / "overlay.mp4", args.fps)
@@ -378,6 +447,8 @@ def _report(args: argparse.Namespace, codes: dict[str, int], cmds: dict[str, lis
     summary = {"status": "failed" if error else "ok", "error": error, "warnings": warnings, "bag": str(args.bag),
                "student_model": args.student_model, "teacher_model": args.teacher_model, "metrics": metrics,
                "overlay_frames": n_video, "exit_codes": codes, "commands": cmds}
+    if signal is not None:
+        summary["signal"] = signal
     atomic_write_json(out / "summary.json", summary)
     if error:
         print(f"bag_eval: error: {error}", file=sys.stderr, flush=True)
@@ -413,7 +484,8 @@ def run(args: argparse.Namespace) -> int:
             # participant that joins after several others started together sometimes never discovers one of
             # them (docs/runtime.md). The replay holds playback until everything it feeds has matched; when
             # the nodes are up but have not found each other in time, every process starts afresh.
-            saver = None if args.no_video else OverlaySaver(frames_dir)
+            saver = OverlaySaver(None if args.no_video else frames_dir) if (
+                not args.no_video or args.truth) else None
             for role in ROLES:
                 procs[role] = processes.start_process(cmds[role], env, logs / f"{role}.log")
             print(f"bag_eval: replay, detectors and comparison started; replaying {args.bag} once they are up",
@@ -433,7 +505,7 @@ def run(args: argparse.Namespace) -> int:
             start_file.unlink(missing_ok=True)
         if startup_error is None:
             _wait_replay_end(procs, logs)
-            _drain(args.out / args.records, saver)
+            _drain(args.out / args.records, saver if not args.no_video else None)
     except KeyboardInterrupt:
         print("bag_eval: interrupted; stopping the processes", file=sys.stderr)
     finally:
@@ -443,7 +515,8 @@ def run(args: argparse.Namespace) -> int:
         if saver is not None:
             saver.close()
         start_file.unlink(missing_ok=True)
-    return _report(args, codes, cmds, startup_error)
+    signal = signal_report(args, saver) if args.truth and saver is not None and startup_error is None else None
+    return _report(args, codes, cmds, startup_error, signal)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +527,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pace-timeout, --startup-timeout and --fps must be > 0")
     if not args.records.endswith((".csv", ".jsonl")) or Path(args.records).name != args.records:
         parser.error(f"--records {args.records!r}: expected a file name ending with .csv or .jsonl")
+    if args.truth is not None:
+        from kd_traffic_light.tools.signal_eval import read_truth
+
+        try:
+            read_truth(args.truth)
+        except ValueError as exc:
+            parser.error(str(exc))
     return run(args)
 
 

@@ -54,3 +54,13 @@ def test_relevance_is_a_vote_over_the_track_and_a_model_without_states_gives_unk
     for i in range(5):
         readings, sig = rev.update([light(100, 50, label="relevant")], i / 10)
     assert readings[0].relevant is True and readings[0].observed is None and sig.state == "unknown"
+
+
+def test_the_raw_frame_signal_is_the_score_weighted_vote_of_relevant_detections():
+    from kd_traffic_light.core.signal import frame_signal
+
+    dets = [light(10, 10, label="relevant_green", score=0.6), light(50, 10, label="relevant_red", score=0.7),
+            light(90, 10, label="not_relevant_green", score=0.99), light(120, 10, label="relevant", score=0.9)]
+    sig = frame_signal(dets)
+    assert (sig.state, sig.voters) == ("red", 2) and abs(sig.confidence - 0.7 / 1.3) < 1e-9
+    assert frame_signal([]).state == "unknown"

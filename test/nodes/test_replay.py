@@ -149,3 +149,59 @@ def test_bag_eval_student_teacher_comparison_end_to_end(constant_onnx, tmp_path)
         assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     finally:
         video.release()
+
+
+def test_bag_eval_scores_raw_and_revised_signals_against_the_truth(tmp_path):
+    """A teacher that reads the light red and a student that reads it green, over 8 frames of a red light at 15 Hz."""
+    import json
+
+    from kd_traffic_light.core.classes import class_id, class_names
+    from test.core.lean_models import make_constant_onnx
+
+    names = class_names("relevance_state")
+    red, green = class_id("relevance_state", "relevant", "red"), class_id("relevance_state", "relevant", "green")
+    teacher = make_constant_onnx(tmp_path / "teacher.onnx", [(320, 320, 20, 40, red, 0.9)], nc=10, names=names)
+    student = make_constant_onnx(tmp_path / "student.onnx", [(320, 320, 20, 40, green, 0.9)], nc=10, names=names)
+    msgs, truth = [], []
+    for i in range(8):
+        stamp = T0 + i * 1_000_000_000 // 15
+        header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
+        msgs.append(("/camera/image_raw", bgr_to_image_msg(np.full((320, 640, 3), 30, np.uint8), header), stamp))
+        truth.append({"stamp_ns": stamp, "state": "red"})
+    bag = rh.write_bag(tmp_path / "bag", msgs, "mcap")
+    (tmp_path / "truth.json").write_text(json.dumps({"frames": truth}))
+    env = rh.ros_env(tmp_path, rh.domain_id(__name__ + "bag_eval_truth"))
+    out, log = tmp_path / "eval", tmp_path / "bag_eval.log"
+    proc = rh.start_node("kd_traffic_light.tools.bag_eval",
+                         [str(bag), "--student-model", str(student), "--teacher-model", str(teacher), "--out",
+                          str(out), "--no-video", "--truth", str(tmp_path / "truth.json"), "--startup-timeout",
+                          "120"], env, log)
+    try:
+        assert proc.wait(timeout=240) == 0, rh.read_log(log)
+    finally:
+        rh.stop(proc)
+    signal = json.loads((out / "signal.json").read_text())
+    assert signal["frames"] == 8 and json.loads((out / "summary.json").read_text())["signal"] == signal
+    t, s = signal["teacher"], signal["student"]
+    assert t["answered"] == s["answered"] == 8
+    assert t["raw"]["accuracy"] == 1.0 and t["raw"]["spurious_changes"] == 0
+    # revised: tentative for 0.1 s (2 frames), then red after two red frames out of unknown -> 6 of 8 correct
+    assert t["revised"]["accuracy"] == 6 / 8 and t["revised"]["red_to_green"] == 0
+    assert s["raw"]["red_to_green"] == 8
+    # revised: the filter counts green frames from the track's birth; the signal takes the track once it is
+    # confirmed (frame 2), by when it has seen 3 green frames -> green from frame 2
+    assert s["revised"]["red_to_green"] == 6
+    assert (out / "signal_timeline.png").stat().st_size > 1000
+
+
+def test_bag_eval_refuses_a_bad_truth_file_naming_the_field(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    bad = tmp_path / "truth.json"
+    bad.write_text(json.dumps({"frames": [{"stamp_ns": 5, "state": "blue"}]}))
+    r = subprocess.run([sys.executable, "-m", "kd_traffic_light.tools.bag_eval", str(tmp_path), "--student-model",
+                        "s.onnx", "--teacher-model", "t.onnx", "--out", str(tmp_path / "o"), "--truth", str(bad)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "frames[0].state = 'blue'" in r.stderr and str(bad) in r.stderr

@@ -10,7 +10,7 @@ What a scene holds, the tree written and the modules in data-flow order: docs/tr
 DTLD-format data"; the format itself: docs/dtld_format.md.
 """
 
-from training.data.synth.bag import write_drive_bag
+from training.data.synth.bag import write_drive_bag, write_drive_truth
 from training.data.synth.camera import CAM_HEIGHT, CX, CY, D_LEFT, FX, K_LEFT, P_LEFT, R_LEFT, project
 from training.data.synth.generate import CITIES, VEHICLE, generate_sequence, make_synthetic_dtld, make_synthetic_yolo
 from training.data.synth.labels import ASPECT_NAMES, V1_DIGITS, V1_PREFIX, v1_class_id, write_labels
@@ -24,5 +24,5 @@ __all__ = [
     "PRESETS", "P_LEFT", "R_LEFT", "STATE_LAMPS", "V1_DIGITS", "V1_PREFIX", "VEHICLE", "LightSpec",
     "SynthConfig", "SynthDataset", "SynthFrame", "SynthLight", "compand", "decompand", "encode_raw",
     "generate_sequence", "make_synthetic_dtld", "make_synthetic_yolo", "mosaic_grbg", "project",
-    "render_frame", "v1_class_id", "write_drive_bag", "write_labels",
+    "render_frame", "v1_class_id", "write_drive_bag", "write_drive_truth", "write_labels",
 ]

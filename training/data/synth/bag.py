@@ -24,6 +24,11 @@ def _camera_info(ts: Any, header: Any, h: int, w: int, s: float) -> Any:
                 roi=Roi(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
 
+def stamp_ns(time_stamp: float) -> int:
+    """Return the bag stamp (ns) of a frame's DTLD time stamp (seconds, microsecond resolution)."""
+    return int(round(time_stamp * 1e6)) * 1000
+
+
 def _frame_messages(ts: Any, path: Path, time_stamp: float, frame_id: str, resize_width: int | None
                     ) -> tuple[int, Any, Any]:
     """Build (stamp in ns, Image, CameraInfo) of one frame: the official 8-bit decode, optionally resized."""
@@ -38,7 +43,7 @@ def _frame_messages(ts: Any, path: Path, time_stamp: float, frame_id: str, resiz
     if resize_width:
         s = resize_width / bgr.shape[1]
         bgr = cv2.resize(bgr, (resize_width, round(bgr.shape[0] * s)), interpolation=cv2.INTER_AREA)
-    ns = int(round(time_stamp * 1e6)) * 1000
+    ns = stamp_ns(time_stamp)
     header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=frame_id)
     h, w = bgr.shape[:2]
     img = Image(header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3,
@@ -82,4 +87,20 @@ def write_drive_bag(dataset: SynthDataset, sequence: str, bag: str | os.PathLike
             ns, img, info = _frame_messages(ts, dataset.root / frame.key, frame.time_stamp, frame_id, resize_width)
             writer.write(c_img, ns, ts.serialize_cdr(img, image_type))
             writer.write(c_info, ns, ts.serialize_cdr(info, info_type))
+    return len(frames)
+
+
+def write_drive_truth(dataset: SynthDataset, sequence: str, path: str | os.PathLike) -> int:
+    """Write the true state of the governing signal per frame of a drive, keyed by the bag's stamps.
+
+    JSON ``{"frames": [{"stamp_ns": int, "state": str | null}, ...]}`` in stamp order (``null``: no relevant
+    light in view); ``bag_eval --truth`` scores the nodes' signals against it. Returns the number of frames.
+    """
+    from kd_traffic_light.core.atomic_io import atomic_write_json
+
+    frames = sorted((f for f in dataset.frames if f.key.rsplit("/", 1)[0] == sequence), key=lambda f: f.time_stamp)
+    if not frames:
+        raise ValueError(f"sequence {sequence!r} not in dataset; have {dataset.sequences()}")
+    atomic_write_json(Path(path), {"sequence": sequence, "frames": [
+        {"stamp_ns": stamp_ns(f.time_stamp), "state": f.signal_state()} for f in frames]})
     return len(frames)

@@ -134,8 +134,9 @@ def make_synthetic_dtld(root: str | os.PathLike, n_sequences: int = 4, frames_pe
     frames = [f for seq in _run_jobs(jobs, workers, progress) for f in seq]
     v2, v1 = write_labels(root, frames, cfg.write_v1)
     config_doc = asdict(cfg)
-    if cfg.lamps == "flat":  # the default: ground truth byte-identical to the files written before the field
-        del config_doc["lamps"]
+    for key, default in (("lamps", "flat"), ("phase_s", (10.0, 40.0))):
+        if config_doc[key] == default:  # ground truth byte-identical to the files written before the field
+            del config_doc[key]
     atomic_write_text(root / "synth_ground_truth.json", json.dumps(
         {"seed": seed, "config": config_doc, "frames": [asdict(f) for f in frames]}, indent=1) + "\n")
     return SynthDataset(root, v2, v1, frames)

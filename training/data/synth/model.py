@@ -27,6 +27,8 @@ class SynthConfig:
         test_fraction: fraction of sequences in DTLD_test (the rest in DTLD_train).
         frame_interval_s: time between consecutive frames.
         speed_mps: (min, max) ego speed.
+        phase_s: (min, max) seconds a signal shows red or green (lamps="camera"; red_yellow lasts 1 s, yellow
+            3-4 s). Real phases are 10-40 s; a camera-rate drive of a few seconds needs shorter ones to show changes.
         write_v1: also write the v1.0 YAML label files.
         lamps: ``flat`` (flat lit discs, the original state mix; the default, output unchanged) or ``camera``
             (over-exposed white cores with coloured rims and halos, bloom, motion blur, exposure and white balance
@@ -47,6 +49,7 @@ class SynthConfig:
     test_fraction: float = 0.25
     frame_interval_s: float = 0.1
     speed_mps: tuple[float, float] = (4.0, 12.0)
+    phase_s: tuple[float, float] = (10.0, 40.0)
     write_v1: bool = True
     lamps: str = "flat"
 
@@ -98,6 +101,15 @@ class SynthFrame:
     yaw_rate: float
     longitude: float
     latitude: float
+
+    def signal_state(self) -> str | None:
+        """Return the state of the signal governing the ego lane: what its relevant heads in view show (None: none).
+
+        Every relevant head of a drive shows the same phase; a reflection is not a head.
+        """
+        states = [li.attributes["state"] for li in self.lights
+                  if li.cls == 0 and li.box is not None and li.attributes.get("reflection") != "reflected"]
+        return max(set(states), key=states.count) if states else None
 
 
 @dataclass

@@ -73,13 +73,13 @@ DTLD_STATE_SHARES = {"green": 0.56, "red": 0.30, "off": 0.05, "yellow": 0.04, "r
 GERMAN_NEXT = {"red": "red_yellow", "red_yellow": "green", "green": "yellow", "yellow": "red"}
 
 
-def _state_duration(rng: np.random.Generator, state: str) -> float:
-    """Seconds a signal shows ``state``: red+yellow 1 s, yellow 3-4 s (50-60 km/h), red and green 10-40 s."""
+def _state_duration(rng: np.random.Generator, state: str, phase_s: tuple[float, float] = (10.0, 40.0)) -> float:
+    """Seconds a signal shows ``state``: red+yellow 1 s, yellow 3-4 s (50-60 km/h), red and green ``phase_s``."""
     if state == "red_yellow":
         return 1.0
     if state == "yellow":
         return float(rng.uniform(3.0, 4.0))
-    return float(rng.uniform(10.0, 40.0))
+    return float(rng.uniform(*phase_s))
 
 
 def _draw_state(rng: np.random.Generator, shares: dict[str, float]) -> str:
@@ -89,7 +89,8 @@ def _draw_state(rng: np.random.Generator, shares: dict[str, float]) -> str:
 
 
 def _camera_phase(rng: np.random.Generator, n_frames: int, frame_interval_s: float,
-                  shares: dict[str, float] = DTLD_STATE_SHARES) -> list[str]:
+                  shares: dict[str, float] = DTLD_STATE_SHARES, phase_s: tuple[float, float] = (10.0, 40.0)
+                  ) -> list[str]:
     """State per frame (lamps="camera"): the start state with DTLD's shares, then the German cycle in time.
 
     The drive starts at a uniform point of the start state's duration, so the first frame has exactly the
@@ -98,12 +99,12 @@ def _camera_phase(rng: np.random.Generator, n_frames: int, frame_interval_s: flo
     state = _draw_state(rng, shares)
     if state not in GERMAN_NEXT:
         return [state] * n_frames
-    change = float(rng.uniform()) * _state_duration(rng, state)  # time of the next change
+    change = float(rng.uniform()) * _state_duration(rng, state, phase_s)  # time of the next change
     states = []
     for i in range(n_frames):
         while i * frame_interval_s >= change:
             state = GERMAN_NEXT[state]
-            change += _state_duration(rng, state)
+            change += _state_duration(rng, state, phase_s)
         states.append(state)
     return states
 
@@ -160,16 +161,16 @@ def _extra_light(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_fra
     if rng.random() < 0.15 and direction == "front" and kind != "tram":
         orient = "horizontal"
     if lamp_rng is not None:
-        states = _camera_extra_states(lamp_rng, kind, n_frames, cfg.frame_interval_s, states)
+        states = _camera_extra_states(lamp_rng, kind, n_frames, cfg.frame_interval_s, states, cfg.phase_s)
     return LightSpec(float(x), float(y), z, _scale_for(rng, cfg, z), orient, aspects, direction,
                      False, pict, states, None)
 
 
 def _camera_extra_states(rng: np.random.Generator, kind: str, n_frames: int, frame_interval_s: float,
-                         states: list[str]) -> list[str]:
+                         states: list[str], phase_s: tuple[float, float] = (10.0, 40.0)) -> list[str]:
     """States of a not-relevant light for lamps="camera": DTLD's shares over the lamps the light has."""
     if kind == "other_lane":  # an arrow signal runs its own German cycle
-        return _camera_phase(rng, n_frames, frame_interval_s)
+        return _camera_phase(rng, n_frames, frame_interval_s, phase_s=phase_s)
     if kind in ("pedestrian", "tram"):  # red / green / dark only, held through the drive
         shares = {k: DTLD_STATE_SHARES[k] for k in ("green", "red", "off")}
         return [_draw_state(rng, shares)] * n_frames
@@ -181,7 +182,7 @@ def _sample_lights(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_f
     """Sample the lights of a sequence; with ``lamp_rng`` (lamps="camera") their states come from it."""
     phase = _phase(rng, n_frames)
     if lamp_rng is not None:  # the layout draws above stay; the phase is redrawn from the lamp generator
-        phase = _camera_phase(lamp_rng, n_frames, cfg.frame_interval_s)
+        phase = _camera_phase(lamp_rng, n_frames, cfg.frame_interval_s, phase_s=cfg.phase_s)
     lights = _ego_heads(rng, cfg, z_int, phase)
     for _ in range(int(rng.integers(cfg.extra_lights[0], cfg.extra_lights[1] + 1))):
         lights.append(_extra_light(rng, cfg, z_int, n_frames, lamp_rng))

@@ -1,0 +1,148 @@
+r"""Signal revision: raw detector vs revised signal on camera-rate synthetic drives, and the tracker's cost.
+
+Renders drives at 15 Hz with lamps as a camera sees them (the demo's scenes, signal phases shortened so a few
+seconds show changes; LED pulse frames caught dark, lights entering and leaving the view), runs a trained
+``relevance_state`` model on every frame with the nodes' core, and scores, against the true state of the
+governing signal, the raw signal (the frame's relevant detections voted, no tracks) and the revised one
+(tracks, state filter, vote: kd_traffic_light/core/signal.py): accuracy, spurious changes per minute, delay
+per target state, red->green and red_yellow->green frames. Then times one frame of the tracking pipeline at
+20 lights. Writes the JSON and the timeline plot (``<out>`` with ``.png``). Definitions and goals:
+docs/tracking.md, "Measuring the revision".
+
+    python benchmarks/signal_revision.py --model runs/demo/experiment/runs/n_from_s_ours_seed0/weights/best.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+from _setup import REPO
+from tqdm import tqdm
+
+from kd_traffic_light.core.atomic_io import atomic_write_json
+from kd_traffic_light.core.config import DetectorConfig, TrackingConfig
+from kd_traffic_light.core.detector import TrafficLightDetector
+from kd_traffic_light.core.signal import SignalRevision, frame_signal
+from kd_traffic_light.core.types import Detection
+from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool
+
+DEMO_CONFIG = REPO / "training" / "configs" / "demo_cpu.yaml"
+GOALS = {"spurious_ratio_max": 0.1, "red_to_green": 0, "red_yellow_to_green": 0, "stop_delay_frames_max": 2}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="signal_revision", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="a trained relevance_state model (.onnx, OpenVINO dir or .pt)")
+    p.add_argument("--imgsz", type=int, default=160, help="inference size (the demo's)")
+    p.add_argument("--drives", type=int, default=12, help="synthetic drives")
+    p.add_argument("--seconds", type=float, default=6.0, help="length of each drive")
+    p.add_argument("--hz", type=float, default=15.0, help="camera rate")
+    p.add_argument("--phase-s", type=float, nargs=2, default=(2.0, 5.0), help="seconds of red and green (min max)")
+    p.add_argument("--seed", type=int, default=7, help="scene seed (the demo trains on seed 0)")
+    p.add_argument("--resize-width", type=int, default=512, help="frame width the model sees (the demo's)")
+    p.add_argument("--workers", type=int, default=2, help="processes rendering drives")
+    p.add_argument("--out", default="runs/bench/signal_revision.json", help="JSON result file")
+    return p
+
+
+def render_drives(args: argparse.Namespace, root: Path):
+    """Write the drives (synthetic DTLD tree) and return their ground truth."""
+    from training.data.synth import make_synthetic_dtld
+    from training.experiment.config import load_experiment, synth_config
+
+    cfg = replace(synth_config(load_experiment(DEMO_CONFIG).data), frame_interval_s=1.0 / args.hz,
+                  phase_s=tuple(args.phase_s), test_fraction=0.0, write_v1=False)
+    frames = max(2, round(args.seconds * args.hz))
+    return make_synthetic_dtld(root, args.drives, frames, args.seed, cfg, args.workers, progress=True)
+
+
+def run_drives(args: argparse.Namespace, ds) -> list[dict]:
+    """Run the model on every frame; per drive the stamps, the truth and the raw and revised signals."""
+    from training.data.dtld import read_dtld_image
+
+    det = TrafficLightDetector(DetectorConfig(model=args.model, imgsz=args.imgsz, threads=1))
+    if not any("_" in n and n.split("_")[-1] in ("red", "green") for n in det.names.values()):
+        raise SystemExit(f"signal_revision: {args.model} predicts {sorted(det.names.values())}, not a light's "
+                         "state: pass a model trained with classes: relevance_state")
+    drives = []
+    for seq in tqdm(ds.sequences(), desc="drives", unit="drive"):
+        frames = sorted((f for f in ds.frames if f.key.rsplit("/", 1)[0] == seq), key=lambda f: f.time_stamp)
+        rev = SignalRevision(TrackingConfig())
+        d = {"name": seq, "times": [], "truth": [], "raw": [], "revised": []}
+        for f in frames:
+            bgr = read_dtld_image(ds.root / f.key)
+            s = args.resize_width / bgr.shape[1]
+            bgr = cv2.resize(bgr, (args.resize_width, round(bgr.shape[0] * s)), interpolation=cv2.INTER_AREA)
+            dets = det.predict(bgr)
+            _, revised = rev.update(dets, f.time_stamp)
+            d["times"].append(f.time_stamp)
+            d["truth"].append(f.signal_state())
+            d["raw"].append(frame_signal(dets).state)
+            d["revised"].append(revised.state)
+        drives.append(d)
+    return drives
+
+
+def tracker_cost_us(lights: int = 20, frames: int = 600, hz: float = 15.0) -> dict:
+    """Median and p95 microseconds of one SignalRevision.update with ``lights`` moving lights (constructed)."""
+    rev = SignalRevision(TrackingConfig())
+    states = ["relevant_red", "relevant_green", "not_relevant_green", "not_relevant_red"]
+    times = []
+    for i in range(frames):
+        dets = []
+        for k in range(lights):
+            cx, cy, h = 40 + 45 * (k % 10) + 3 * i % 7, 40 + 80 * (k // 10) + i % 3, 12.0 + k % 5
+            dets.append(Detection(cx - h / 5, cy - h / 2, cx + h / 5, cy + h / 2, 0.8, 0, states[k % 4]))
+        t0 = time.perf_counter()
+        rev.update(dets, i / hz)
+        times.append((time.perf_counter() - t0) * 1e6)
+    times = times[20:]  # warm-up
+    return {"lights": lights, "frames": len(times), "median_us": round(statistics.median(times), 1),
+            "p95_us": round(sorted(times)[int(0.95 * len(times))], 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    if not Path(args.model).exists():
+        print(f"signal_revision: model {args.model} does not exist (run `make demo` or pass --model)", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="signal_revision_") as tmp:
+        ds = render_drives(args, Path(tmp) / "dtld")
+        drives = run_drives(args, ds)
+    raw = pool([drive_metrics(d["times"], d["truth"], d["raw"]) for d in drives])
+    revised = pool([drive_metrics(d["times"], d["truth"], d["revised"]) for d in drives])
+    ratio = (revised["spurious_per_minute"] / raw["spurious_per_minute"]
+             if raw["spurious_per_minute"] else None)
+    stop_delays = [revised["delays"][s]["max_frames"] for s in ("red", "yellow", "red_yellow")
+                   if s in revised["delays"] and revised["delays"][s]["max_frames"] is not None]
+    out = Path(args.out)
+    png = plot_timelines(drives, out.with_suffix(".png"))
+    result = {
+        "model": Path(args.model).name, "imgsz": args.imgsz, "drives": args.drives, "seconds": args.seconds,
+        "hz": args.hz, "phase_s": list(args.phase_s), "seed": args.seed, "tracking": vars(TrackingConfig()),
+        "raw": raw, "revised": revised, "spurious_ratio": ratio,
+        "stop_delay_frames_max": max(stop_delays) if stop_delays else None,
+        "green_delay_frames_max": (revised["delays"].get("green") or {}).get("max_frames"),
+        "tracker_cost": tracker_cost_us(), "goals": GOALS, "timeline_png": png.name,
+        "host": {"machine": platform.machine(), "python": platform.python_version()},
+        "wall_s": round(time.time() - t0, 1),
+    }
+    atomic_write_json(out, result)
+    print(f"signal_revision: spurious changes/min raw {raw['spurious_per_minute']:.2f} -> revised "
+          f"{revised['spurious_per_minute']:.2f} (ratio {ratio}); accuracy {raw['accuracy']:.3f} -> "
+          f"{revised['accuracy']:.3f}; red->green {raw['red_to_green']} -> {revised['red_to_green']}; "
+          f"tracker {result['tracker_cost']['median_us']} us/frame at 20 lights; {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

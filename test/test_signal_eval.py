@@ -1,0 +1,61 @@
+"""The revision's metrics on constructed drives: accuracy, spurious changes, delays, the green errors, pooling."""
+
+from __future__ import annotations
+
+import pytest
+
+from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool
+
+T = [i / 10 for i in range(12)]  # 10 Hz
+
+
+def test_a_perfect_follower_has_no_spurious_change_and_zero_delay():
+    truth = ["red"] * 4 + ["red_yellow"] * 4 + ["green"] * 4
+    m = drive_metrics(T, truth, truth)
+    assert (m["correct"], m["spurious_changes"], m["true_changes"], m["changes"]) == (12, 0, 2, 2)
+    assert [d["frames"] for d in m["delays"]] == [0, 0]
+
+
+def test_flicker_is_spurious_and_a_late_change_is_a_delay():
+    truth = ["green"] * 6 + ["yellow"] * 6
+    pub = ["unknown", "green", "green", "unknown", "green", "green", "green", "green", "yellow", "yellow", "yellow",
+           "yellow"]
+    m = drive_metrics(T, truth, pub)
+    # unknown -> green is the first reading (explained); green -> unknown -> green is two spurious changes
+    assert m["spurious_changes"] == 2 and m["changes"] == 4
+    assert m["delays"] == [{"to": "yellow", "frames": 2, "ms": 200.0}]
+    assert m["correct"] == 12 - 2 - 2
+
+
+def test_a_change_never_published_is_missed_and_red_to_green_is_counted():
+    truth = ["red"] * 6 + ["red_yellow"] * 2 + ["red"] * 4
+    pub = ["red"] * 3 + ["green"] * 2 + ["red"] * 7
+    m = drive_metrics(T, truth, pub)
+    assert m["red_to_green"] == 2 and m["red_yellow_to_green"] == 0
+    assert m["delays"][0] == {"to": "red_yellow", "frames": None, "ms": None}
+    assert m["spurious_changes"] == 2  # red -> green and green -> red, neither following a true change
+
+
+def test_frames_without_a_light_are_not_scored():
+    truth = [None] * 3 + ["red"] * 9
+    pub = ["green"] * 3 + ["red"] * 9
+    m = drive_metrics(T, truth, pub)
+    assert m["scored_frames"] == 9 and m["correct"] == 9 and m["spurious_changes"] == 0
+    assert m["seconds"] == pytest.approx(0.9)
+
+
+def test_pooling_adds_drives_up(tmp_path):
+    a = drive_metrics(T, ["red"] * 12, ["red"] * 6 + ["green"] + ["red"] * 5)
+    b = drive_metrics(T, ["green"] * 12, ["green"] * 12)
+    p = pool([a, b])
+    assert p["scored_frames"] == 24 and p["accuracy"] == pytest.approx(23 / 24)
+    assert p["spurious_changes"] == 2 and p["spurious_per_minute"] == pytest.approx(2 / (2.4 / 60))
+    assert p["red_to_green"] == 1
+    png = plot_timelines([{"name": "a", "times": T, "truth": ["red"] * 12, "raw": ["red"] * 6 + ["green"] * 6,
+                           "revised": ["red"] * 12}], tmp_path / "timeline.png")
+    assert png.stat().st_size > 1000
+
+
+def test_sequences_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="one entry per frame"):
+        drive_metrics(T, ["red"], ["red"])

@@ -15,10 +15,11 @@ docs/tracking.md, "Measuring the revision".
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import shutil
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,12 +28,14 @@ import cv2
 from _setup import REPO
 from tqdm import tqdm
 
-from kd_traffic_light.core.atomic_io import atomic_write_json
+from kd_traffic_light.core.atomic_io import atomic_write_json, read_json
+from kd_traffic_light.core.classes import split_label
 from kd_traffic_light.core.config import DetectorConfig, TrackingConfig
 from kd_traffic_light.core.detector import TrafficLightDetector
 from kd_traffic_light.core.signal import SignalRevision, frame_signal
 from kd_traffic_light.core.types import Detection
 from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool
+from training.data.synth import SynthDataset
 
 DEMO_CONFIG = REPO / "training" / "configs" / "demo_cpu.yaml"
 GOALS = {"spurious_ratio_max": 0.1, "red_to_green": 0, "red_yellow_to_green": 0, "stop_delay_frames_max": 2}
@@ -40,7 +43,8 @@ GOALS = {"spurious_ratio_max": 0.1, "red_to_green": 0, "red_yellow_to_green": 0,
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signal_revision", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="a trained relevance_state model (.onnx, OpenVINO dir or .pt)")
+    p.add_argument("--model", nargs="+", required=True,
+                   help="trained relevance_state models (.onnx, OpenVINO dir or .pt), each run on the same drives")
     p.add_argument("--imgsz", type=int, default=160, help="inference size (the demo's)")
     p.add_argument("--drives", type=int, default=12, help="synthetic drives")
     p.add_argument("--seconds", type=float, default=6.0, help="length of each drive")
@@ -50,6 +54,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize-width", type=int, default=512, help="frame width the model sees (the demo's)")
     p.add_argument("--workers", type=int, default=2, help="processes rendering drives")
     p.add_argument("--out", default="runs/bench/signal_revision.json", help="JSON result file")
+    p.add_argument("--work", default="runs/bench/signal_revision",
+                   help="folder keeping the rendered drives and each model's detections (reused when the drive "
+                        "settings and the model file are the same; delete it to start over)")
     return p
 
 
@@ -64,27 +71,47 @@ def render_drives(args: argparse.Namespace, root: Path):
     return make_synthetic_dtld(root, args.drives, frames, args.seed, cfg, args.workers, progress=True)
 
 
-def run_drives(args: argparse.Namespace, ds) -> list[dict]:
-    """Run the model on every frame; per drive the stamps, the truth and the raw and revised signals."""
+def detect_drives(args: argparse.Namespace, ds, model: str, cache: Path) -> dict[str, list[dict]]:
+    """Run ``model`` on every frame once; ``{drive: [{"t", "truth", "dets": [[x1, y1, x2, y2, score, cls, label]]}]}``.
+
+    Kept in ``cache`` (keyed by the model file's size and time), so the filter can be re-scored without inference.
+    """
     from training.data.dtld import read_dtld_image
 
-    det = TrafficLightDetector(DetectorConfig(model=args.model, imgsz=args.imgsz, threads=1))
-    if not any("_" in n and n.split("_")[-1] in ("red", "green") for n in det.names.values()):
-        raise SystemExit(f"signal_revision: {args.model} predicts {sorted(det.names.values())}, not a light's "
+    st = Path(model).stat()
+    key = cache / f"dets_{Path(model).name}_{st.st_size}_{int(st.st_mtime)}.json"
+    if key.is_file():
+        return read_json(key)
+    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=args.imgsz, threads=1))
+    if not any(split_label(n)[1] for n in det.names.values()):
+        raise SystemExit(f"signal_revision: {model} predicts {sorted(det.names.values())}, not a light's "
                          "state: pass a model trained with classes: relevance_state")
-    drives = []
-    for seq in tqdm(ds.sequences(), desc="drives", unit="drive"):
+    out = {}
+    for seq in tqdm(ds.sequences(), desc=f"detect ({Path(model).name})", unit="drive"):
         frames = sorted((f for f in ds.frames if f.key.rsplit("/", 1)[0] == seq), key=lambda f: f.time_stamp)
-        rev = SignalRevision(TrackingConfig())
-        d = {"name": seq, "times": [], "truth": [], "raw": [], "revised": []}
+        rows = []
         for f in frames:
             bgr = read_dtld_image(ds.root / f.key)
             s = args.resize_width / bgr.shape[1]
             bgr = cv2.resize(bgr, (args.resize_width, round(bgr.shape[0] * s)), interpolation=cv2.INTER_AREA)
-            dets = det.predict(bgr)
-            _, revised = rev.update(dets, f.time_stamp)
-            d["times"].append(f.time_stamp)
-            d["truth"].append(f.signal_state())
+            rows.append({"t": f.time_stamp, "truth": f.signal_state(),
+                         "dets": [[*d.xyxy, d.score, d.class_id, d.label] for d in det.predict(bgr)]})
+        out[seq] = rows
+    atomic_write_json(key, out)
+    return out
+
+
+def score_drives(detected: dict[str, list[dict]], cfg: TrackingConfig) -> list[dict]:
+    """Per drive the stamps, the truth and the raw and revised signals (the revision run with ``cfg``)."""
+    drives = []
+    for seq, rows in detected.items():
+        rev = SignalRevision(cfg)
+        d = {"name": seq, "times": [], "truth": [], "raw": [], "revised": []}
+        for row in rows:
+            dets = [Detection(*r) for r in row["dets"]]
+            _, revised = rev.update(dets, row["t"])
+            d["times"].append(row["t"])
+            d["truth"].append(row["truth"])
             d["raw"].append(frame_signal(dets).state)
             d["revised"].append(revised.state)
         drives.append(d)
@@ -109,38 +136,60 @@ def tracker_cost_us(lights: int = 20, frames: int = 600, hz: float = 15.0) -> di
             "p95_us": round(sorted(times)[int(0.95 * len(times))], 1)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    if not Path(args.model).exists():
-        print(f"signal_revision: model {args.model} does not exist (run `make demo` or pass --model)", file=sys.stderr)
-        return 2
-    t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="signal_revision_") as tmp:
-        ds = render_drives(args, Path(tmp) / "dtld")
-        drives = run_drives(args, ds)
+def model_figures(drives: list[dict]) -> dict:
+    """Pooled raw and revised metrics of one model's drives, with the figures the goals read."""
     raw = pool([drive_metrics(d["times"], d["truth"], d["raw"]) for d in drives])
     revised = pool([drive_metrics(d["times"], d["truth"], d["revised"]) for d in drives])
-    ratio = (revised["spurious_per_minute"] / raw["spurious_per_minute"]
-             if raw["spurious_per_minute"] else None)
-    stop_delays = [revised["delays"][s]["max_frames"] for s in ("red", "yellow", "red_yellow")
-                   if s in revised["delays"] and revised["delays"][s]["max_frames"] is not None]
+    stop = [revised["delays"][s]["max_frames"] for s in ("red", "yellow", "red_yellow")
+            if s in revised["delays"] and revised["delays"][s]["max_frames"] is not None]
+    return {"raw": raw, "revised": revised,
+            "spurious_ratio": (revised["spurious_per_minute"] / raw["spurious_per_minute"]
+                               if raw["spurious_per_minute"] else None),
+            "stop_delay_frames_max": max(stop) if stop else None,
+            "green_delay_frames_max": (revised["delays"].get("green") or {}).get("max_frames")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    missing = [m for m in args.model if not Path(m).exists()]
+    if missing:
+        print(f"signal_revision: model {missing[0]} does not exist (run `make demo` or pass --model)",
+              file=sys.stderr)
+        return 2
+    t0 = time.time()
+    settings = {k: getattr(args, k) for k in ("drives", "seconds", "hz", "phase_s", "seed", "resize_width")}
+    work = Path(args.work)
+    if (work / "settings.json").is_file() and read_json(work / "settings.json") != json.loads(json.dumps(settings)):
+        shutil.rmtree(work)  # other drives: nothing kept applies
+    work.mkdir(parents=True, exist_ok=True)
+    ds = None if (work / "dtld_done").is_file() else render_drives(args, work / "dtld")
+    if ds is not None:
+        (work / "dtld_done").touch()
+        atomic_write_json(work / "settings.json", settings)
+    else:
+        ds = SynthDataset.load(work / "dtld")
+    cfg = TrackingConfig()
     out = Path(args.out)
-    png = plot_timelines(drives, out.with_suffix(".png"))
+    models, panels = {}, []
+    for model in args.model:
+        drives = score_drives(detect_drives(args, ds, model, work), cfg)
+        name = Path(model).parent.parent.name if Path(model).parent.name == "weights" else Path(model).stem
+        models[name] = {"model": Path(model).name, **model_figures(drives)}
+        panels += [{**d, "name": f"{name}: {d['name']}"} for d in drives[:3]]
+    png = plot_timelines(panels, out.with_suffix(".png"), max_drives=len(panels))
     result = {
-        "model": Path(args.model).name, "imgsz": args.imgsz, "drives": args.drives, "seconds": args.seconds,
-        "hz": args.hz, "phase_s": list(args.phase_s), "seed": args.seed, "tracking": vars(TrackingConfig()),
-        "raw": raw, "revised": revised, "spurious_ratio": ratio,
-        "stop_delay_frames_max": max(stop_delays) if stop_delays else None,
-        "green_delay_frames_max": (revised["delays"].get("green") or {}).get("max_frames"),
-        "tracker_cost": tracker_cost_us(), "goals": GOALS, "timeline_png": png.name,
+        "models": models, "imgsz": args.imgsz, **settings, "phase_s": list(args.phase_s),
+        "tracking": vars(cfg), "tracker_cost": tracker_cost_us(), "goals": GOALS, "timeline_png": png.name,
         "host": {"machine": platform.machine(), "python": platform.python_version()},
         "wall_s": round(time.time() - t0, 1),
     }
     atomic_write_json(out, result)
-    print(f"signal_revision: spurious changes/min raw {raw['spurious_per_minute']:.2f} -> revised "
-          f"{revised['spurious_per_minute']:.2f} (ratio {ratio}); accuracy {raw['accuracy']:.3f} -> "
-          f"{revised['accuracy']:.3f}; red->green {raw['red_to_green']} -> {revised['red_to_green']}; "
-          f"tracker {result['tracker_cost']['median_us']} us/frame at 20 lights; {out}")
+    for name, m in models.items():
+        raw, rev = m["raw"], m["revised"]
+        print(f"signal_revision: {name}: spurious changes/min raw {raw['spurious_per_minute']:.2f} -> revised "
+              f"{rev['spurious_per_minute']:.2f} (ratio {m['spurious_ratio']}); accuracy {raw['accuracy']:.3f} -> "
+              f"{rev['accuracy']:.3f}; red->green {raw['red_to_green']} -> {rev['red_to_green']}")
+    print(f"signal_revision: tracker {result['tracker_cost']['median_us']} us/frame at 20 lights; {out}")
     return 0
 
 

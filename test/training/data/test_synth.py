@@ -307,3 +307,39 @@ def test_camera_tram_signal_shows_its_state_as_the_bar_orientation():
         extents[state] = (np.ptp(xs), np.ptp(ys))
     (red_w, red_h), (green_w, green_h) = extents["red"], extents["green"]
     assert red_w > red_h and green_h > green_w, extents
+
+
+def test_drive_truth_matches_the_bag_stamps_and_the_relevant_lights(synthetic_dtld, tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from kd_traffic_light.tools.signal_eval import read_truth
+    from training.data.synth import write_drive_truth
+
+    seq = synthetic_dtld.sequences()[0]
+    n = write_drive_truth(synthetic_dtld, seq, tmp_path / "truth.json")
+    write_drive_bag(synthetic_dtld, seq, tmp_path / "drive", resize_width=256)
+    truth = read_truth(tmp_path / "truth.json")
+    with Reader(tmp_path / "drive") as reader:
+        stamps = [t for conn, t, _ in reader.messages() if conn.msgtype == "sensor_msgs/msg/Image"]
+    assert [f["stamp_ns"] for f in truth] == stamps and n == len(stamps)
+    frames = sorted((f for f in synthetic_dtld.frames if f.key.startswith(seq)), key=lambda f: f.time_stamp)
+    for f, t in zip(frames, truth):
+        shown = {li.attributes["state"] for li in f.lights if li.cls == 0 and li.box is not None
+                 and li.attributes["reflection"] != "reflected"}
+        assert (t["state"] is None) == (not shown) and (t["state"] in shown or t["state"] is None)
+
+
+def test_short_phases_change_within_a_drive_and_the_dataset_reads_back(tmp_path):
+    from dataclasses import replace
+
+    from training.data.synth import PRESETS, SynthDataset
+
+    cfg = replace(PRESETS["demo"], lamps="camera", frame_interval_s=1 / 15, phase_s=(0.5, 1.0), extra_lights=(0, 0),
+                  distractors=(0, 0), test_fraction=0.0, write_v1=False)
+    ds = make_synthetic_dtld(tmp_path / "dtld", 1, 30, seed=3, config=cfg)
+    states = [f.signal_state() for f in sorted(ds.frames, key=lambda f: f.time_stamp) if f.signal_state()]
+    assert len(set(states)) >= 2 or states[0] == "off"  # 2 s of 0.5-1 s phases change (a dark signal stays dark)
+    back = SynthDataset.load(tmp_path / "dtld")
+    assert [(f.key, f.time_stamp, f.signal_state()) for f in back.frames] == \
+        [(f.key, f.time_stamp, f.signal_state()) for f in ds.frames]
+    assert json.loads((tmp_path / "dtld" / "synth_ground_truth.json").read_text())["config"]["phase_s"] == [0.5, 1.0]

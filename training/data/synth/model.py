@@ -132,6 +132,20 @@ class SynthDataset:
                                 if li.box is not None and (li.in_v1 or not v1))
         return out
 
+    @classmethod
+    def load(cls, root: str | Path) -> SynthDataset:
+        """Read back the frames and ground truth :func:`~training.data.synth.make_synthetic_dtld` wrote in ``root``."""
+        import json
+
+        root = Path(root)
+        doc = json.loads((root / "synth_ground_truth.json").read_text(encoding="utf-8"))
+        frames = []
+        for f in doc["frames"]:
+            lights = [SynthLight(**{**li, "box": None if li["box"] is None else tuple(li["box"])})
+                      for li in f["lights"]]
+            frames.append(SynthFrame(**{**f, "lights": lights}))
+        return cls(root, {}, {}, frames)
+
     def sequences(self) -> list[str]:
         """Sequence folders ``City/Route/Sequence`` in generation order."""
         return list(dict.fromkeys(f.key.rsplit("/", 1)[0] for f in self.frames))

@@ -29,6 +29,7 @@ NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 # the same figures with the relevance_state classes (10): kd-gain's state profile, the node and kd-step
 KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
 STATE_SCHEME = "state_scheme.json"
+SIGNAL = "signal_revision.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
 
@@ -246,6 +247,43 @@ def cost_figures() -> str:
     return md_table(["figure", "goal", "measured", ""], rows)
 
 
+def signal_figures() -> str:
+    """Render raw against revised signal per model and the tracker's cost (benchmarks/signal_revision.py)."""
+    fig = result(SIGNAL)
+    if fig is None:
+        return "*(no result file: run `python benchmarks/signal_revision.py --model ...`)*\n"
+    k = fig["tracking"]["green_frames"]
+
+    def num(v: Any, f: str = ".2f") -> str:
+        return "n/a" if v is None else format(v, f)
+
+    rows = []
+    for name, m in fig["models"].items():
+        raw, rev = m["raw"], m["revised"]
+        ratio = m["spurious_ratio"]
+        rows.append([name, f"{num(raw['accuracy'], '.3f')} -> {num(rev['accuracy'], '.3f')}",
+                     f"{num(raw['spurious_per_minute'], '.1f')} -> {num(rev['spurious_per_minute'], '.1f')}",
+                     f"{num(ratio, '.3f')} ({'met' if ratio is not None and ratio <= 0.1 else '**not met**'})",
+                     f"{raw['red_to_green']} -> {rev['red_to_green']}, {raw['red_yellow_to_green']} -> "
+                     f"{rev['red_yellow_to_green']} "
+                     f"({'met' if rev['red_to_green'] == rev['red_yellow_to_green'] == 0 else '**not met**'})",
+                     f"{num(m['stop_delay_frames_max'], 'd')} "
+                     f"({'met' if (m['stop_delay_frames_max'] or 0) <= 2 else '**not met**'})",
+                     f"{num(m['green_delay_frames_max'], 'd')} "
+                     f"({'met' if (m['green_delay_frames_max'] or 0) <= k + 1 else '**not met**'})"])
+    table = md_table(["model", "accuracy raw -> revised", "spurious changes / min raw -> revised",
+                      "revised / raw (goal <= 0.1)", "red->green, red_yellow->green frames (goal 0)",
+                      "max delay to red / yellow / red_yellow, frames (goal <= 2)",
+                      f"max delay to green, frames (goal <= k + 1 = {k + 1})"], rows)
+    cost = fig["tracker_cost"]
+    delays_missed = {name: {s: d["missed"] for s, d in m["revised"]["delays"].items() if d["missed"]}
+                     for name, m in fig["models"].items()}
+    return (table + f"\n{fig['drives']} drives of {fig['seconds']:.0f} s at {fig['hz']:.0f} Hz (red and green "
+            f"{fig['phase_s'][0]:.0f}-{fig['phase_s'][1]:.0f} s), imgsz {fig['imgsz']}; true changes never "
+            f"published (missed, per target state): {delays_missed}. Tracking, filter and vote at "
+            f"{cost['lights']} lights: median {cost['median_us']:.0f} us per frame (p95 {cost['p95_us']:.0f}).\n")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "cost-figures": cost_figures,
     "kd-gain-summary": kd_gain_summary,
@@ -258,6 +296,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
     "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
     "fastdds-profiles": fastdds_profiles,
+    "signal-figures": signal_figures,
 }
 
 

@@ -183,6 +183,7 @@ def node_figures(name: str = NODE) -> str:
                f"fresh_wait {fig['fresh_wait']}, {fig['cpus']} cores, load {fig['load_avg'][0]:.2f}")
     if fig.get("classes", "relevance") != "relevance":
         setting += f", {fig['classes']} classes"
+    setting += f", tracking {fig.get('tracking', 'off (measured before the node tracked)')}"
     return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{name}`.\n"
 
 

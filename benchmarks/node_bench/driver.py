@@ -56,6 +56,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh-wait", type=float, default=None,
                    help="the student's fresh_wait node parameter (default: the node's default; 0: always serve the "
                         "pending frame, a pure latest-frame slot)")
+    p.add_argument("--tracking", choices=("on", "off"), default="on",
+                   help="the student's tracking parameter: tracks, revised states and ~/traffic_signals (default on, "
+                        "as the node)")
     p.add_argument("--fastdds-profile", default=None, metavar="XML",
                    help="Fast DDS XML profiles file of every participant (FASTDDS_DEFAULT_PROFILES_FILE); default: "
                         "the shipped config/fastdds_large_frames.xml; 'none': FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA")
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
            "frame": f"{WIDTH}x{HEIGHT} bgr8", "student_cfg": args.student_cfg, "teacher_cfg": args.teacher_cfg,
            "classes": args.classes,
            "device": args.device, "threads": args.threads,
-           "fresh_wait": fresh_wait,
+           "fresh_wait": fresh_wait, "tracking": args.tracking,
            "fastdds_profile": args.fastdds_profile or "/".join(FASTDDS_PROFILE),
            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
            "load_avg": os.getloadavg(), "python": platform.python_version(), **summary,

@@ -56,7 +56,8 @@ def bench_env(domain: int | None, fastdds_profile: str | None, tmp: Path) -> tup
 
 
 def start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int, device: str, env: dict,
-                tmp: Path, threads: int = 0, fresh_wait: float | None = None) -> dict[str, Path]:
+                tmp: Path, threads: int = 0, fresh_wait: float | None = None, tracking: bool = True
+                ) -> dict[str, Path]:
     """Start the student, teacher and relay nodes into ``procs`` (so each started one is stopped); return their logs."""
     pythons = {"student": node_py, "teacher": sys.executable}
     logs = {}
@@ -73,6 +74,7 @@ def start_nodes(procs: dict, node_py: str, models: dict[str, Path], imgsz: int, 
             cmd += ["-p", f"threads:={threads}"]
             if fresh_wait is not None:
                 cmd += ["-p", f"fresh_wait:={fresh_wait}"]
+            cmd += ["-p", f"tracking:={'true' if tracking else 'false'}"]
         procs[name] = start_process(cmd, env, logs[name])
     return logs
 

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace, prof: dict, tmp: Path) -> dict:
         # The probe joins first: a participant joining after several others started together often never
         # discovers one of them with Fast DDS LARGE_DATA (test/nodes/discovery_repro.py)
         with ProbeNode("node_latency_bench", env) as probe:
-            logs = start_nodes(procs, node_py, models, imgsz, args.device, env, tmp, args.threads, args.fresh_wait)
+            logs = start_nodes(procs, node_py, models, imgsz, args.device, env, tmp, args.threads, args.fresh_wait,
+                               args.tracking == "on")
             print(f"nodes started (ROS_DOMAIN_ID={dom}); loading the core models here ...", flush=True)
             frames = make_frames()
             teacher_core = TrafficLightDetector(DetectorConfig(model=str(models["teacher"]), imgsz=imgsz,

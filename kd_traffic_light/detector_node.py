@@ -49,7 +49,7 @@ from kd_traffic_light.core.config import (
     type_problems,
 )
 from kd_traffic_light.core.detector import ModelLoadError, TrafficLightDetector
-from kd_traffic_light.core.drawing import draw_detections
+from kd_traffic_light.core.drawing import draw_detections, draw_signal
 from kd_traffic_light.core.runtime import LatestSlot, NodeStats
 from kd_traffic_light.core.signal import SignalRevision
 from kd_traffic_light.shutdown import SignalGuard, init_rclpy, spin_until_requested
@@ -310,7 +310,7 @@ class DetectorNode(LifecycleNode):
         bgr = image_msg_to_bgr(msg, self.cfg.max_image_pixels)
         dets = self.detector.predict(bgr)
         det_pub, dbg_pub, sig_pub = self._outputs[camera]
-        ids = None
+        ids, signal = None, None
         if sig_pub is not None:
             stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
             readings, signal = self._revisions[camera].update(dets, stamp_s)
@@ -320,7 +320,10 @@ class DetectorNode(LifecycleNode):
         det_pub.publish(detections_to_msg(dets, header, self.cfg.class_id_as_name, ids))
         self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(header))
         if self.cfg.publish_debug_image and dbg_pub.get_subscription_count() > 0:
-            dbg_pub.publish(bgr_to_image_msg(draw_detections(bgr, dets), header))
+            debug = draw_detections(bgr, dets, ids=ids)
+            if signal is not None:
+                draw_signal(debug, signal.state, signal.flashing, signal.confidence)
+            dbg_pub.publish(bgr_to_image_msg(debug, header))
 
     def _publish_diagnostics(self) -> None:
         s = self.stats.summary()

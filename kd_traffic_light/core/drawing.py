@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -51,6 +51,7 @@ def draw_detections(
     color: tuple[int, int, int] | None = None,
     thickness: int = 2,
     show_score: bool = True,
+    ids: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Return a copy of ``img_bgr`` with the detections drawn.
 
@@ -62,11 +63,14 @@ def draw_detections(
             a relevant light's box is drawn twice as thick.
         thickness: Line thickness in pixels.
         show_score: Write ``label score`` above each box.
+        ids: Each detection's track id (``""`` for none), written before its label as ``#id``.
     """
     if style not in ("solid", "dashed"):
         raise ValueError(f"style must be 'solid' or 'dashed', got {style!r}")
     out = img_bgr.copy()
-    for det in detections:
+    detections = list(detections)
+    ids = list(ids) if ids is not None else [""] * len(detections)
+    for det, track_id in zip(detections, ids, strict=True):
         c = color or detection_color(det)
         relevance, state = split_label(det.label)
         t = thickness * 2 if state and relevance == "relevant" else thickness
@@ -77,7 +81,20 @@ def draw_detections(
         else:
             _dashed_rect(out, p1, p2, c, t)
         if show_score:
-            text = f"{det.label or det.class_id} {det.score:.2f}"
+            text = f"{'#' + track_id + ' ' if track_id else ''}{det.label or det.class_id} {det.score:.2f}"
             cv2.putText(out, text, (p1[0], max(10, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1,
                         cv2.LINE_AA)
     return out
+
+
+def draw_signal(img_bgr: np.ndarray, state: str, flashing: bool = False, confidence: float = 0.0) -> np.ndarray:
+    """Draw the governing signal in the top-left corner of ``img_bgr`` (in place; returns it).
+
+    A filled swatch in the state's colour (white for ``unknown``) and ``signal: <state> [flashing] <confidence>``.
+    """
+    colour = STATE_COLORS.get(state, (255, 255, 255))
+    h = max(14, img_bgr.shape[0] // 30)
+    cv2.rectangle(img_bgr, (4, 4), (4 + h, 4 + h), colour, -1)
+    text = f"signal: {state}{' flashing' if flashing else ''} {confidence:.2f}"
+    cv2.putText(img_bgr, text, (8 + h, 4 + h - 2), cv2.FONT_HERSHEY_SIMPLEX, h / 30, colour, 1, cv2.LINE_AA)
+    return img_bgr

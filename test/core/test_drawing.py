@@ -103,3 +103,18 @@ def test_a_state_label_colours_the_box_by_state_and_thickens_relevant_ones():
     plain = draw_detections(img, [Detection(10, 10, 50, 60, 0.9, 1, "not_relevant")], thickness=1,
                             show_score=False)
     assert tuple(plain[10, 30]) == class_color(1)
+
+
+def test_track_ids_are_written_and_the_signal_swatch_has_the_state_colour():
+    from kd_traffic_light.core.drawing import STATE_COLORS, draw_signal
+
+    img = np.zeros((120, 200, 3), np.uint8)
+    det = Detection(50, 50, 60, 80, 0.9, 0, "relevant_red")
+    with_id = draw_detections(img, [det], ids=["7"])
+    without = draw_detections(img, [det])
+    assert not np.array_equal(with_id, without)  # "#7 " written before the label
+    with pytest.raises(ValueError):
+        draw_detections(img, [det], ids=["1", "2"])
+    out = draw_signal(img.copy(), "red", confidence=0.8)
+    assert tuple(int(v) for v in out[8, 8]) == STATE_COLORS["red"]
+    assert tuple(int(v) for v in draw_signal(img.copy(), "unknown")[8, 8]) == (255, 255, 255)

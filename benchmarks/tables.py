@@ -268,14 +268,14 @@ def signal_figures() -> str:
                      f"{raw['red_to_green']} -> {rev['red_to_green']}, {raw['red_yellow_to_green']} -> "
                      f"{rev['red_yellow_to_green']} "
                      f"({'met' if rev['red_to_green'] == rev['red_yellow_to_green'] == 0 else '**not met**'})",
-                     f"{num(m['stop_delay_frames_max'], 'd')} "
+                     f"{num(m['stop_delay_frames_max'], 'd')} / {num(m.get('stop_delay_frames_median'), 'g')} "
                      f"({'met' if (m['stop_delay_frames_max'] or 0) <= 2 else '**not met**'})",
-                     f"{num(m['green_delay_frames_max'], 'd')} "
+                     f"{num(m['green_delay_frames_max'], 'd')} / {num(m.get('green_delay_frames_median'), 'g')} "
                      f"({'met' if (m['green_delay_frames_max'] or 0) <= k + 1 else '**not met**'})"])
     table = md_table(["model", "accuracy raw -> revised", "spurious changes / min raw -> revised",
                       "revised / raw (goal <= 0.1)", "red->green, red_yellow->green frames (goal 0)",
-                      "max delay to red / yellow / red_yellow, frames (goal <= 2)",
-                      f"max delay to green, frames (goal <= k + 1 = {k + 1})"], rows)
+                      "delay to red / yellow / red_yellow, frames, max / median (goal: max <= 2)",
+                      f"delay to green, frames, max / median (goal: max <= k + 1 = {k + 1})"], rows)
     cost = fig["tracker_cost"]
     delays_missed = {name: {s: d["missed"] for s, d in m["revised"]["delays"].items() if d["missed"]}
                      for name, m in fig["models"].items()}

@@ -45,6 +45,8 @@ QUICK = {
 BAG_FRAMES = {"full": 90, "quick": 6}  # at BAG_HZ: a 6 s drive (0.4 s quick)
 #: The demo bag is a camera-rate drive, with red and green phases shortened so a few seconds show changes.
 BAG_HZ, BAG_PHASE_S = 15.0, (2.0, 5.0)
+#: Ego speed of the demo bag (m/s): creeping up to the light, so lights sized for one frame stay camera-sized.
+BAG_SPEED = (1.0, 2.5)
 #: The training stages of the demo: (key, title, selector of the run in the grid).
 TRAIN_STAGES = (
     ("teacher", "train teacher", lambda r: r.role == "teacher"),
@@ -251,7 +253,7 @@ def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
     from training.experiment import synth_config
 
     cfg = replace(synth_config(exp.data), test_fraction=0.0, frame_interval_s=1.0 / BAG_HZ,
-                  phase_s=BAG_PHASE_S)  # lights as large as in training
+                  phase_s=BAG_PHASE_S, speed_mps=BAG_SPEED)  # lights as large as in training
     ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg, progress=True)
     write_drive_truth(ds, ds.sequences()[0], out / "bag_truth.json")
     n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])

@@ -202,8 +202,11 @@ class TrackingConfig:
         track_birth_s: Seconds a track must be matched before it is confirmed (published with its id, voting).
         track_death_s: Seconds without a match after which a track ends (it coasts on its prediction until then).
         green_frames: Consecutive green frames before a light is taken as green (k).
-        leave_dark_frames: Consecutive frames of one colour before a dark or unknown light takes it.
-        hold_s: Seconds red, yellow and red_yellow are held through dark or missed frames (never green).
+        stop_frames: Consecutive frames of red, yellow or red_yellow before the light is taken as showing it.
+        off_frames: Consecutive frames read off before a light no longer held is taken as off.
+        hold_s: Seconds red, yellow and red_yellow are held through dark or missed frames.
+        green_hold_s: Seconds green is held through frames in which the light was not detected (0: never, as
+            Autoware; never through a frame that reads the light off).
         flash_window_s: Seconds of history in which flashing is looked for.
         flash_toggles: Changes between one colour and dark within the window that make it flashing.
         signal_group_id: ``traffic_light_group_id`` of the published signal (the lanelet2 regulatory element's id
@@ -216,8 +219,10 @@ class TrackingConfig:
     track_birth_s: float = 0.1
     track_death_s: float = 0.7
     green_frames: int = 3
-    leave_dark_frames: int = 2
+    stop_frames: int = 2
+    off_frames: int = 2
     hold_s: float = 1.5
+    green_hold_s: float = 0.0
     flash_window_s: float = 2.5
     flash_toggles: int = 4
     signal_group_id: int = 0
@@ -229,8 +234,10 @@ class TrackingConfig:
         check("track_birth_s", lambda v: v >= 0.0, "a float >= 0 (seconds; 0 confirms at once)")
         check("track_death_s", lambda v: v > 0.0, "a float > 0 (seconds)")
         check("green_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
-        check("leave_dark_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
+        check("stop_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
+        check("off_frames", lambda v: 1 <= v <= 100, "an integer in [1, 100] (frames)")
         check("hold_s", lambda v: 0.0 <= v <= 10.0, "a float in [0, 10] (seconds; 0 holds nothing)")
+        check("green_hold_s", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1] (seconds; 0 never holds green)")
         check("flash_window_s", lambda v: 0.0 < v <= 30.0, "a float in (0, 30] (seconds)")
         check("flash_toggles", lambda v: 2 <= v <= 1000, "an integer in [2, 1000]")
         check("signal_group_id", lambda v: v >= 0, "an integer >= 0")

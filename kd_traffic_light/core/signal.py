@@ -29,7 +29,8 @@ class LightReading:
         track_id: The track's id (never reused within a node's life).
         confirmed: Whether the track has lived ``track_birth_s`` (only confirmed tracks vote and carry an id).
         detection: This frame's detection, or None while the track coasts.
-        relevant: The model's relevance of the track, a score-weighted vote over its frames (None: no relevance).
+        relevant: The model's relevance of the track (None: a model without relevance). A track keeps the relevance
+            it was born with: a detection of the other relevance starts its own track.
         observed: The state the model read in this frame (None: not detected or a model without states).
         state: The revised state (core/state_filter.py): a state of core/classes.py or ``unknown``.
         flashing: Whether the revised state is flashing.
@@ -110,18 +111,16 @@ class SignalRevision:
         self.tracker = LightTracker(self.cfg)
         self._filters: dict[int, StateFilter] = {}
         self._confidence: dict[int, float] = {}
-        self._relevance: dict[int, float] = {}  # score-weighted: > 0 relevant, < 0 not relevant
 
     def update(self, dets: Sequence[Detection], t: float) -> tuple[list[LightReading], Signal]:
         """Feed one frame's detections at stamp ``t`` (seconds); return every live track's reading and the signal."""
         restarted = self.tracker.last_t is not None and t < self.tracker.last_t
-        tracks = self.tracker.update(dets, t)
+        tracks = self.tracker.update(dets, t, [split_label(d.label)[0] for d in dets])
         if restarted:
             self._filters.clear()
             self._confidence.clear()
-            self._relevance.clear()
         live = {tr.id for tr in tracks}
-        for store in (self._filters, self._confidence, self._relevance):
+        for store in (self._filters, self._confidence):
             for tid in [k for k in store if k not in live]:
                 del store[tid]
         readings = [self._read(tr, t) for tr in tracks]
@@ -129,15 +128,12 @@ class SignalRevision:
 
     def _read(self, tr: Track, t: float) -> LightReading:
         det = tr.detection
-        relevance, observed = split_label(det.label) if det is not None else (None, None)
+        observed = split_label(det.label)[1] if det is not None else None
         score = det.score if det is not None else 0.0
         a = _CONFIDENCE_SMOOTHING
         self._confidence[tr.id] = score if tr.id not in self._confidence else (
             (1 - a) * self._confidence[tr.id] + a * score)
-        if relevance is not None:
-            self._relevance[tr.id] = self._relevance.get(tr.id, 0.0) + (score if relevance == "relevant" else -score)
         filt = self._filters.setdefault(tr.id, StateFilter(self.cfg))
         state = filt.update(observed, t)
-        rel = self._relevance.get(tr.id)
-        return LightReading(tr.id, tr.confirmed, det, None if rel is None else rel > 0, observed, state,
-                            filt.flashing, self._confidence[tr.id])
+        return LightReading(tr.id, tr.confirmed, det, None if tr.group is None else tr.group == "relevant", observed,
+                            state, filt.flashing, self._confidence[tr.id])

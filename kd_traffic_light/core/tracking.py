@@ -44,6 +44,7 @@ class Track:
     first_t: float
     last_t: float
     velocity: tuple[float, float] = (0.0, 0.0)
+    group: str | None = None  # what the detection that started it was (its relevance): only the same continues it
     hits: int = 1
     confirmed: bool = False
     detection: Detection | None = None  # this frame's detection; None while the track coasts
@@ -67,11 +68,13 @@ class Track:
         return cx + self.velocity[0] * dt, cy + self.velocity[1] * dt
 
 
-def cost_matrix(tracks: Sequence[Track], dets: Sequence[Detection], t: float, cfg: TrackingConfig) -> np.ndarray:
+def cost_matrix(tracks: Sequence[Track], dets: Sequence[Detection], t: float, cfg: TrackingConfig,
+                groups: Sequence[str | None] | None = None) -> np.ndarray:
     """Normalised centre distance of every (track, detection) pair at time ``t``; :data:`_FORBIDDEN` outside the gate.
 
     The distance is divided by the larger of the two box heights, so the gate scales with the light; a pair
-    whose heights differ by more than ``max_scale_change`` is outside the gate whatever its distance.
+    whose heights differ by more than ``track_max_scale_change``, or whose groups differ (``groups``: one per
+    detection), is outside the gate whatever its distance.
     """
     cost = np.full((len(tracks), len(dets)), _FORBIDDEN, dtype=np.float64)
     if not len(tracks) or not len(dets):
@@ -83,6 +86,8 @@ def cost_matrix(tracks: Sequence[Track], dets: Sequence[Detection], t: float, cf
     dist = np.linalg.norm(pred[:, None, :] - dc[None, :, :], axis=2) / np.maximum(th[:, None], dh[None, :])
     ratio = np.maximum(th[:, None] / dh[None, :], dh[None, :] / th[:, None])
     ok = (dist <= cfg.track_gate) & (ratio <= cfg.track_max_scale_change)
+    if groups is not None:
+        ok &= np.array([[tr.group == g for g in groups] for tr in tracks], dtype=bool).reshape(ok.shape)
     cost[ok] = dist[ok]
     return cost
 
@@ -101,18 +106,20 @@ class LightTracker:
         self.tracks.clear()
         self.last_t = None
 
-    def update(self, dets: Sequence[Detection], t: float) -> list[Track]:
+    def update(self, dets: Sequence[Detection], t: float, groups: Sequence[str | None] | None = None
+               ) -> list[Track]:
         """Match this frame's detections at time ``t`` (seconds) and return the live tracks.
 
-        A frame older than the previous one (a bag played again, a clock jump back) starts over: tracks are
-        dropped rather than predicted backwards. Each returned track's ``detection`` is its detection in this
-        frame, or None while it coasts.
+        ``groups`` (one per detection, e.g. its relevance) keeps lights apart that sit close in the image: a
+        detection continues only a track of its own group. A frame older than the previous one (a bag played
+        again, a clock jump back) starts over: tracks are dropped rather than predicted backwards. Each returned
+        track's ``detection`` is its detection in this frame, or None while it coasts.
         """
         if self.last_t is not None and t < self.last_t:
             self.reset()
         self.last_t = t
         p = self.cfg
-        cost = cost_matrix(self.tracks, dets, t, p)
+        cost = cost_matrix(self.tracks, dets, t, p, groups)
         rows, cols = linear_sum_assignment(cost) if cost.size else ((), ())
         matched_dets: set[int] = set()
         for tr in self.tracks:
@@ -128,13 +135,14 @@ class LightTracker:
         self.tracks = [tr for tr in self.tracks if t - tr.last_t <= p.track_death_s]
         for i, det in enumerate(dets):
             if i not in matched_dets:
-                self.tracks.append(self._birth(det, t))
+                self.tracks.append(self._birth(det, t, None if groups is None else groups[i]))
         for tr in self.tracks:
             del tr.history[:-64]  # bounded memory; the state filter keeps what it needs itself
         return list(self.tracks)
 
-    def _birth(self, det: Detection, t: float) -> Track:
-        tr = Track(id=self._next_id, box=det.xyxy, first_t=t, last_t=t, detection=det, history=[(t, det)])
+    def _birth(self, det: Detection, t: float, group: str | None) -> Track:
+        tr = Track(id=self._next_id, box=det.xyxy, first_t=t, last_t=t, group=group, detection=det,
+                   history=[(t, det)])
         self._next_id += 1
         tr.confirmed = self.cfg.track_birth_s <= 0.0
         return tr

@@ -38,18 +38,22 @@ def test_one_light_through_a_phase_change_and_a_lost_frame():
         ids |= {r.track_id for r in readings}
         signals.append(sig.state)
     assert len(ids) == 1
-    # tentative until 0.1 s (frame 2 at 15 Hz), red (two red frames out of unknown), red_yellow at once,
+    # tentative until 0.1 s (frame 2 at 15 Hz), red (two red frames), red_yellow at its second frame,
     # green after 3 frames, lost for one frame (green is not held), back at once
-    assert signals == ["unknown", "unknown", "red", "red", "red_yellow", "red_yellow", "red_yellow", "red_yellow",
+    assert signals == ["unknown", "unknown", "red", "red", "red", "red_yellow", "red_yellow", "red_yellow",
                        "green", "green", "green", "unknown", "green"]
 
 
-def test_relevance_is_a_vote_over_the_track_and_a_model_without_states_gives_unknown():
-    rev = SignalRevision(TrackingConfig(track_birth_s=0.0, leave_dark_frames=1))
-    labels = ["relevant_red", "not_relevant_red", "relevant_red"]
-    for i, label in enumerate(labels):
-        readings, sig = rev.update([light(100, 50, label=label, score=0.9 if i != 1 else 0.5)], i / 10)
-    assert readings[0].relevant is True and sig.state == "red"
+def test_a_track_keeps_its_relevance_and_a_model_without_states_gives_unknown():
+    # a not-relevant green light right behind the relevant head, after the head is lost: it starts its own
+    # track instead of continuing the head's (which would publish its green for the head)
+    rev = SignalRevision(TrackingConfig(track_birth_s=0.0))
+    for i in range(3):
+        rev.update([light(100, 50, label="relevant_red")], i / 10)
+    readings, sig = rev.update([light(104, 56, label="not_relevant_green")], 0.3)
+    by_id = {r.track_id: r for r in readings}
+    assert len(by_id) == 2 and sorted((r.relevant, r.observed) for r in readings) == [(False, "green"), (True, None)]
+    assert sig.state == "red"  # the head's red is held while it coasts; the other light does not vote
     rev = SignalRevision(TrackingConfig(track_birth_s=0.0))
     for i in range(5):
         readings, sig = rev.update([light(100, 50, label="relevant")], i / 10)

@@ -16,9 +16,11 @@ def run(observed: list[str | None], cfg: TrackingConfig | None = None, dt: float
     return [f.update(o, i * dt) for i, o in enumerate(observed)]
 
 
-def test_red_is_taken_at_once_out_of_green_and_needs_two_frames_out_of_unknown():
-    assert run(["green"] * 3 + ["red"]) == ["unknown", "unknown", "green", "red"]
+def test_a_stop_state_is_taken_at_its_second_frame_and_a_single_misread_is_not():
+    assert run(["green"] * 3 + ["red", "red"]) == ["unknown", "unknown", "green", "green", "red"]
     assert run(["red", "red", "red"]) == ["unknown", "red", "red"]
+    assert run(["green"] * 3 + ["red", "green", "green"])[3:] == ["green"] * 3
+    assert run(["green"] * 3 + ["red"], TrackingConfig(stop_frames=1))[-1] == "red"
 
 
 def test_green_needs_k_consistent_frames():
@@ -29,9 +31,9 @@ def test_green_needs_k_consistent_frames():
 
 def test_yellow_after_red_is_kept_red_and_red_yellow_after_red_is_taken():
     assert run(["red", "red", "yellow", "yellow"]) == ["unknown", "red", "red", "red"]
-    assert run(["red", "red", "red_yellow"]) == ["unknown", "red", "red_yellow"]
-    # green -> yellow is the plausible order: taken at once
-    assert run(["green"] * 3 + ["yellow"])[-1] == "yellow"
+    assert run(["red", "red", "red_yellow", "red_yellow"]) == ["unknown", "red", "red", "red_yellow"]
+    # green -> yellow is the plausible order: taken at its second frame
+    assert run(["green"] * 3 + ["yellow"] * 2)[-2:] == ["green", "yellow"]
 
 
 def test_a_stop_state_is_held_through_missed_frames_until_the_hold_expires():
@@ -89,3 +91,25 @@ def test_bad_filter_parameters_are_named():
         TrackingConfig(green_frames=0, hold_s=-1.0, flash_toggles=1, track_gate="wide")
     assert set(exc.value.problems) == {"green_frames", "hold_s", "flash_toggles", "track_gate"}
     assert "parameter 'green_frames' = 0" in exc.value.problems["green_frames"]
+
+
+def test_a_green_light_lost_every_other_frame_is_not_flashing_nor_held():
+    f = StateFilter(TrackingConfig())
+    out = [f.update("green" if i % 2 == 0 or i < 4 else None, i * DT) for i in range(30)]
+    assert not f.flashing
+    assert all(s == "unknown" for i, s in enumerate(out) if i >= 4 and i % 2 == 1)  # never held green
+
+
+def test_a_dark_light_lost_for_a_moment_stays_off():
+    cfg = TrackingConfig(hold_s=0.3)
+    out = run(["off"] * 3 + [None] * 2 + ["off"] + [None] * 8, cfg)
+    assert out[:6] == ["unknown", "off", "off", "off", "off", "off"] and out[-1] == "unknown"
+
+
+def test_a_missed_frame_neither_breaks_nor_extends_a_run():
+    # red, lost, red: taken at the second red frame; green, lost, green, green: k = 3 green frames
+    assert run(["green"] * 3 + ["red", None, "red"])[-1] == "red"
+    assert run(["red"] * 2 + ["green", None, "green", "green"])[-2:] == ["red", "green"]
+    # but a light lost for longer than hold_s starts counting again
+    out = run(["red"] * 2 + ["green"] * 2 + [None] * 30 + ["green"], TrackingConfig(hold_s=0.5))
+    assert out[-1] != "green"

@@ -80,3 +80,12 @@ def test_a_stamp_going_back_starts_over_with_new_ids():
     first = tr.update([light(100, 50)], 5.0)[0].id
     again = tr.update([light(100, 50)], 1.0)
     assert len(again) == 1 and again[0].id != first
+
+
+def test_a_detection_of_another_group_never_continues_a_track():
+    tr = LightTracker(TrackingConfig(track_birth_s=0.0))
+    head = tr.update([light(100, 50)], 0.0, ["relevant"])[0].id
+    tr.update([], 0.1, [])
+    tracks = tr.update([light(103, 52)], 0.2, ["not_relevant"])  # next to the coasting head, other relevance
+    assert {t.id: t.group for t in tracks} == {head: "relevant", head + 1: "not_relevant"}
+    assert next(t for t in tracks if t.id == head).detection is None

@@ -201,6 +201,8 @@ def _lit_shape(cv: _Canvas, cx: float, cy: float, r: float, pictogram: str, colo
 
     pad = int(np.ceil(1.8 * r)) + 3
     x0, y0 = int(np.floor(cx)) - pad, int(np.floor(cy)) - pad
+    if x0 >= cv.w or y0 >= cv.h or x0 + 2 * pad + 2 <= 0 or y0 + 2 * pad + 2 <= 0:
+        return  # the whole patch is off the frame (a near light above the top): _add_patch would add nothing
     mask = _Canvas(2 * pad + 2, 2 * pad + 2, channels=1)
     one = np.ones(1, np.float32)
     if pictogram in _ARROWS:

@@ -46,6 +46,9 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
     if (out / "node_run" / "summary.json").is_file():  # the node run needs rclpy in the venv
         assert "overlay.mp4" in report and "Comparison summary" in report
+        # the bag's truth scores both detectors' raw and revised signals, with the timeline
+        assert "The governing signal: raw detector against revised" in report
+        assert (out / "node_run" / "signal_timeline.png").is_file() and (out / "bag_truth.json").is_file()
     # the demo learns relevance x state: the state table and each run's confusion matrix, whatever it learnt
     assert "## Light state" in report and "red_yellow->green" in report
     assert (out / "experiment" / "runs" / f"teacher_s_seed{s}" / "confusion_state.png").is_file()

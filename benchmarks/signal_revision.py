@@ -1,8 +1,8 @@
 r"""Signal revision: raw detector vs revised signal on camera-rate synthetic drives, and the tracker's cost.
 
 Renders drives at 15 Hz with lamps as a camera sees them (the demo's scenes, signal phases shortened so a few
-seconds show changes; LED pulse frames caught dark, lights entering and leaving the view), runs a trained
-``relevance_state`` model on every frame with the nodes' core, and scores, against the true state of the
+seconds show changes; LED pulse frames caught dark; in half the drives a truck ahead hides the lights a while),
+runs a trained ``relevance_state`` model on every frame with the nodes' core, and scores, against the true state of the
 governing signal, the raw signal (the frame's relevant detections voted, no tracks) and the revised one
 (tracks, state filter, vote: kd_traffic_light/core/signal.py): accuracy, spurious changes per minute, delay
 per target state, red->green and red_yellow->green frames. Then times one frame of the tracking pipeline at
@@ -57,6 +57,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, nargs=2, default=(1.0, 2.5),
                    help="ego speed, m/s (min max): a drive creeping up to its light, so lights sized for a single "
                         "frame do not grow past what a camera sees")
+    p.add_argument("--truck-p", type=float, default=0.5,
+                   help="probability per drive of a truck ahead that merges into the ego lane and hides the lights")
     p.add_argument("--seed", type=int, default=11,
                    help="scene seed (the demo trains on seed 0; the filter was developed on seed 7's drives)")
     p.add_argument("--resize-width", type=int, default=512, help="frame width the model sees (the demo's)")
@@ -74,7 +76,8 @@ def render_drives(args: argparse.Namespace, root: Path):
     from training.experiment.config import load_experiment, synth_config
 
     cfg = replace(synth_config(load_experiment(DEMO_CONFIG).data), frame_interval_s=1.0 / args.hz,
-                  phase_s=tuple(args.phase_s), speed_mps=tuple(args.speed), test_fraction=0.0, write_v1=False)
+                  phase_s=tuple(args.phase_s), speed_mps=tuple(args.speed), truck_p=args.truck_p, test_fraction=0.0,
+                  write_v1=False)
     frames = max(2, round(args.seconds * args.hz))
     return make_synthetic_dtld(root, args.drives, frames, args.seed, cfg, args.workers, progress=True)
 
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     t0 = time.time()
-    settings = {k: getattr(args, k) for k in ("drives", "seconds", "hz", "phase_s", "speed", "seed", "resize_width")}
+    settings = {k: getattr(args, k) for k in ("drives", "seconds", "hz", "phase_s", "speed", "truck_p", "seed",
+                                              "resize_width")}
     work = Path(args.work)
     if (work / "settings.json").is_file() and read_json(work / "settings.json") != json.loads(json.dumps(settings)):
         shutil.rmtree(work)  # other drives: nothing kept applies

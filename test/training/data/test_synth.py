@@ -343,3 +343,24 @@ def test_short_phases_change_within_a_drive_and_the_dataset_reads_back(tmp_path)
     assert [(f.key, f.time_stamp, f.signal_state()) for f in back.frames] == \
         [(f.key, f.time_stamp, f.signal_state()) for f in ds.frames]
     assert json.loads((tmp_path / "dtld" / "synth_ground_truth.json").read_text())["config"]["phase_s"] == [0.5, 1.0]
+
+
+def test_a_truck_ahead_hides_the_lights_for_a_while_and_changes_nothing_else(tmp_path):
+    from dataclasses import replace
+
+    from training.data.synth import PRESETS
+
+    cfg = replace(PRESETS["demo"], lamps="camera", frame_interval_s=1 / 15, speed_mps=(1.0, 2.0), test_fraction=0.0,
+                  write_v1=False, size_px=(104.0, 208.0), tiny_fraction=0.0)
+    plain = make_synthetic_dtld(tmp_path / "plain", 1, 60, seed=3, config=cfg)
+    truck = make_synthetic_dtld(tmp_path / "truck", 1, 60, seed=3, config=replace(cfg, truck_p=1.0))
+
+    def relevant(ds):
+        return [sorted((li.track_id, li.attributes["state"], li.box) for li in f.lights if li.cls == 0)
+                for f in sorted(ds.frames, key=lambda f: f.time_stamp)]
+
+    a, b = relevant(plain), relevant(truck)
+    assert all(set(y) <= set(x) for x, y in zip(a, b))  # the truck only takes lights away, boxes and states kept
+    hidden = [i for i, (x, y) in enumerate(zip(a, b)) if len(y) < len(x)]
+    assert hidden and len(hidden) < len(a)  # for a while, not the whole drive
+    assert json.loads((tmp_path / "truck" / "synth_ground_truth.json").read_text())["config"]["truck_p"] == 1.0

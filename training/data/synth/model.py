@@ -27,6 +27,8 @@ class SynthConfig:
         test_fraction: fraction of sequences in DTLD_test (the rest in DTLD_train).
         frame_interval_s: time between consecutive frames.
         speed_mps: (min, max) ego speed.
+        truck_p: probability per drive that a truck ahead merges into the ego lane for a while and hides the
+            lights behind it (lamps="camera" only; drawn from a stream of its own, so 0 changes nothing else).
         phase_s: (min, max) seconds a signal shows red or green (lamps="camera"; red_yellow lasts 1 s, yellow
             3-4 s). Real phases are 10-40 s; a camera-rate drive of a few seconds needs shorter ones to show changes.
         write_v1: also write the v1.0 YAML label files.
@@ -50,6 +52,7 @@ class SynthConfig:
     frame_interval_s: float = 0.1
     speed_mps: tuple[float, float] = (4.0, 12.0)
     phase_s: tuple[float, float] = (10.0, 40.0)
+    truck_p: float = 0.0
     write_v1: bool = True
     lamps: str = "flat"
 

@@ -9,7 +9,7 @@ import numpy as np
 from training.data.dtld.images import IMAGE_HEIGHT, IMAGE_WIDTH
 from training.data.dtld.yolo import clip_box
 from training.data.synth.camera import CX, CY, FX, project
-from training.data.synth.scene import LightSpec
+from training.data.synth.scene import TRUCK_H, TRUCK_W, LightSpec, truck_x
 from training.data.synth.sensor import encode_raw
 
 # lamp colours in linear BGR (relative)
@@ -343,6 +343,26 @@ def _draw_distractors(cv: _Canvas, scene: dict[str, Any], z_ego: float) -> None:
                 cv.rect(u - r, v - r, u + r, v + r, col)
 
 
+def _draw_truck(cv: _Canvas, scene: dict[str, Any], z_ego: float, frame: int,
+                drawn: list[tuple[LightSpec, tuple[int, int, int, int], str]]
+                ) -> list[tuple[LightSpec, tuple[int, int, int, int], str]]:
+    """Draw the truck ahead over everything behind it; return the drawn lights it leaves at least half visible."""
+    truck = scene["truck"]
+    t = frame * truck["frame_interval_s"]
+    x, z = truck_x(truck, t), truck["z"]
+    u0, v0 = project(x - TRUCK_W / 2, TRUCK_H, z)
+    u1, v1 = project(x + TRUCK_W / 2, 0.0, z)
+    cv.rect(u0, v0, u1, v1, np.array(truck["color"], np.float32) * scene["gain"])
+    cv.rect(u0, v0 + 0.85 * (v1 - v0), u1, v1, np.array((250.0, 250.0, 260.0), np.float32) * scene["gain"])
+    kept = []
+    for spec, (bx, by, bw, bh), state in drawn:
+        ix = max(0.0, min(bx + bw, u1) - max(bx, u0))
+        iy = max(0.0, min(by + bh, v1) - max(by, v0))
+        if ix * iy < 0.5 * bw * bh:  # a light more than half hidden is not labelled (no camera reads it)
+            kept.append((spec, (bx, by, bw, bh), state))
+    return kept
+
+
 def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random.Generator,
                  width: int = IMAGE_WIDTH, height: int = IMAGE_HEIGHT
                  ) -> tuple[np.ndarray, list[tuple[LightSpec, tuple[int, int, int, int], str]]]:
@@ -374,6 +394,8 @@ def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random
             _motion_blur(cv, box, z, scene["speed"] * cam["t_exp"])
         if clip_box(*box, width, height) is not None:
             drawn.append((spec, box, state))
+    if scene.get("truck"):
+        drawn = _draw_truck(cv, scene, z_ego, frame, drawn)
     if cam is not None:
         _camera_finish(cv, cam)
         return encode_raw(cv.img, rng), drawn

@@ -291,4 +291,39 @@ def _sample_scene(rng: np.random.Generator, cfg: SynthConfig, n_frames: int,
     }
     if lamp_rng is not None:
         scene["camera"] = _camera_look(lamp_rng, scene, n_frames)
+        if cfg.truck_p > 0:  # its own stream: nothing else a seed draws changes
+            scene["truck"] = _sample_truck(rng.spawn(1)[0], cfg, n_frames)
     return scene
+
+
+#: A truck's rear (m): width, height; and its lateral offset in the next lane.
+TRUCK_W, TRUCK_H, LANE_W = 2.5, 3.8, 3.5
+
+
+def _sample_truck(rng: np.random.Generator, cfg: SynthConfig, n_frames: int) -> dict[str, Any] | None:
+    """Draw a truck 8-14 m ahead that merges from the next lane into the ego lane, stays 0.5-2 s, and leaves.
+
+    Returns None (no truck this drive) with probability ``1 - truck_p``. Lateral position over time:
+    :func:`truck_x`.
+    """
+    here, z, side = float(rng.random()), float(rng.uniform(8.0, 14.0)), float(rng.choice([-1.0, 1.0]))
+    move, stay = float(rng.uniform(1.0, 2.0)), float(rng.uniform(0.5, 2.0))
+    length = n_frames * cfg.frame_interval_s
+    t0 = float(rng.uniform(0.0, max(0.0, length - 2 * move - stay)))
+    if here >= cfg.truck_p:
+        return None
+    return {"z": z, "side": side, "t0": t0, "move": move, "stay": stay, "color": (700.0, 720.0, 760.0),
+            "frame_interval_s": cfg.frame_interval_s}
+
+
+def truck_x(truck: dict[str, Any], t: float) -> float:
+    """Lateral position (m) of the truck's centre at drive time ``t``: next lane -> ego lane -> next lane."""
+    off = truck["side"] * LANE_W
+    t0, move, stay = truck["t0"], truck["move"], truck["stay"]
+    if t <= t0 or t >= t0 + 2 * move + stay:
+        return off
+    if t < t0 + move:
+        return off * (1.0 - (t - t0) / move)
+    if t <= t0 + move + stay:
+        return 0.0
+    return off * (t - t0 - move - stay) / move

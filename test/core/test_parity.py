@@ -154,3 +154,45 @@ def test_lean_state_output_equals_ultralytics_on_the_same_export(tmp_path):
         states = [split_label(d.label)[1] for d in got]
         # agnostic: the green duplicate of the red light is suppressed; class-aware NMS keeps both
         assert states.count("green") == (1 if agnostic else 2) and "red_yellow" in states and "off" in states
+
+
+@pytest.mark.parametrize("nms", [None, False])
+def test_lean_yolo26_export_matches_ultralytics_predict(tmp_path, nms):
+    """A YOLO26n export through the lean runtime, as ultralytics 8.4 writes it: by default the one-to-many raw
+    output (then NMS), with ``nms=False`` the end-to-end one (top boxes of the one-to-one branch, no NMS).
+
+    The model is constructed (untrained, its class branches perturbed from the suite's seed so that scores do not
+    tie), so the compared boxes do not depend on any training; the threshold is derived from its own scores as
+    for the trained model.
+    """
+    import torch
+    from ultralytics import YOLO
+
+    from test.model_factory import make_untrained_pt, write_tiny_yolo_dataset
+
+    pt = make_untrained_pt(tmp_path / "yolo26n.pt", cfg="yolo26n.yaml")
+    ckpt = torch.load(pt, weights_only=False)
+    with torch.random.fork_rng(), torch.no_grad():  # spread the untrained scores: no ties at the threshold
+        torch.manual_seed(seed(0))
+        head = ckpt["model"].model[-1]
+        for branch in (head.cv3, head.one2one_cv3):
+            for p in branch.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+    torch.save(ckpt, pt)
+    onnx = YOLO(str(pt)).export(format="onnx", imgsz=IMGSZ, **({} if nms is None else {"nms": nms}))
+    images = tuple(sorted((write_tiny_yolo_dataset(tmp_path / "data", n_train=1, n_val=4, size=IMGSZ).parent
+                           / "images" / "val").glob("*.png")))
+    conf = derived_conf(str(onnx), images)
+    det = TrafficLightDetector(DetectorConfig(model=str(onnx), imgsz=IMGSZ, conf=conf, iou=0.45))
+    assert det.backend == "onnxruntime" and det.model.end2end == (nms is False)
+    total = 0
+    for frame in frames(images):
+        xyxy, scores, cls = reference(onnx, frame, True, conf)
+        got = det.predict_boxes(frame)
+        order = np.argsort(-scores, kind="stable")
+        assert len(got) == len(scores)
+        np.testing.assert_array_equal(got.classes, cls[order])
+        np.testing.assert_allclose(got.xyxy, xyxy[order], atol=1.0)
+        np.testing.assert_allclose(got.scores, scores[order], atol=1e-3)
+        total += len(got)
+    assert total >= MIN_BOXES

@@ -387,6 +387,8 @@ def response_loss(
         l_cls = _weighted_mean(l2, weights)
     else:
         raise ValueError(f"response cls_form must be 'bce' or 'l2', got {cls_form!r}")
+    if lam == 1.0:  # class KD only: the box distributions are not read (they may differ in bins, or be absent)
+        return l_cls, l_cls, l_cls.new_zeros(())
     l_reg = _weighted_mean(dfl_kl(student_dfl, teacher_dfl, temperature), weights)
     return lam * l_cls + (1 - lam) * l_reg, l_cls, l_reg
 

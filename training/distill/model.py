@@ -22,7 +22,7 @@ from torch import nn
 from ultralytics.nn.distill_model import DistillationModel
 from ultralytics.nn.modules.head import Detect
 from ultralytics.nn.tasks import load_checkpoint
-from ultralytics.utils.tal import make_anchors
+from ultralytics.utils.tal import dist2bbox, make_anchors
 
 from training.distill import losses
 from training.distill.config import freeze_terms
@@ -54,7 +54,7 @@ def check_pair(teacher: nn.Module, student: nn.Module, teacher_name: str = "teac
         teacher_name (str): How to name the teacher in errors (its path).
 
     Raises:
-        ValueError: Different class names or nc, numbers of levels, strides or DFL bins.
+        ValueError: Different class names or nc, numbers of levels or strides.
     """
     td, sd = _detect(teacher), _detect(student)
     tn, sn = _names(teacher), _names(student)
@@ -67,8 +67,44 @@ def check_pair(teacher: nn.Module, student: nn.Module, teacher_name: str = "teac
         raise ValueError(f"{teacher_name}: teacher has {td.nl} detection levels, student {sd.nl}; expected equal")
     if not torch.equal(td.stride.float().cpu(), sd.stride.float().cpu()):
         raise ValueError(f"{teacher_name}: teacher strides {td.stride.tolist()} vs student {sd.stride.tolist()}")
-    if td.reg_max != sd.reg_max:
-        raise ValueError(f"{teacher_name}: teacher reg_max {td.reg_max} vs student {sd.reg_max}; expected equal")
+    # DFL bins (reg_max) may differ: terms that compare the bins themselves are refused per term (dfl_refusal)
+
+
+def dfl_refusal(terms: dict[str, dict], teacher_reg_max: int, student_reg_max: int) -> str | None:
+    """Return why an enabled term cannot run with these heads' DFL bins, or None when every term can.
+
+    ``ld`` and the box part of ``response`` compare the teacher's and the student's distributions over the
+    ``reg_max`` bins of each box side; a head with ``reg_max`` 1 (YOLO26) regresses the distances directly and
+    has no distribution, and heads with different bins have nothing to compare bin by bin. Box KD on decoded
+    boxes (``bckd``'s IoU term) and every feature and class term work whatever the bins.
+    """
+    if teacher_reg_max == student_reg_max and student_reg_max > 1:
+        return None
+    why = ("the student's head has reg_max 1 (no DFL distribution: YOLO26)" if student_reg_max == 1 else
+           f"the teacher's head has {teacher_reg_max} DFL bins and the student's {student_reg_max}")
+    if teacher_reg_max == 1 and student_reg_max > 1:
+        why = "the teacher's head has reg_max 1 (no DFL distribution: YOLO26)"
+    for name, cfg in terms.items():
+        spec = TERMS.get(name)
+        if spec is not None and spec.dfl_bins is not None and spec.dfl_bins(cfg):
+            hint = " or set lam: 1.0 (class KD only)" if name == "response" else ""
+            return (f"distill.terms.{name}: compares the DFL box distributions of teacher and student, but {why}; "
+                    f"drop it{hint}, and use 'bckd' (IoU of decoded boxes) for box KD")
+    return None
+
+
+def decode_boxes(dist: torch.Tensor, anchor_points: torch.Tensor, reg_max: int) -> torch.Tensor:
+    """(B, A, 4) xyxy boxes in grid units from a head's (B, 4 * reg_max, A) box output (as ultralytics decodes).
+
+    With ``reg_max`` > 1 each side is the expectation of its softmax over the bins; with 1 the output is the
+    distance itself (YOLO26).
+    """
+    d = dist.permute(0, 2, 1)
+    if reg_max > 1:
+        b, a, _ = d.shape
+        proj = torch.arange(reg_max, dtype=d.dtype, device=d.device)
+        d = d.view(b, a, 4, reg_max).softmax(3).matmul(proj)
+    return dist2bbox(d, anchor_points, xywh=False)
 
 
 def fit_anchors(wh: np.ndarray, n_levels: int = 3, per_level: int = 3, iters: int = 50, seed: int = 0) -> list:
@@ -192,6 +228,10 @@ class KDDistillationModel(DistillationModel):
                 raise FileNotFoundError(f"teacher checkpoint not found: {teacher_model}")
             teacher_model = load_checkpoint(teacher_model)[0]
         check_pair(teacher_model, student_model, name)
+        refusal = dfl_refusal({t.name: t.as_dict() for t in kd_terms}, _detect(teacher_model).reg_max,
+                              _detect(student_model).reg_max)
+        if refusal:
+            raise ValueError(f"{name}: {refusal}")
         super().__init__(teacher_model, student_model)
         self.kd_terms = kd_terms
         self.kd_progress = {"epoch": 0, "epochs": 1, "iteration": 0, "total_iterations": 1, "batches": 1}
@@ -296,15 +336,16 @@ class KDDistillationModel(DistillationModel):
         return total
 
     def _student_criterion(self) -> Any:
-        """Return the student's v8DetectionLoss (created on first use, as ultralytics does)."""
+        """Return the student's criterion: v8DetectionLoss, or E2ELoss for an end-to-end head (created on first use)."""
         student = self.student_model
         if getattr(student, "criterion", None) is None:
             student.criterion = student.init_criterion()
         return student.criterion
 
-    def _decode(self, crit: Any, head: dict, anchor_points: torch.Tensor) -> torch.Tensor:
-        """(B, A, 4) xyxy boxes in grid units from a head's DFL logits."""
-        return crit.bbox_decode(anchor_points, head["boxes"].permute(0, 2, 1).contiguous())
+    def _decode(self, head: dict, anchor_points: torch.Tensor, which: str) -> torch.Tensor:
+        """(B, A, 4) xyxy boxes in grid units from the student's (``s``) or teacher's (``t``) head, its own bins."""
+        model = self.student_model if which == "s" else self.teacher_model
+        return decode_boxes(head["boxes"], anchor_points, _detect(model).reg_max)
 
     def kd_losses(self, ctx: KDContext) -> dict[str, torch.Tensor]:
         """Raw (unweighted) value of every enabled term that adds a loss, on one batch."""
@@ -340,22 +381,30 @@ class KDDistillationModel(DistillationModel):
         self._student_feats.clear()
         t_feats, t_head = self._teacher_outputs(img)
         crit = self._student_criterion()
-        anchor_points, stride_tensor = make_anchors(s_head["feats"], crit.stride, 0.5)
+        # an end-to-end head (YOLO26) trains a one-to-many and a one-to-one branch, each with its own assigner;
+        # the KD terms read the one-to-many branch, as ultralytics' own distillation does
+        o2m = getattr(crit, "one2many", crit)
+        anchor_points, stride_tensor = make_anchors(s_head["feats"], o2m.stride, 0.5)
         ctx = KDContext(self, batch, img, s_feats, t_feats, s_head, t_head,
-                        decode=lambda head: self._decode(crit, head, anchor_points))
+                        decode=lambda head: self._decode(head, anchor_points, "s" if head is s_head else "t"))
         alpha = 0.0
         if self.term("lad") is not None:
             alpha = min(1.0, self.term("lad")["weight"] * self.factor("lad"))
-        seam = AssignmentSeam(crit.assigner)
-        if alpha > 0:  # the teacher's decoded predictions only when the assignment uses them
-            seam = AssignmentSeam(crit.assigner, t_head["scores"].permute(0, 2, 1).sigmoid(),
-                                  ctx.t_boxes * stride_tensor, alpha)
-        crit.assigner = seam
+        branches = [o2m] + ([crit.one2one] if hasattr(crit, "one2one") else [])
+        seams = []
+        for branch in branches:  # LAD blends the teacher into every branch's assignment
+            if alpha > 0:  # the teacher's decoded predictions only when the assignment uses them
+                seams.append(AssignmentSeam(branch.assigner, t_head["scores"].permute(0, 2, 1).sigmoid(),
+                                            ctx.t_boxes * stride_tensor, alpha))
+            else:
+                seams.append(AssignmentSeam(branch.assigner))
+            branch.assigner = seams[-1]
         try:
             regular, items = self.student_model.loss(batch, preds)
         finally:
-            crit.assigner = seam.assigner
-        ctx.fg_mask, ctx.target_scores = seam.fg_mask, seam.target_scores
+            for branch, seam in zip(branches, seams, strict=True):
+                branch.assigner = seam.assigner
+        ctx.fg_mask, ctx.target_scores = seams[0].fg_mask, seams[0].target_scores
         raw = self.kd_losses(ctx)
         if raw:
             weighted = torch.stack([raw[t.name] * (t["weight"] * self.factor(t.name)) for t in self.kd_terms

@@ -146,6 +146,8 @@ class TermSpec:
         compute: ``(KDContext, TermSettings) -> scalar`` raw term value, or None (acts elsewhere).
         formula: One-line formula for the docs.
         source: Paper and where the default comes from.
+        dfl_bins: ``settings -> bool``: whether the term compares the teacher's and student's DFL box
+            distributions bin by bin with these settings (then both heads need the same ``reg_max`` > 1).
     """
 
     name: str
@@ -155,6 +157,7 @@ class TermSpec:
     compute: Callable[[KDContext, TermSettings], torch.Tensor] | None = None
     formula: str = ""
     source: str = ""
+    dfl_bins: Callable[[TermSettings], bool] | None = None
 
     def all_defaults(self) -> dict[str, Any]:
         """Return the common keys overlaid with the term's own defaults."""
@@ -216,6 +219,7 @@ TERMS: dict[str, TermSpec] = {
             _response,
             "lam * KL_bin(t, s) summed / sum sigmoid(t) + (1 - lam) * KL_dfl(t, s) on weighted locations",
             "Cheng 2023 (integrated KD: coupled-head student, task weight lam); cls_form l2 = the paper's L2",
+            dfl_bins=lambda cfg: cfg["lam"] < 1.0,
         ),
         TermSpec(
             "ld", "ld_loss",
@@ -224,6 +228,7 @@ TERMS: dict[str, TermSpec] = {
             _ld,
             "KL(softmax(t/T), softmax(s/T)) T^2 on the DFL bins, mean over bins, on weighted locations",
             "Zheng et al., CVPR 2022 (T = 10, positive locations)",
+            dfl_bins=lambda cfg: True,
         ),
         TermSpec(
             "bckd", "bckd_loss",

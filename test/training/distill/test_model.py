@@ -186,3 +186,55 @@ def test_fit_anchors_kmeans_sorted_per_level():
     assert anchors[0][0] == pytest.approx([4, 10], abs=1) and anchors[2][0] == pytest.approx([40, 90], abs=2)
     with pytest.raises(ValueError, match="at least 9"):
         fit_anchors(wh[:5])
+
+
+# ------------------------------------------------------------------ YOLO26 (end-to-end head, reg_max 1) and YOLO11
+YOLO26_TERMS = {"fgfi": {"weight": 1.0, "warmup_epochs": 0.0}, "response": {"lam": 1.0}, "bckd": {}, "native": {},
+                "lad": {"schedule": "constant"}}
+
+
+@pytest.mark.parametrize("reg_max", [16, 1])
+def test_box_decoding_equals_ultralytics_for_dfl_and_direct_heads(reg_max):
+    from ultralytics.utils.loss import v8DetectionLoss
+    from ultralytics.utils.tal import make_anchors
+
+    from training.distill.model import decode_boxes
+
+    student = _student("yolov5n.yaml" if reg_max == 16 else "yolo26n.yaml")
+    crit = v8DetectionLoss(student)
+    feats = [torch.zeros(1, 8, s, s) for s in (8, 4, 2)]
+    anchors, _ = make_anchors(feats, crit.stride, 0.5)
+    torch.manual_seed(0)
+    dist = torch.randn(2, 4 * reg_max, anchors.shape[0]) * 3
+    ref = crit.bbox_decode(anchors, dist.permute(0, 2, 1).contiguous())
+    assert torch.allclose(decode_boxes(dist, anchors, reg_max), ref, atol=1e-5)
+
+
+def test_terms_that_compare_dfl_bins_are_refused_naming_the_term_and_why(tmp_path):
+    from training.distill.model import dfl_refusal
+
+    assert dfl_refusal({"ld": {}}, 16, 16) is None
+    assert dfl_refusal({"bckd": {}, "fgfi": {}, "native": {}, "lad": {}, "response": {"lam": 1.0}}, 16, 1) is None
+    assert "distill.terms.ld" in dfl_refusal({"ld": {}}, 16, 1) and "reg_max 1" in dfl_refusal({"ld": {}}, 16, 1)
+    assert "lam: 1.0" in dfl_refusal({"response": {"lam": 0.5}}, 16, 1)
+    assert "16 DFL bins and the student's 8" in dfl_refusal({"ld": {}}, 16, 8)
+    teacher = make_untrained_pt(tmp_path / "t.pt", cfg=TEACHER)
+    with pytest.raises(ValueError, match=r"t\.pt: distill\.terms\.ld: .*use 'bckd'"):
+        KDDistillationModel(teacher, _student("yolo26n.yaml"), {"ld": {}})
+
+
+@pytest.mark.parametrize(("teacher_cfg", "student_cfg"), [("yolo26s.yaml", "yolo26n.yaml"),
+                                                          ("yolov5s.yaml", "yolo26n.yaml"),
+                                                          ("yolo11s.yaml", "yolo11n.yaml")])
+def test_a_training_step_for_yolo26_and_yolo11_students(tmp_path, teacher_cfg, student_cfg):
+    teacher = make_untrained_pt(tmp_path / "t.pt", cfg=teacher_cfg)
+    terms = YOLO26_TERMS if student_cfg.startswith("yolo26") else ALL_TERMS
+    model = KDDistillationModel(teacher, _student(student_cfg), terms).train()
+    loss, items = model(_batch())
+    assert torch.isfinite(loss).all() and loss.requires_grad
+    for column in ("fgfi_loss", "resp_loss", "bckd_loss", "dis_loss"):
+        assert items[column].item() > 0, column
+    crit = model.student_model.criterion
+    branches = [crit.one2many, crit.one2one] if hasattr(crit, "one2one") else [crit]
+    assert (len(branches) == 2) == student_cfg.startswith("yolo26")  # an end-to-end head has both branches
+    assert not any(isinstance(b.assigner, AssignmentSeam) for b in branches)  # every assigner restored

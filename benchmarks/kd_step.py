@@ -33,6 +33,9 @@ from training.distill.model import KDDistillationModel
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", default="n:l,s:l", help="student:teacher scales, comma separated")
+    p.add_argument("--family", choices=tuple(FAMILIES), default="yolov5",
+                   help="model family of both (yolo26: end-to-end head without DFL; pair it with a config whose "
+                        "terms work there, e.g. training/configs/ours_yolo26.yaml)")
     p.add_argument("--imgsz", type=int, default=640, help="square input size")
     p.add_argument("--batch", type=int, default=2, help="images per step")
     p.add_argument("--steps", type=int, default=3, help="measured repetitions per pair (after one warm-up)")
@@ -48,9 +51,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(scale: str, imgsz: int, scheme: str = DEFAULT_SCHEME) -> DetectionModel:
+#: Model families: the yaml prefix of a scale (ultralytics 8.4 names them yolov5n.yaml, yolo11n.yaml, yolo26n.yaml).
+FAMILIES = {"yolov5": "yolov5", "yolo11": "yolo11", "yolo26": "yolo26"}
+
+
+def build(scale: str, imgsz: int, scheme: str = DEFAULT_SCHEME, family: str = "yolov5") -> DetectionModel:
     names = class_names(scheme)
-    m = DetectionModel(f"yolov5{scale}.yaml", nc=len(names), verbose=False)
+    m = DetectionModel(f"{FAMILIES[family]}{scale}.yaml", nc=len(names), verbose=False)
     m.names = names
     m.args = get_cfg(overrides={"imgsz": imgsz, "close_mosaic": 0})
     return m
@@ -81,10 +88,11 @@ def timed(fn) -> float:
 
 def bench_pair(student_scale: str, teacher_scale: str, args, terms: dict, tmp: Path) -> dict:
     teacher_path = tmp / f"teacher_{teacher_scale}.pt"  # not yolov5l.pt: ultralytics would fetch it
-    torch.save({"model": build(teacher_scale, args.imgsz, args.classes).half(), "train_args": {}}, teacher_path)
+    torch.save({"model": build(teacher_scale, args.imgsz, args.classes, args.family).half(), "train_args": {}},
+               teacher_path)
     batch = make_batch(args.batch, args.imgsz, args.device, len(class_names(args.classes)))
-    plain = build(student_scale, args.imgsz, args.classes).to(args.device).train()
-    kd_student = build(student_scale, args.imgsz, args.classes)
+    plain = build(student_scale, args.imgsz, args.classes, args.family).to(args.device).train()
+    kd_student = build(student_scale, args.imgsz, args.classes, args.family)
     kd_student.load_state_dict(plain.state_dict())
     kd = KDDistillationModel(teacher_path, kd_student, terms).to(args.device).train()
     teacher = kd.teacher_model
@@ -141,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_pair(s, t, args, terms, Path(tmp)))
     out = {
         "figure": "kd-step", "goal": "<= 1.10", "imgsz": args.imgsz, "batch": args.batch, "device": args.device,
-        "torch_threads": torch.get_num_threads(), "config": args.config, "classes": args.classes, "results": results,
+        "torch_threads": torch.get_num_threads(), "config": args.config, "classes": args.classes,
+        "family": args.family, "results": results,
     }
     path = Path(args.out)
     atomic_write_json(path, out)

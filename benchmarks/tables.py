@@ -29,6 +29,7 @@ NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 # the same figures with the relevance_state classes (10): kd-gain's state profile, the node and kd-step
 KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
 STATE_SCHEME = "state_scheme.json"
+KD_STEP_YOLO26 = "kd_step_yolo26.json"
 SIGNAL = "signal_revision.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
@@ -237,10 +238,12 @@ def cost_figures() -> str:
                      f"{conv['parallel_ips_median']:.1f} in parallel)",
                      "met" if conv["ratio_median"] >= 0.8 else "**not met**"])
     step = result("kd_step.json")
-    for fig in (step, result(KD_STEP_STATE)):
+    for fig in (step, result(KD_STEP_STATE), result(KD_STEP_YOLO26)):
         for r in (fig or {}).get("results", []):
             classes = "" if fig.get("classes", "relevance") == "relevance" else f", {fig['classes']} classes"
-            rows.append([f"kd-step {r['pair']} (all terms of {Path(fig['config']).name}{classes})", "<= 1.10",
+            family = "" if fig.get("family", "yolov5") == "yolov5" else f"{fig['family']} "
+            rows.append([f"kd-step {family}{r['pair']} (all terms of {Path(fig['config']).name}{classes})",
+                         "<= 1.10",
                          f"{r['ratio']:.3f} (peak RSS {r['peak_rss_mb_plain_teacher']:.0f} -> "
                          f"{r['peak_rss_mb_after_kd']:.0f} MB)", "met" if r["ratio"] <= 1.10 else "**not met**"])
     if step is None:

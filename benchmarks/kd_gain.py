@@ -274,6 +274,41 @@ def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen
     return raw2
 
 
+#: The light states whose recall a relevance_state run reports (training/state_metrics.py).
+STATE_KEYS = ("red", "yellow", "red_yellow", "green", "off")
+
+
+def state_figures(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, Any] | None:
+    """Per arm, the mean over seeds of state accuracy and recall per state (percent), and the red->green counts.
+
+    None when the runs carry no state metrics (a ``relevance`` model). The rare states (yellow, red_yellow, off)
+    are reported apart from the mAP the arms are chosen on, as the protocol asks.
+    """
+    out = {}
+    for m in methods:
+        runs = [r for r in rows if r.get("method") == m and r.get("state_accuracy") is not None]
+        if not runs:
+            continue
+
+        def mean(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
+            vals = [r[key] for r in runs if r.get(key) is not None]
+            return round(100.0 * statistics.fmean(vals), 2) if vals else None
+
+        out[m] = {"seeds": len(runs), "state_accuracy": mean("state_accuracy"),
+                  "recall": {s: mean(f"{s}_recall") for s in STATE_KEYS},
+                  "red_to_green": sum(int(r.get("red_to_green") or 0) for r in runs),
+                  "red_yellow_to_green": sum(int(r.get("red_yellow_to_green") or 0) for r in runs)}
+    teacher = [r for r in rows if r.get("role") == "teacher" and r.get("state_accuracy") is not None]
+    if teacher:
+        out["teacher"] = {"seeds": len(teacher),
+                          "state_accuracy": round(100.0 * statistics.fmean(r["state_accuracy"] for r in teacher), 2),
+                          "recall": {s: round(100.0 * statistics.fmean(r.get(f"{s}_recall") or 0.0 for r in teacher), 2)
+                                     for s in STATE_KEYS},
+                          "red_to_green": sum(int(r.get("red_to_green") or 0) for r in teacher),
+                          "red_yellow_to_green": sum(int(r.get("red_yellow_to_green") or 0) for r in teacher)}
+    return out or None
+
+
 def run_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace, only: set[str]) -> dict[str, Any]:
     """Train (or find) the runs ``only`` of one scene set; return run_experiment's result."""
     from training.experiment import run_experiment
@@ -306,6 +341,8 @@ def tuning_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace) -> dict
                   picked)
     out = {"data_seed": exp.data.seed, "experiment_dir": str(exp_dir), "finalists": final, **fig,
            "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+    if (state := state_figures(result["runs"], list(exp.methods))) is not None:
+        out["state"] = state
     if args.spread:
         out["spread"] = spread_figures(test, fig["D_ours"])
     return out
@@ -327,8 +364,11 @@ def second_set(raw: dict[str, Any], exp_dir: Path, args: argparse.Namespace, cho
     result = run_set(exp2, exp2_dir, args, {r.name for r in plan_runs(exp2)})
     test = {m: v for m in exp2.methods if (v := per_seed(result["runs"], m))}
     teacher = statistics.fmean(100.0 * r["map50_95"] for r in result["runs"] if r["role"] == "teacher")
-    return {"data_seed": args.second_data_seed, "experiment_dir": str(exp2_dir), **figures(test, {}, teacher, chosen),
-            "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+    out = {"data_seed": args.second_data_seed, "experiment_dir": str(exp2_dir), **figures(test, {}, teacher, chosen),
+           "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+    if (state := state_figures(result["runs"], list(exp2.methods))) is not None:
+        out["state"] = state
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -288,6 +288,28 @@ def signal_figures() -> str:
             f"{cost['lights']} lights: median {cost['median_us']:.0f} us per frame (p95 {cost['p95_us']:.0f}).\n")
 
 
+def kd_gain_state_recall(name: str = KD_GAIN_STATE) -> str:
+    """Render state accuracy and recall per state of each arm on both scene sets (the rare states apart)."""
+    fig = result(name)
+    if fig is None or "state" not in fig:
+        return "*(no state figures: run benchmarks/kd_gain.py with the relevance_state profile)*\n"
+    rows = []
+    for label, body in (("tuning", fig), ("second", fig.get("second_set") or {})):
+        chosen = set((body.get("chosen") or fig.get("chosen") or {}).values())
+        for arm, st in (body.get("state") or {}).items():
+            if arm not in chosen | {"baseline", "teacher"}:
+                continue
+            rec = st["recall"]
+            rows.append([label, arm, str(st["seeds"]), f"{st['state_accuracy']:.1f}",
+                         *[("-" if rec[s] is None else f"{rec[s]:.1f}") for s in ("red", "green", "yellow",
+                                                                                 "red_yellow", "off")],
+                         f"{st['red_to_green']}, {st['red_yellow_to_green']}"])
+    return md_table(["scene set", "arm", "seeds", "state accuracy (matched lights)", "red recall", "green recall",
+                     "yellow recall", "red_yellow recall", "off recall", "red->green, red_yellow->green (all seeds)"],
+                    rows) + (f"\nPercent, held-out split at the nodes' conf 0.25, mean over seeds; rare states are "
+                             f"yellow, red_yellow and off; `docs/results/{name}`.\n")
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "cost-figures": cost_figures,
     "kd-gain-summary": kd_gain_summary,
@@ -299,6 +321,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "state-scheme": state_scheme,
     "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
     "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
+    "kd-gain-state-recall": kd_gain_state_recall,
     "fastdds-profiles": fastdds_profiles,
     "signal-figures": signal_figures,
 }

@@ -224,7 +224,8 @@ def signal_lines(run: Path, out: Path, signal: Mapping[str, Any] | None) -> list
                 for s in ("red", "yellow", "red_yellow", "green"))
             lines.append(f"| {role} | {side} | {num(m['accuracy'], '.3f')} | {num(m['spurious_per_minute'])} | "
                          f"{m['red_to_green']} | {m['red_yellow_to_green']} | {delays} |")
-    lines += ["", _link(run / signal["timeline"], out, "signal timeline (truth, raw, revised)", image=True)]
+    if signal.get("timeline"):
+        lines += ["", _link(run / signal["timeline"], out, "signal timeline (truth, raw, revised)", image=True)]
     return lines
 
 

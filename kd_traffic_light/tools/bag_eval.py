@@ -425,7 +425,12 @@ def signal_report(args: argparse.Namespace, saver: OverlaySaver) -> dict:
         panels.append({"name": f"{role} ({args.truth.name})", "times": times, "truth": truth, "raw": raw,
                        "revised": revised})
     out["frames"] = len(frames)
-    out["timeline"] = plot_timelines(panels, args.out / "signal_timeline.png").name
+    try:
+        out["timeline"] = plot_timelines(panels, args.out / "signal_timeline.png").name
+    except ImportError as exc:  # the runtime-only venv has no matplotlib: the figures stand without the picture
+        out["timeline"] = None
+        print(f"bag_eval: warning: no signal_timeline.png ({exc}; install matplotlib for it)", file=sys.stderr,
+              flush=True)
     atomic_write_json(args.out / "signal.json", out)
     return out
 

@@ -73,7 +73,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def node_commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
     """Return the command line of every process, keyed by role (student, teacher, comparison, replay).
 
-    With overlays the replay also waits for ``<out>/logs/replay.start`` (:data:`START_FILE`).
+    With overlays or ``--truth`` the replay also waits for ``<out>/logs/replay.start`` (:data:`START_FILE`), created
+    once this process' listener has matched every publisher it records.
     """
     py = [sys.executable, "-m"]
     cmds = {}
@@ -97,7 +98,7 @@ def node_commands(args: argparse.Namespace, out: Path) -> dict[str, list[str]]:
         "--wait-subscribers", "2" if args.no_video else "3",
         # bag_eval decides first (see _await_playback); the replay's own limit only ends an orphaned replay
         "--wait-timeout", str(args.startup_timeout + DISCOVERY_S + 30)]
-    if not args.no_video:
+    if not args.no_video or args.truth:  # the listener in this process must hear the first frame's results
         cmds["replay"] += ["--start-file", str(out.resolve() / "logs" / START_FILE)]
     return cmds
 
@@ -340,7 +341,8 @@ def _await_playback(procs: dict[str, subprocess.Popen], saver: OverlaySaver | No
         if time.monotonic() > deadline:
             missing = []
             if saver is not None and not saver.ready():
-                missing.append(f"the overlay saver has not matched the comparison's publisher {OVERLAY_TOPIC}")
+                missing.append("this process' listener has not matched every publisher it records (the "
+                               f"comparison's {OVERLAY_TOPIC}, the detectors' signals and detections)")
             waiting = [ln for ln in processes.read_log(logs / "replay.log").splitlines() if "waiting for: " in ln]
             if waiting:
                 missing.append("the replay is " + waiting[-1].split("]: ", 1)[-1])

@@ -21,7 +21,7 @@ drives it frame by frame; its settings are :class:`~kd_traffic_light.core.config
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -45,10 +45,8 @@ class Track:
     last_t: float
     velocity: tuple[float, float] = (0.0, 0.0)
     group: str | None = None  # what the detection that started it was (its relevance): only the same continues it
-    hits: int = 1
     confirmed: bool = False
     detection: Detection | None = None  # this frame's detection; None while the track coasts
-    history: list[tuple[float, Detection | None]] = field(default_factory=list)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -129,20 +127,14 @@ class LightTracker:
                 continue
             self._match(self.tracks[r], dets[c], t)
             matched_dets.add(int(c))
-        for tr in self.tracks:
-            if tr.detection is None:
-                tr.history.append((t, None))
         self.tracks = [tr for tr in self.tracks if t - tr.last_t <= p.track_death_s]
         for i, det in enumerate(dets):
             if i not in matched_dets:
                 self.tracks.append(self._birth(det, t, None if groups is None else groups[i]))
-        for tr in self.tracks:
-            del tr.history[:-64]  # bounded memory; the state filter keeps what it needs itself
         return list(self.tracks)
 
     def _birth(self, det: Detection, t: float, group: str | None) -> Track:
-        tr = Track(id=self._next_id, box=det.xyxy, first_t=t, last_t=t, group=group, detection=det,
-                   history=[(t, det)])
+        tr = Track(id=self._next_id, box=det.xyxy, first_t=t, last_t=t, group=group, detection=det)
         self._next_id += 1
         tr.confirmed = self.cfg.track_birth_s <= 0.0
         return tr
@@ -154,8 +146,6 @@ class LightTracker:
             a = _VELOCITY_SMOOTHING
             tr.velocity = ((1 - a) * tr.velocity[0] + a * (nx - ox) / dt, (1 - a) * tr.velocity[1] + a * (ny - oy) / dt)
         tr.box, tr.last_t, tr.detection = det.xyxy, t, det
-        tr.hits += 1
-        tr.history.append((t, det))
         if not tr.confirmed and t - tr.first_t >= self.cfg.track_birth_s - 1e-9:
             tr.confirmed = True
 

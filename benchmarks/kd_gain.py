@@ -278,35 +278,29 @@ def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen
 STATE_KEYS = ("red", "yellow", "red_yellow", "green", "off")
 
 
+def _state_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over ``runs`` of state accuracy and recall per state (percent), and their summed red->green counts."""
+
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in runs if r.get(key) is not None]
+        return round(100.0 * statistics.fmean(vals), 2) if vals else None
+
+    return {"seeds": len(runs), "state_accuracy": mean("state_accuracy"),
+            "recall": {s: mean(f"{s}_recall") for s in STATE_KEYS},
+            "red_to_green": sum(int(r.get("red_to_green") or 0) for r in runs),
+            "red_yellow_to_green": sum(int(r.get("red_yellow_to_green") or 0) for r in runs)}
+
+
 def state_figures(rows: list[dict[str, Any]], methods: list[str]) -> dict[str, Any] | None:
-    """Per arm, the mean over seeds of state accuracy and recall per state (percent), and the red->green counts.
+    """Per arm and for the teacher, :func:`_state_summary` of its runs; None when no run carries state metrics.
 
-    None when the runs carry no state metrics (a ``relevance`` model). The rare states (yellow, red_yellow, off)
-    are reported apart from the mAP the arms are chosen on, as the protocol asks.
+    None for a ``relevance`` model. The rare states (yellow, red_yellow, off) are reported apart from the mAP the
+    arms are chosen on, as the protocol asks.
     """
-    out = {}
-    for m in methods:
-        runs = [r for r in rows if r.get("method") == m and r.get("state_accuracy") is not None]
-        if not runs:
-            continue
-
-        def mean(key: str, runs: list[dict[str, Any]] = runs) -> float | None:
-            vals = [r[key] for r in runs if r.get(key) is not None]
-            return round(100.0 * statistics.fmean(vals), 2) if vals else None
-
-        out[m] = {"seeds": len(runs), "state_accuracy": mean("state_accuracy"),
-                  "recall": {s: mean(f"{s}_recall") for s in STATE_KEYS},
-                  "red_to_green": sum(int(r.get("red_to_green") or 0) for r in runs),
-                  "red_yellow_to_green": sum(int(r.get("red_yellow_to_green") or 0) for r in runs)}
-    teacher = [r for r in rows if r.get("role") == "teacher" and r.get("state_accuracy") is not None]
-    if teacher:
-        out["teacher"] = {"seeds": len(teacher),
-                          "state_accuracy": round(100.0 * statistics.fmean(r["state_accuracy"] for r in teacher), 2),
-                          "recall": {s: round(100.0 * statistics.fmean(r.get(f"{s}_recall") or 0.0 for r in teacher), 2)
-                                     for s in STATE_KEYS},
-                          "red_to_green": sum(int(r.get("red_to_green") or 0) for r in teacher),
-                          "red_yellow_to_green": sum(int(r.get("red_yellow_to_green") or 0) for r in teacher)}
-    return out or None
+    rows = [r for r in rows if r.get("state_accuracy") is not None]
+    groups = {m: [r for r in rows if r.get("method") == m] for m in methods}
+    groups["teacher"] = [r for r in rows if r.get("role") == "teacher"]
+    return {name: _state_summary(runs) for name, runs in groups.items() if runs} or None
 
 
 def run_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace, only: set[str]) -> dict[str, Any]:

@@ -216,11 +216,11 @@ class OverlaySaver:
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2DArray, LabelInfo
 
-        from kd_traffic_light.conversions import image_msg_to_bgr
+        from kd_traffic_light.conversions import image_msg_to_bgr, signal_from_msg
 
         self.frames_dir = frames_dir
         self.count = 0
-        self._decode = image_msg_to_bgr
+        self._decode, self._read_signal = image_msg_to_bgr, signal_from_msg
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("bag_eval_overlay_saver", context=self.context)
@@ -266,9 +266,7 @@ class OverlaySaver:
             self.node.get_logger().warning(f"overlay not saved: {exc}")
 
     def _on_signal(self, role: str, msg) -> None:
-        from kd_traffic_light.conversions import signal_from_msg
-
-        self.signals[role][msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec] = signal_from_msg(msg)[0]
+        self.signals[role][msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec] = self._read_signal(msg)[0]
 
     def _on_detections(self, role: str, msg) -> None:
         self.detections[role][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg

@@ -13,6 +13,8 @@ per batch serves every term.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,22 @@ class AssignmentSeam:
         return out
 
 
+@contextmanager
+def one2many_only(head: nn.Module) -> Iterator[None]:
+    """While the context lasts, ``head`` (a Detect) returns its raw one-to-many outputs alone.
+
+    The KD terms read the teacher's raw one-to-many boxes and scores only; the eval-mode head would also decode
+    them and, for an end-to-end head (YOLO26), run its one-to-one branch and top-k post-processing, all thrown
+    away (about half of a YOLO26 head's time). The values are the ones the full forward returns under
+    ``preds["one2many"]``.
+    """
+    head.forward = lambda x: head.forward_head(x, **head.one2many)
+    try:
+        yield
+    finally:
+        del head.forward
+
+
 class KDDistillationModel(DistillationModel):
     """DistillationModel with the product's selectable, combinable, individually weighted and scheduled terms.
 
@@ -270,7 +288,7 @@ class KDDistillationModel(DistillationModel):
             teacher.half()
         x = img.half() if img.device.type == "cuda" else img
         self._teacher_feats.clear()
-        with torch.inference_mode():
+        with torch.inference_mode(), one2many_only(teacher.model[self.teacher_feats_idx[-1]]):
             teacher(x)
         n = len(self.feats_idx) - 1
         if len(self._teacher_feats) != n + 1:

@@ -238,3 +238,19 @@ def test_a_training_step_for_yolo26_and_yolo11_students(tmp_path, teacher_cfg, s
     branches = [crit.one2many, crit.one2one] if hasattr(crit, "one2one") else [crit]
     assert (len(branches) == 2) == student_cfg.startswith("yolo26")  # an end-to-end head has both branches
     assert not any(isinstance(b.assigner, AssignmentSeam) for b in branches)  # every assigner restored
+
+
+@pytest.mark.parametrize("teacher_cfg", ["yolo26s.yaml", "yolov5s.yaml"])
+def test_the_teacher_runs_its_one2many_head_alone_with_the_full_forwards_values(tmp_path, teacher_cfg):
+    teacher = make_untrained_pt(tmp_path / "t.pt", cfg=teacher_cfg)
+    model = KDDistillationModel(teacher, _student("yolo26n.yaml"), YOLO26_TERMS).train()
+    img = _batch()["img"]
+    feats, head = model._teacher_outputs(img)
+    det = model.teacher_model.model[-1]
+    assert "forward" not in vars(det)  # the head is itself again after the call
+    with torch.inference_mode():
+        _, full = model.teacher_model(img)  # eval mode: (decoded, raw dict) from the stock head
+    full = full.get("one2many", full)
+    for key in ("boxes", "scores"):
+        assert torch.equal(head[key], full[key].float()), key
+    assert [f.shape[1] for f in feats] == model.teacher_channels

@@ -53,6 +53,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    "chosen (the tuning set's is the config's data.seed)")
     p.add_argument("--no-spread", dest="spread", action="store_false",
                    help="skip the spread study (baseline with the initialisation and the data order varied apart)")
+    p.add_argument("--reference-student", nargs="+", default=[], metavar="YAML",
+                   help="model yamls whose cost (FLOPs, parameters, their head's) is recorded beside the arms' for "
+                   "the paper's Table 1 (the integrated profile records the decoupled yolov5n.yaml)")
     p.add_argument("--out", default="runs/bench/kd_gain.json", help="JSON result file")
     return p
 
@@ -141,17 +144,23 @@ def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]],
 
     if "baseline" not in test:
         raise ValueError("kd_gain: the experiment has no 'baseline' method")
-    chosen = chosen or {"ours": choose(val, "ours"), "native": choose(val, "native")}
-    ours_arm, native_arm = chosen["ours"], chosen["native"]
+    chosen = chosen or {fam: choose(val, fam) if fam == "ours" or _ranked(val, fam) else None
+                        for fam in ("ours", "native")}
+    ours_arm, native_arm = chosen["ours"], chosen.get("native")
     base = test["baseline"]
-    d_ours, d_native = paired_interval(test[ours_arm], base), paired_interval(test[native_arm], base)
+    d_ours = paired_interval(test[ours_arm], base)
+    d_native = paired_interval(test[native_arm], base) if native_arm else None
     mean = {arm: statistics.fmean(v.values()) for arm, v in test.items() if v}
     gap_den = teacher - mean["baseline"]
     kd_gap = d_ours["mean"] / gap_den if gap_den > 0 and d_ours["mean"] is not None else None
-    dn = d_native["mean"] or 0.0
-    vs_native = d_ours["mean"] is not None and (d_ours["mean"] >= 2 * dn if dn > 0 else d_ours["mean"] > 0)
+    if d_native is None:  # an arm set without native_* (the integrated method): nothing to compare with
+        vs_native = None
+    else:
+        dn = d_native["mean"] or 0.0
+        vs_native = d_ours["mean"] is not None and (d_ours["mean"] >= 2 * dn if dn > 0 else d_ours["mean"] > 0)
     return {
-        "map50_95": {"teacher": teacher, "baseline": base, "ours": test[ours_arm], "native": test[native_arm]},
+        "map50_95": {"teacher": teacher, "baseline": base, "ours": test[ours_arm],
+                     "native": test[native_arm] if native_arm else None},
         "chosen": {"ours": ours_arm, "native": native_arm},
         "arms": test, "val_map50_95": val, "mean_map50_95": mean,
         "D_ours": d_ours, "D_native": d_native,
@@ -159,7 +168,7 @@ def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]],
         "kd_gap": kd_gap, "teacher_minus_baseline": gap_den,
         "goals": {
             "D_ours_ci_excludes_zero": bool(d_ours["excludes_zero"] and d_ours["mean"] > 0 and len(base) >= 3),
-            "D_ours_vs_native": bool(vs_native),
+            "D_ours_vs_native": None if vs_native is None else bool(vs_native),
             "kd_gap_ge_0.4": kd_gap is not None and kd_gap >= 0.4,
         },
     }
@@ -185,9 +194,10 @@ def print_report(fig: dict[str, Any]) -> None:
         print(f"  {arm} - baseline: {_interval(d)} pts")
     gap = "n/a (teacher not above baseline)" if fig["kd_gap"] is None else f"{fig['kd_gap']:.2f}"
     g = fig["goals"]
-    print(f"kd-gain: D_ours ({fig['chosen']['ours']}) {_interval(fig['D_ours'])} pts, D_native "
-          f"({fig['chosen']['native']}) {_interval(fig['D_native'])} pts; goals: CI excludes 0 "
-          f"{g['D_ours_ci_excludes_zero']}, D_ours >= 2 x D_native {g['D_ours_vs_native']}")
+    native = ("no native arm" if fig["D_native"] is None else
+              f"D_native ({fig['chosen']['native']}) {_interval(fig['D_native'])} pts")
+    print(f"kd-gain: D_ours ({fig['chosen']['ours']}) {_interval(fig['D_ours'])} pts, {native}; goals: CI "
+          f"excludes 0 {g['D_ours_ci_excludes_zero']}, D_ours >= 2 x D_native {g['D_ours_vs_native']}")
     print(f"kd-gap: {gap} (teacher - baseline {fig['teacher_minus_baseline']:.2f} pts; goal >= 0.4: "
           f"{g['kd_gap_ge_0.4']})")
 
@@ -269,9 +279,41 @@ def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen
 
     raw2 = copy.deepcopy(raw)
     raw2["data"] = {**raw2["data"], "seed": data_seed}
-    raw2["methods"] = {m: raw["methods"][m] for m in ("baseline", chosen["ours"], chosen["native"])}
+    raw2["methods"] = {m: raw["methods"][m] for m in ("baseline", chosen["ours"], chosen.get("native")) if m}
     raw2["out"] = str(exp_dir.parent / f"{exp_dir.name}_second")
     return raw2
+
+
+#: The integrated-KD paper's Table 1 columns of a model (training/evaluate.py ``model_cost``).
+COST_KEYS = ("gflops", "head_gflops", "params_m", "head_params_m")
+
+
+def arm_costs(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``{arm: cost}`` from the first evaluated run of each method, and the teacher's (``COST_KEYS``)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        key = "teacher" if r.get("role") == "teacher" else r.get("method")
+        if key and key not in out and all(r.get(k) is not None for k in COST_KEYS):
+            out[key] = {k: float(r[k]) for k in COST_KEYS}
+    return out
+
+
+def reference_costs(yamls: list[str], data_yaml: Path, imgsz: int) -> dict[str, dict[str, float]]:
+    """``{yaml stem: cost}`` of untrained models built from ``yamls`` with the data's classes (``COST_KEYS``)."""
+    if not yamls:
+        return {}
+    from ultralytics.nn.tasks import DetectionModel
+
+    import training.distill.heads  # noqa: F401  (registers the coupled head for its yamls)
+    from kd_traffic_light.core.atomic_io import read_yaml
+    from training.evaluate import model_cost
+
+    nc = len(read_yaml(data_yaml)["names"])
+    out = {}
+    for y in yamls:
+        cost = model_cost(DetectionModel(y, nc=nc, verbose=False), imgsz)
+        out[Path(y).stem] = {k: float(cost[k]) for k in COST_KEYS}
+    return out
 
 
 #: The light states whose recall a relevance_state run reports (training/state_metrics.py).
@@ -326,15 +368,19 @@ def tuning_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace) -> dict
           flush=True)
     result = run_set(exp, exp_dir, args, screen | {n for m in set(final) | set(args.also) for n in rest.get(m, ())})
     val = _val_points(exp, exp_dir, result)
-    picked = {fam: choose({m: val[m] for m in final if m in val}, fam) for fam in ("ours", "native")}
-    print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = {picked['native']}",
-          flush=True)
+    final_val = {m: val[m] for m in final if m in val}
+    picked = {fam: choose(final_val, fam) if fam == "ours" or _ranked(final_val, fam) else None
+              for fam in ("ours", "native")}
+    print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = "
+          f"{picked['native'] or 'none (no native_* arm)'}", flush=True)
     test = {m: v for m in exp.methods if (v := per_seed(result["runs"], m))}
     teachers = [100.0 * r["map50_95"] for r in result["runs"] if r["role"] == "teacher"]
     fig = figures({m: v for m, v in test.items() if not m.startswith("spread_")}, val, statistics.fmean(teachers),
                   picked)
     out = {"data_seed": exp.data.seed, "experiment_dir": str(exp_dir), "finalists": final, **fig,
-           "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]}}
+           "train_seconds": {r["name"]: r.get("train_s") for r in result["runs"]},
+           "cost": {**arm_costs(result["runs"]),
+                    **reference_costs(args.reference_student, Path(result["data_yaml"]), exp.eval_imgsz())}}
     if (state := state_figures(result["runs"], list(exp.methods))) is not None:
         out["state"] = state
     if args.spread:
@@ -396,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
            "launcher": args.launcher, "machine": machine(), **tuning_set(exp, exp_dir, args)}
     if exp.data.source == "synth":
         out["second_set"] = second_set(raw, exp_dir, args, out["chosen"], source)
-        out["goals_both_sets"] = {k: bool(v and out["second_set"]["goals"][k]) for k, v in out["goals"].items()}
+        out["goals_both_sets"] = {k: None if v is None else bool(v and out["second_set"]["goals"][k])
+                                  for k, v in out["goals"].items()}
     else:  # the real DTLD is one scene set: no second one to draw (docs/benchmarks.md)
         print(f"kd_gain: data source '{exp.data.source}' has one scene set: no second set, no goal called met",
               flush=True)

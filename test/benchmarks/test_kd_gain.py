@@ -41,13 +41,19 @@ def test_figures_choose_on_val_and_pair_seeds():
     assert set(fig["D_arms"]) == {"ours_a", "ours_b", "native_dis6", "native_dis1"}
 
 
-def test_figures_need_a_baseline_and_both_families():
+def test_figures_need_a_baseline_and_ours_and_take_native_as_optional():
     kd = _kd_gain()
     with pytest.raises(ValueError, match="baseline"):
         kd.figures({"ours_b": TEST["ours_b"]}, VAL, 20.0)
-    with pytest.raises(ValueError, match="native"):
-        kd.figures({k: v for k, v in TEST.items() if not k.startswith("native")},
-                   {k: v for k, v in VAL.items() if not k.startswith("native")}, 20.0)
+    with pytest.raises(ValueError, match="ours"):
+        kd.figures({k: v for k, v in TEST.items() if not k.startswith("ours")},
+                   {k: v for k, v in VAL.items() if not k.startswith("ours")}, 20.0)
+    # an arm set without native_* (the integrated method): D_ours and kd-gap, no native figure and no native goal
+    fig = kd.figures({k: v for k, v in TEST.items() if not k.startswith("native")},
+                     {k: v for k, v in VAL.items() if not k.startswith("native")}, 20.0)
+    assert fig["chosen"]["native"] is None and fig["D_native"] is None and fig["map50_95"]["native"] is None
+    assert fig["goals"]["D_ours_vs_native"] is None
+    assert fig["D_ours"] == kd.figures(TEST, VAL, 20.0)["D_ours"]
 
 
 def test_quick_profile_is_a_valid_experiment_with_paired_seeds():
@@ -159,3 +165,22 @@ def test_spread_study_varies_the_order_and_the_initialisation_apart():
     assert fig["baseline_sd"] == {"order_only": pytest.approx(1.0), "init_only": pytest.approx(3.0),
                                   "both": pytest.approx(2.0)}
     assert fig["paired_sd_ours"] == 1.5
+
+
+def test_costs_of_the_arms_and_of_a_reference_student(tmp_path):
+    kd = _kd_gain()
+    cost = {"gflops": 0.3, "head_gflops": 0.01, "params_m": 1.8, "head_params_m": 0.03}
+    rows = [{"role": "teacher", "method": "teacher", **{k: 4 * v for k, v in cost.items()}},
+            {"role": "student", "method": "baseline", **cost},
+            {"role": "student", "method": "baseline", **{k: 9.0 for k in cost}},  # the first run of a method counts
+            {"role": "student", "method": "ours_x", "gflops": None}]  # a run without its cost adds nothing
+    assert kd.arm_costs(rows) == {"teacher": {k: 4 * v for k, v in cost.items()}, "baseline": cost}
+    (tmp_path / "data.yaml").write_text("names: {0: a, 1: b}\n")
+    coupled = Path(__file__).resolve().parents[2] / "training" / "configs" / "models" / "yolov5n-coupled.yaml"
+    ref = kd.reference_costs(["yolov5n.yaml", str(coupled)],
+                             tmp_path / "data.yaml", 64)
+    assert set(ref) == {"yolov5n", "yolov5n-coupled"}
+    # the coupled head is one 1x1 conv per level: a fraction of the decoupled head's parameters and FLOPs
+    assert ref["yolov5n-coupled"]["head_params_m"] < 0.2 * ref["yolov5n"]["head_params_m"]
+    assert ref["yolov5n-coupled"]["head_gflops"] < ref["yolov5n"]["head_gflops"]
+    assert kd.reference_costs([], tmp_path / "data.yaml", 64) == {}

@@ -29,6 +29,8 @@ NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 # the same figures with the relevance_state classes (10): kd-gain's state profile, the node and kd-step
 KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
 STATE_SCHEME = "state_scheme.json"
+KD_GAIN_INTEGRATED = "kd_gain_integrated_quick.json"  # coupled-head student, integrated KD, lam chosen on val
+KD_GAIN_YOLO26 = "kd_gain_yolo26_quick.json"  # the YOLO26 family: YOLO26n from YOLO26s, relevance_state scenes
 KD_STEP_YOLO26 = "kd_step_yolo26.json"
 SIGNAL = "signal_revision.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
@@ -310,6 +312,72 @@ def kd_gain_state_recall(name: str = KD_GAIN_STATE) -> str:
                              f"yellow, red_yellow and off; `docs/results/{name}`.\n")
 
 
+def _lam(arm: str | None) -> str:
+    """``0.25`` for ``ours_integrated_lam025`` (the arm's lam, as its name spells it)."""
+    m = re.search(r"lam(\d+)$", arm or "")
+    return f"{int(m.group(1)) / 100:.2f}" if m else str(arm)
+
+
+def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_STATE) -> str:
+    """Render the integrated method: its interval per scene set, the lam curve, and the paper's Table 1 columns.
+
+    The decoupled student's mAP is the baseline of ``decoupled`` (same scenes, seeds and recipe); its cost is the
+    reference student ``name`` recorded.
+    """
+    fig = result(name)
+    if fig is None:
+        return "*(not run yet: benchmarks/kd_gain.py --config training/configs/kd_gain_integrated_quick.yaml)*\n"
+    second = fig.get("second_set") or {}
+    rows = []
+    for label, body in (("tuning", fig), ("second (nothing chosen)", second)):
+        if body:
+            g, mean = body["goals"], body["mean_map50_95"]
+            rows.append([f"{label}, data seed {body['data_seed']}", _lam(fig["chosen"]["ours"]),
+                         f"{mean['baseline']:.2f}", f"{mean[fig['chosen']['ours']]:.2f}",
+                         interval(body["D_ours"]), held(g["D_ours_ci_excludes_zero"]),
+                         "n/a" if body["kd_gap"] is None else f"{body['kd_gap']:.2f}"])
+    out = [md_table(["scene set", "lam (chosen on val)", "coupled baseline", "coupled + integrated KD",
+                     "distilled - baseline, 95 % CI", "CI excludes 0", "kd-gap"], rows)]
+    lams = [a for a in fig["arms"] if a.startswith("ours_")]
+    val, base_val = fig["val_map50_95"], fig["val_map50_95"].get("baseline", {})
+    curve = [[_lam(a) + (" (chosen)" if a == fig["chosen"]["ours"] else ""),
+              f"{statistics.fmean(val[a].values()):.2f}" if val.get(a) else "-",
+              f"{statistics.fmean(val[a][s] - base_val[s] for s in val[a] if s in base_val):+.2f}"
+              if val.get(a) and base_val else "-",
+              str(len(val.get(a) or {})), interval(fig["D_arms"].get(a))] for a in lams]
+    out.append("The lam curve (class KD weight lam, box KD 1 - lam), val split of the tuning scenes:\n\n" + md_table(
+        ["lam", "val mAP50-95", "val, distilled - baseline", "seeds", "held-out, distilled - baseline, 95 % CI"],
+        curve))
+    cost, ref = fig.get("cost") or {}, result(decoupled)
+    table1 = []
+
+    def row(model: str, head: str, c: dict[str, float] | None, tune: float | None, sec: float | None) -> list[str]:
+        figs = ["-"] * 4 if not c else [f"{c['gflops']:.3f}", f"{c['head_gflops']:.4f}", f"{c['params_m']:.3f}",
+                                        f"{c['head_params_m']:.4f}"]
+        return [model, head, *figs, "-" if tune is None else f"{tune:.2f}", "-" if sec is None else f"{sec:.2f}"]
+
+    def means(body: dict[str, Any], arm: str) -> float | None:
+        return (body.get("mean_map50_95") or {}).get(arm)
+
+    table1.append(row("yolov5s (teacher)", "decoupled", cost.get("teacher"), fig["map50_95"]["teacher"],
+                      second.get("map50_95", {}).get("teacher")))
+    if ref is not None:
+        table1.append(row("yolov5n", "decoupled", cost.get("yolov5n"), means(ref, "baseline"),
+                          means(ref.get("second_set") or {}, "baseline")))
+    table1.append(row("yolov5n-coupled", "coupled", cost.get("baseline"), means(fig, "baseline"),
+                      means(second, "baseline")))
+    arm = fig["chosen"]["ours"]
+    table1.append(row(f"yolov5n-coupled + integrated KD (lam {_lam(arm)})", "coupled", cost.get(arm),
+                      means(fig, arm), means(second, arm)))
+    out.append("The paper's Table 1 columns (FLOPs and parameters at the evaluation size, 160 px; mAP50-95 the mean "
+               "over the 5 seeds, held-out split; the decoupled yolov5n is the baseline of "
+               f"`docs/results/{decoupled}`, same scenes, seeds and recipe):\n\n" + md_table(
+                   ["model", "head", "FLOPs (G)", "head FLOPs (G)", "params (M)", "head params (M)",
+                    "mAP50-95 tuning", "mAP50-95 second"], table1)
+               + f"\n`docs/results/{name}`.\n")
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "cost-figures": cost_figures,
     "kd-gain-summary": kd_gain_summary,
@@ -322,6 +390,11 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
     "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
     "kd-gain-state-recall": kd_gain_state_recall,
+    "kd-gain-integrated": kd_gain_integrated,
+    "kd-gain-integrated-arms": lambda: kd_gain_arms(KD_GAIN_INTEGRATED, None),
+    "kd-gain-yolo26-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_YOLO26, None)),
+    "kd-gain-yolo26-arms": lambda: kd_gain_arms(KD_GAIN_YOLO26, None),
+    "kd-gain-yolo26-recall": lambda: kd_gain_state_recall(KD_GAIN_YOLO26),
     "fastdds-profiles": fastdds_profiles,
     "signal-figures": signal_figures,
 }

@@ -41,7 +41,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="dataloader workers")
     p.add_argument("--exp-dir", default=None, help="experiment directory (default: the config's out)")
     p.add_argument("--also", nargs="+", default=[], metavar="ARM",
-                   help="arms to train on every seed besides the chosen ones (reported under their own names)")
+                   help="arms to train on every seed of both scene sets besides the chosen ones (reported under "
+                   "their own names; nothing is chosen among them)")
     p.add_argument("--finalists", type=int, default=1,
                    help="candidates of each family (ours_*, native_*) that the first seed's val score sends on to "
                    "every seed; the final choice is the best val mean over every seed (1: choose on the first seed)")
@@ -273,13 +274,15 @@ def spread_figures(test: dict[str, dict[str, float]], d_ours: dict[str, Any]) ->
             "order_only": fixed_init, "init_only": fixed_order, "paired_sd_ours": d_ours.get("sd")}
 
 
-def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen: dict[str, str]) -> dict[str, Any]:
-    """Return the second scene set: the same experiment with another data seed and only the chosen arms."""
+def second_experiment(raw: dict[str, Any], exp_dir: Path, data_seed: int, chosen: dict[str, str],
+                      also: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Return the second scene set: the same experiment with another data seed, the chosen arms and ``also``."""
     import copy
 
     raw2 = copy.deepcopy(raw)
     raw2["data"] = {**raw2["data"], "seed": data_seed}
-    raw2["methods"] = {m: raw["methods"][m] for m in ("baseline", chosen["ours"], chosen.get("native")) if m}
+    arms = ("baseline", chosen["ours"], chosen.get("native"), *also)
+    raw2["methods"] = {m: raw["methods"][m] for m in dict.fromkeys(arms) if m}
     raw2["out"] = str(exp_dir.parent / f"{exp_dir.name}_second")
     return raw2
 
@@ -394,7 +397,7 @@ def second_set(raw: dict[str, Any], exp_dir: Path, args: argparse.Namespace, cho
     from kd_traffic_light.core.atomic_io import atomic_write_yaml
     from training.experiment import plan_runs, resolve_experiment
 
-    raw2 = second_experiment(raw, exp_dir, args.second_data_seed, chosen)
+    raw2 = second_experiment(raw, exp_dir, args.second_data_seed, chosen, args.also)
     exp2_dir = Path(raw2["out"])
     exp2_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_yaml(exp2_dir / "kd_gain_experiment.yaml", raw2)

@@ -143,6 +143,11 @@ def test_protocol_has_five_paired_seeds_and_a_second_scene_set_with_the_chosen_a
     assert exp2.seeds == exp.seeds and Path(raw2["out"]) == tmp_path / "kd_gain_quick_second"
     assert len([r for r in plan_runs(exp2) if r.role == "teacher"]) == 1  # its own teacher, on its own scenes
     assert raw["data"]["seed"] == exp.data.seed  # the tuning set's config is left as it was
+    other = next(m for m in raw["methods"] if m.startswith("ours") and m != chosen["ours"])
+    with_also = kd.second_experiment(raw, tmp_path / "kd_gain_quick", 7, chosen, [other, chosen["ours"]])
+    assert list(with_also["methods"]) == ["baseline", chosen["ours"], chosen["native"], other]  # once each
+    no_native = kd.second_experiment(raw, tmp_path / "kd_gain_quick", 7, {"ours": chosen["ours"], "native": None})
+    assert list(no_native["methods"]) == ["baseline", chosen["ours"]]
 
 
 def test_spread_study_varies_the_order_and_the_initialisation_apart():

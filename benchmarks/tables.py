@@ -313,9 +313,11 @@ def kd_gain_state_recall(name: str = KD_GAIN_STATE) -> str:
 
 
 def _lam(arm: str | None) -> str:
-    """``0.25`` for ``ours_integrated_lam025`` (the arm's lam, as its name spells it)."""
-    m = re.search(r"lam(\d+)$", arm or "")
-    return f"{int(m.group(1)) / 100:.2f}" if m else str(arm)
+    """``0.25`` for ``ours_integrated_lam025``, ``0.25, weight x4`` for ``ours_integrated_x4_lam025`` (its name)."""
+    m = re.search(r"(?:_x(\d+))?_lam(\d+)$", arm or "")
+    if not m:
+        return str(arm)
+    return f"{int(m.group(2)) / 100:.2f}" + (f", weight x{m.group(1)}" if m.group(1) else "")
 
 
 def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_STATE) -> str:

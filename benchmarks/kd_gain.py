@@ -444,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {"benchmark": "kd-gain", "profile": args.profile, "split": exp.evaluate.split, "seeds": list(exp.seeds),
            "launcher": args.launcher, "machine": machine(), **tuning_set(exp, exp_dir, args)}
     if exp.data.source == "synth":
+        # the tuning set's figures are kept before the second set trains (an hour on 2 cores): nothing lost if it
+        # is stopped; "second_set": "pending" says they are not the benchmark's result yet
+        atomic_write_json(Path(args.out), {**out, "second_set": "pending",
+                                           "seconds": round(time.perf_counter() - t0, 1)})
         out["second_set"] = second_set(raw, exp_dir, args, out["chosen"], source)
         out["goals_both_sets"] = {k: None if v is None else bool(v and out["second_set"]["goals"][k])
                                   for k, v in out["goals"].items()}
@@ -454,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(Path(args.out), out)
     print("\ntuning scenes (arms chosen here):")
     print_report(out)
-    if "second_set" in out:
+    if isinstance(out.get("second_set"), dict):
         print(f"\nsecond scene set (data seed {args.second_data_seed}; nothing chosen on it):")
         print_report(out["second_set"])
     if "spread" in out:

@@ -64,13 +64,19 @@ def _ratio(fig: dict[str, Any]) -> str:
     return f"{fig['D_ours']['mean'] / native:.1f}" if native and native > 0 else "n/a (native <= 0)"
 
 
+def _second(fig: dict[str, Any]) -> dict[str, Any]:
+    """Return a kd-gain result's second scene set; {} when there is none or it is ``"pending"`` (training)."""
+    second = fig.get("second_set")
+    return second if isinstance(second, dict) else {}
+
+
 def kd_sets(name: str = KD_GAIN, replication: str | None = KD_REPLICATION) -> list[tuple[str, str, dict[str, Any]]]:
     """``(label, file, figures)`` of each kd-gain scene set: the benchmark's two, then the earlier replication."""
     sets = []
     gain = result(name)
     if gain is not None:
         sets.append((f"tuning scenes (data seed {gain['data_seed']}; arms chosen here)", name, gain))
-        if "second_set" in gain:
+        if _second(gain):
             second = {**gain["second_set"], "seeds": gain["seeds"]}
             sets.append((f"second scenes (data seed {second['data_seed']}; nothing chosen)", name, second))
     replication = result(replication) if replication else None
@@ -113,7 +119,7 @@ def kd_gain_arms(name: str = KD_GAIN, replication: str | None = KD_REPLICATION) 
         out.append(f"{label}, `docs/results/{file}`:\n\n" + md_table(
             ["arm", *[f"seed {s}" for s in seeds], "mean", "val mean", "vs baseline, 95 % CI"], rows))
     gain = result(name)
-    if gain is not None and "second_set" in gain:
+    if gain is not None and _second(gain):
         core_s = sum(v or 0.0 for fig in (gain, gain["second_set"]) for v in fig["train_seconds"].values())
         cores = (gain.get("machine") or {}).get("cores") or 1
         out.append(f"Training time of `{name}`'s runs (both teachers included): {core_s / 60:.0f} core-minutes, "
@@ -296,7 +302,7 @@ def kd_gain_state_recall(name: str = KD_GAIN_STATE) -> str:
     if fig is None or "state" not in fig:
         return "*(no state figures: run benchmarks/kd_gain.py with the relevance_state profile)*\n"
     rows = []
-    for label, body in (("tuning", fig), ("second", fig.get("second_set") or {})):
+    for label, body in (("tuning", fig), ("second", _second(fig))):
         chosen = set((body.get("chosen") or fig.get("chosen") or {}).values())
         for arm, st in (body.get("state") or {}).items():
             if arm not in chosen | {"baseline", "teacher"}:
@@ -329,7 +335,7 @@ def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_
     fig = result(name)
     if fig is None:
         return "*(not run yet: benchmarks/kd_gain.py --config training/configs/kd_gain_integrated_quick.yaml)*\n"
-    second = fig.get("second_set") or {}
+    second = _second(fig)
     rows = []
     for label, body in (("tuning", fig), ("second (nothing chosen)", second)):
         if body:
@@ -365,7 +371,7 @@ def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_
                       second.get("map50_95", {}).get("teacher")))
     if ref is not None:
         table1.append(row("yolov5n", "decoupled", cost.get("yolov5n"), means(ref, "baseline"),
-                          means(ref.get("second_set") or {}, "baseline")))
+                          means(_second(ref), "baseline")))
     table1.append(row("yolov5n-coupled", "coupled", cost.get("baseline"), means(fig, "baseline"),
                       means(second, "baseline")))
     arm = fig["chosen"]["ours"]

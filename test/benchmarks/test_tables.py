@@ -37,3 +37,14 @@ def test_a_block_naming_no_table_is_refused_with_the_file(tmp_path):
     doc.write_text(BLOCK.format(name="kd-gian", body=""), encoding="utf-8")
     with pytest.raises(ValueError, match=r"doc\.md: rendered block 'kd-gian': no such table"):
         tables.stale([doc])
+
+
+def test_a_kd_gain_result_whose_second_set_is_pending_renders_the_tuning_set_alone(monkeypatch):
+    gain = tables.result(tables.KD_GAIN)
+    pending = {**gain, "second_set": "pending"}
+    monkeypatch.setattr(tables, "result", lambda name: pending if name == "pending.json" else None)
+    sets = tables.kd_sets("pending.json", None)
+    assert [label.split(" (")[0] for label, _, _ in sets] == ["tuning scenes"]
+    summary = tables.kd_gain_summary(sets)
+    assert summary.count("\n") == 3 and "second scenes" not in summary  # header, rule, one row
+    assert "Training time" not in tables.kd_gain_arms("pending.json", None)  # no total over a set still training

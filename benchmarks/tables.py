@@ -30,6 +30,8 @@ NODE = "node_latency.json"  # the full profile with the shipped Fast DDS profile
 KD_GAIN_STATE, NODE_STATE, KD_STEP_STATE = "kd_gain_state_quick.json", "node_latency_state.json", "kd_step_state.json"
 STATE_SCHEME = "state_scheme.json"
 KD_GAIN_INTEGRATED = "kd_gain_integrated_quick.json"  # coupled-head student, integrated KD, lam chosen on val
+# the first invocation of that profile: lam alone at weight 1, every lam on every seed (--finalists 3)
+KD_GAIN_INTEGRATED_WEIGHT1 = "kd_gain_integrated_quick_weight1.json"
 KD_GAIN_YOLO26 = "kd_gain_yolo26_quick.json"  # the YOLO26 family: YOLO26n from YOLO26s, relevance_state scenes
 KD_STEP_YOLO26 = "kd_step_yolo26.json"
 SIGNAL = "signal_revision.json"
@@ -326,6 +328,30 @@ def _lam(arm: str | None) -> str:
     return f"{int(m.group(2)) / 100:.2f}" + (f", weight x{m.group(1)}" if m.group(1) else "")
 
 
+def kd_gain_summary_no_native(name: str) -> str:
+    """Render D_ours and kd-gap of each scene set of a kd-gain result without a native arm."""
+    rows = [[label, _lam(fig["chosen"]["ours"]), interval(fig["D_ours"]), held(fig["goals"]["D_ours_ci_excludes_zero"]),
+             "n/a" if fig["kd_gap"] is None else f"{fig['kd_gap']:.2f}"] for label, _, fig in kd_sets(name, None)]
+    return md_table(["scene set", "lam (chosen on val)", "distilled - baseline, 95 % CI", "CI excludes 0", "kd-gap"],
+                    rows) + f"\n`docs/results/{name}`.\n"
+
+
+def lam_curve(name: str = KD_GAIN_INTEGRATED) -> str:
+    """Render each integrated arm's val mean and held-out interval on the tuning scenes (the lam curve)."""
+    fig = result(name)
+    if fig is None:
+        return f"*(no {name})*\n"
+    lams = [a for a in fig["arms"] if a.startswith("ours_")]
+    val, base_val = fig["val_map50_95"], fig["val_map50_95"].get("baseline", {})
+    curve = [[_lam(a) + (" (chosen)" if a == fig["chosen"]["ours"] else ""),
+              f"{statistics.fmean(val[a].values()):.2f}" if val.get(a) else "-",
+              f"{statistics.fmean(val[a][s] - base_val[s] for s in val[a] if s in base_val):+.2f}"
+              if val.get(a) and base_val else "-",
+              str(len(val.get(a) or {})), interval(fig["D_arms"].get(a))] for a in lams]
+    return md_table(["lam", "val mAP50-95", "val, distilled - baseline", "seeds",
+                     "held-out, distilled - baseline, 95 % CI"], curve)
+
+
 def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_STATE) -> str:
     """Render the integrated method: its interval per scene set, the lam curve, and the paper's Table 1 columns.
 
@@ -346,16 +372,8 @@ def kd_gain_integrated(name: str = KD_GAIN_INTEGRATED, decoupled: str = KD_GAIN_
                          "n/a" if body["kd_gap"] is None else f"{body['kd_gap']:.2f}"])
     out = [md_table(["scene set", "lam (chosen on val)", "coupled baseline", "coupled + integrated KD",
                      "distilled - baseline, 95 % CI", "CI excludes 0", "kd-gap"], rows)]
-    lams = [a for a in fig["arms"] if a.startswith("ours_")]
-    val, base_val = fig["val_map50_95"], fig["val_map50_95"].get("baseline", {})
-    curve = [[_lam(a) + (" (chosen)" if a == fig["chosen"]["ours"] else ""),
-              f"{statistics.fmean(val[a].values()):.2f}" if val.get(a) else "-",
-              f"{statistics.fmean(val[a][s] - base_val[s] for s in val[a] if s in base_val):+.2f}"
-              if val.get(a) and base_val else "-",
-              str(len(val.get(a) or {})), interval(fig["D_arms"].get(a))] for a in lams]
-    out.append("The lam curve (class KD weight lam, box KD 1 - lam), val split of the tuning scenes:\n\n" + md_table(
-        ["lam", "val mAP50-95", "val, distilled - baseline", "seeds", "held-out, distilled - baseline, 95 % CI"],
-        curve))
+    out.append("The lam curve (class KD weight lam, box KD 1 - lam), val split of the tuning scenes:\n\n"
+               + lam_curve(name))
     cost, ref = fig.get("cost") or {}, result(decoupled)
     table1 = []
 
@@ -400,6 +418,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-gain-state-recall": kd_gain_state_recall,
     "kd-gain-integrated": kd_gain_integrated,
     "kd-gain-integrated-arms": lambda: kd_gain_arms(KD_GAIN_INTEGRATED, None),
+    "kd-gain-integrated-weight1-curve": lambda: lam_curve(KD_GAIN_INTEGRATED_WEIGHT1),
+    "kd-gain-integrated-weight1": lambda: kd_gain_summary_no_native(KD_GAIN_INTEGRATED_WEIGHT1),
     "kd-gain-yolo26-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_YOLO26, None)),
     "kd-gain-yolo26-arms": lambda: kd_gain_arms(KD_GAIN_YOLO26, None),
     "kd-gain-yolo26-recall": lambda: kd_gain_state_recall(KD_GAIN_YOLO26),

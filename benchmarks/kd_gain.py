@@ -123,6 +123,11 @@ def choose(val: dict[str, dict[str, float]], prefix: str) -> str:
     return ranked[0]
 
 
+def choose_families(val: dict[str, dict[str, float]]) -> dict[str, str | None]:
+    """``{"ours": arm, "native": arm or None}``: each family's best arm on val; no ``native_*`` arm gives None."""
+    return {fam: choose(val, fam) if fam == "ours" or _ranked(val, fam) else None for fam in ("ours", "native")}
+
+
 def finalists(val: dict[str, dict[str, float]], k: int) -> list[str]:
     """Return the best ``k`` arms of each family (``ours``, ``native``) by mean val value (ties: declared order)."""
     return [m for prefix in ("ours", "native") for m in _ranked(val, prefix)[:k]]
@@ -145,8 +150,7 @@ def figures(test: dict[str, dict[str, float]], val: dict[str, dict[str, float]],
 
     if "baseline" not in test:
         raise ValueError("kd_gain: the experiment has no 'baseline' method")
-    chosen = chosen or {fam: choose(val, fam) if fam == "ours" or _ranked(val, fam) else None
-                        for fam in ("ours", "native")}
+    chosen = chosen or choose_families(val)
     ours_arm, native_arm = chosen["ours"], chosen.get("native")
     base = test["baseline"]
     d_ours = paired_interval(test[ours_arm], base)
@@ -371,9 +375,7 @@ def tuning_set(exp: Experiment, exp_dir: Path, args: argparse.Namespace) -> dict
           flush=True)
     result = run_set(exp, exp_dir, args, screen | {n for m in set(final) | set(args.also) for n in rest.get(m, ())})
     val = _val_points(exp, exp_dir, result)
-    final_val = {m: val[m] for m in final if m in val}
-    picked = {fam: choose(final_val, fam) if fam == "ours" or _ranked(final_val, fam) else None
-              for fam in ("ours", "native")}
+    picked = choose_families({m: val[m] for m in final if m in val})
     print(f"kd_gain: chosen on the val mean over every seed: ours = {picked['ours']}, native = "
           f"{picked['native'] or 'none (no native_* arm)'}", flush=True)
     test = {m: v for m in exp.methods if (v := per_seed(result["runs"], m))}

@@ -123,6 +123,9 @@ class DetectorConfig:
             ``INFERENCE_NUM_THREADS``, torch threads for ``.pt``); 0 keeps the runtime's default (every core).
             On a machine whose cores also carry the camera driver and the transport, fewer threads than cores
             can answer more frames (docs/runtime.md has the measurement).
+        state_model: ``''`` (off) or an ``.onnx`` state classifier (``python -m training state-classifier``) read
+            on every box of a two-class ``relevance`` model: the boxes then carry ``relevance_state`` classes
+            (kd_traffic_light/core/state_classifier.py).
     """
 
     model: str
@@ -134,6 +137,7 @@ class DetectorConfig:
     max_det: int = 100
     agnostic_nms: bool = True
     threads: int = 0
+    state_model: str = ""
 
     def __post_init__(self) -> None:
         check = _Checks(self)
@@ -146,6 +150,8 @@ class DetectorConfig:
         check("iou", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
         check("max_det", lambda v: v >= 1, "an integer >= 1")
         check("threads", lambda v: 0 <= v <= 1024, "an integer in [0, 1024] (0: the runtime's default)")
+        check("state_model", lambda v: v == "" or v.endswith(".onnx"), "'' (off) or the path of an .onnx state "
+              "classifier")
         check.done()
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from kd_traffic_light.core.backends import BackendError, model_kind, open_runtime
+from kd_traffic_light.core.classes import class_names, scheme_of
 from kd_traffic_light.core.config import DetectorConfig
 from kd_traffic_light.core.postprocess import Boxes
+from kd_traffic_light.core.state_classifier import StateClassifier, StateModelError, fold_classes
 from kd_traffic_light.core.types import Detection
 
 LOG = logging.getLogger(__name__)
@@ -71,6 +73,22 @@ def load_model(config: DetectorConfig):
         raise ModelLoadError(f"cannot load model '{config.model}': {type(exc).__name__}: {exc}") from exc
 
 
+def load_state_model(config: DetectorConfig, names: dict[int, str]) -> StateClassifier:
+    """Load ``config.state_model`` for a detector of ``names``.
+
+    Raises:
+        ModelLoadError: the detector is not a two-class ``relevance`` model, or the classifier cannot load.
+    """
+    if scheme_of(names) != "relevance":
+        raise ModelLoadError(f"parameter 'state_model' reads the state of a two-class relevance model's boxes, but "
+                             f"model '{config.model}' has classes {list(names.values())}; expected "
+                             f"{list(class_names('relevance').values())}")
+    try:
+        return StateClassifier(config.state_model, config.threads)
+    except StateModelError as exc:
+        raise ModelLoadError(str(exc)) from exc
+
+
 class TrafficLightDetector:
     """Traffic-light detector around one model (exported or ``.pt``).
 
@@ -93,11 +111,17 @@ class TrafficLightDetector:
         self.device_warning: str | None = "; ".join(self.model.warnings) or None
         if self.device_warning:
             LOG.warning(self.device_warning)
+        self.state_reader: StateClassifier | None = None
+        if config.state_model:
+            self.state_reader = load_state_model(config, self.model.names)
 
     @property
     def names(self) -> dict[int, str]:
-        """Class index -> name, from the model (the export's metadata for exported models)."""
-        return self.model.names
+        """Class index -> name, from the model (the export's metadata for exported models).
+
+        With a state classifier, the ``relevance_state`` names its boxes then carry.
+        """
+        return class_names("relevance_state") if self.state_reader else self.model.names
 
     @property
     def last_inference_ms(self) -> float:
@@ -122,7 +146,11 @@ class TrafficLightDetector:
         if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 image of shape (H, W, 3), got {bgr.dtype} {bgr.shape}")
         cfg = self.config
-        return self.model.detect(bgr, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.agnostic_nms)
+        boxes = self.model.detect(bgr, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.agnostic_nms)
+        if self.state_reader is None or not len(boxes):
+            return boxes
+        states, _ = self.state_reader.classify(bgr, boxes.xyxy)
+        return Boxes(boxes.xyxy, boxes.scores, fold_classes(boxes.classes, states))
 
     def predict(self, bgr: np.ndarray) -> list[Detection]:
         """Detect traffic lights on one BGR uint8 frame (H, W, 3).

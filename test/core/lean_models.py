@@ -82,3 +82,41 @@ def make_openvino_dir(onnx_path: Path, out_dir: Path, meta: dict | None = None) 
     if meta is not None:
         (out_dir / "metadata.yaml").write_text(yaml.safe_dump(meta))
     return out_dir
+
+
+#: The colour classifier's weights: rows R, G, B of the crop's mean colour; columns the states in STATES order
+#: (red, yellow, red_yellow, green, off). A red crop reads red, a green one green, a black one off.
+COLOUR_WEIGHTS = np.array([[10, 0, 0, -10, -10], [-10, 0, 0, 10, -10], [0, 0, 0, 0, -10]], np.float32)
+COLOUR_BIAS = np.array([0, 0, 0, 0, 1], np.float32)
+
+
+def make_colour_state_onnx(path: Path, crop_hw=(32, 16), margin: float = 0.15, states=None,
+                           with_metadata: bool = True) -> Path:
+    """Write a state classifier (ONNX, built without torch) whose logits are a linear map of the crop's mean RGB."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kd_traffic_light.core.classes import STATES
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["crops"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["rgb"]),
+         helper.make_node("MatMul", ["rgb", "w"], ["wx"]),
+         helper.make_node("Add", ["wx", "b"], ["logits"])],
+        "colour_state",
+        [helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["n", 3, *crop_hw])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 5])],
+        initializer=[numpy_helper.from_array(COLOUR_WEIGHTS, "w"), numpy_helper.from_array(COLOUR_BIAS, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if with_metadata:
+        for key, value in (("kd_states", json.dumps(list(states or STATES))), ("kd_crop_hw", json.dumps(list(crop_hw))),
+                           ("kd_crop_margin", repr(float(margin)))):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

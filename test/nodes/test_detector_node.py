@@ -234,3 +234,36 @@ def test_invalid_parameter_fails_at_start_naming_it(env, constant_onnx):
                        env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "input_transport" in r.stdout + r.stderr
+
+
+def test_a_state_model_gives_each_box_its_state_by_name(env, constant_onnx, tmp_path):
+    """Two-class detector + the colour classifier (test/core/lean_models.py): the box painted red reads
+    relevant_red, the green one not_relevant_green, and LabelInfo lists the ten folded classes."""
+    from test.core.lean_models import make_colour_state_onnx
+
+    reader = make_colour_state_onnx(tmp_path / "colour.onnx")
+    log = tmp_path / "state.log"
+    args = ["--ros-args", "-r", "__ns:=/st", "-r", "image:=/st_cam/image", "-p", f"model:={constant_onnx[0]}",
+            "-p", "imgsz:=640", "-p", f"state_model:={reader}", "-p", "class_id_as_name:=true",
+            "-p", "tracking:=false"]
+    proc = start_node("kd_traffic_light.detector_node", args, env, log)
+    try:
+        with RosTestNode("state_probe", env) as probe:
+            dets = probe.subscribe("/st/detector/detections", Detection2DArray)
+            infos = probe.subscribe("/st/detector/label_info", LabelInfo, LATCHED)
+            pub = probe.publisher("/st_cam/image", Image, RELIABLE)
+            proc = node_matched(proc, pub, log)
+            frame = np.zeros((H, W, 3), np.uint8)
+            for (x1, y1, x2, y2, _), bgr in zip(expected_boxes(W, H), ((0, 0, 255), (0, 255, 0)), strict=True):
+                frame[max(0, int(y1) - 8):int(y2) + 8, max(0, int(x1) - 8):int(x2) + 8] = bgr
+            msg = make_image("bgr8", 7100, "cam_state")
+            msg.data = frame.tobytes()
+            got = send_and_wait(probe, pub, dets, msg)
+            assert got is not None, read_log(log)
+            names = sorted((d.bbox.center.position.x, d.results[0].hypothesis.class_id) for d in got.detections)
+            assert [n for _, n in names] == ["not_relevant_green", "relevant_red"]  # the green box is the left one
+            assert probe.wait_for(lambda: infos, timeout=20)
+            assert [c.class_name for c in infos[0].class_map][:2] == ["relevant_red", "relevant_yellow"]
+            assert len(infos[0].class_map) == 10
+    finally:
+        assert stop(proc) == 0, read_log(log)

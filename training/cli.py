@@ -24,6 +24,7 @@ STAGES = (
     "training.evaluate",
     "training.export",
     "training.experiment",
+    "training.state_classifier.cli",
 )
 
 

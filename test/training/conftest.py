@@ -47,3 +47,15 @@ def tiny_yolo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def coupled_run(tiny_yolo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run directory of a 1-epoch coupled-head YOLOv5n training on ``tiny_yolo_data`` (holds weights/best.pt)."""
     return train_tiny(COUPLED_N, tiny_yolo_data, tmp_path_factory.mktemp("tiny_runs"), "coupled")
+
+
+@pytest.fixture(scope="session")
+def state_yolo_dataset(synthetic_dtld, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``synthetic_dtld`` converted with ``--classes relevance_state``; the path of its ``data.yaml``. Read-only."""
+    from training.data.dtld import ConvertOptions, convert_dtld
+
+    out = tmp_path_factory.mktemp("yolo_state") / "dataset"
+    opts = ConvertOptions(train=[synthetic_dtld.v2["train"]], test=[synthetic_dtld.v2["test"]],
+                          classes="relevance_state")
+    convert_dtld(synthetic_dtld.root, out, opts, workers=1, progress=False)
+    return out / "data.yaml"

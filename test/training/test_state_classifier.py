@@ -1,0 +1,85 @@
+"""Training, evaluating and exporting the state classifier; what it is trained to do is not asserted, only that
+the exported reader answers as the trained network does and that bad input is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kd_traffic_light.core.classes import STATES
+from kd_traffic_light.core.state_classifier import StateClassifier, crop_boxes, to_input
+from training.errors import UsageError
+from training.state_classifier.train import Settings, class_weights, figures
+
+
+def test_class_weights_lift_rare_states_and_skip_absent_ones():
+    states = np.array([3] * 16 + [0] * 4 + [1])    # green 16, red 4, yellow 1, no red_yellow, no off
+    assert class_weights(states, "none").tolist() == [1, 1, 0, 1, 0]
+    assert class_weights(states, "sqrt").tolist() == [2, 4, 0, 1, 0]
+    assert class_weights(states, "inverse").tolist() == [4, 16, 0, 1, 0]
+
+
+def test_figures_count_recall_precision_and_the_confusions_that_kill():
+    true = np.array([0, 0, 0, 2, 3, 3])
+    pred = np.array([0, 3, 0, 3, 3, 1])
+    f = figures(pred, true)
+    assert f["accuracy"] == pytest.approx(3 / 6)
+    assert f["per_state"]["red"] == {"support": 3, "correct": 2, "recall": pytest.approx(2 / 3), "precision": 1.0}
+    assert f["per_state"]["off"]["recall"] is None and f["per_state"]["yellow"]["precision"] == 0.0
+    assert f["balanced_accuracy"] == pytest.approx((2 / 3 + 0 + 1 / 2) / 3)
+    assert (f["red_to_green"], f["red_yellow_to_green"]) == (1, 1)
+
+
+def test_training_exports_a_reader_that_answers_as_the_trained_network(state_yolo_dataset, tmp_path):
+    import cv2
+    import torch
+    from ultralytics.data.utils import img2label_paths
+
+    from training.state_classifier.data import dataset_info, read_labels, split_images
+    from training.state_classifier.model import StateNet
+    from training.state_classifier.train import train_state_classifier
+
+    metrics = train_state_classifier(state_yolo_dataset, tmp_path, Settings(epochs=2, batch=16, jitter=1),
+                                     progress=False)
+    for name in ("state_classifier.pt", "state_classifier.onnx", "metrics.json", "confusion.png"):
+        assert (tmp_path / name).is_file(), name
+    assert metrics["onnx_parity"]["max_abs_logit_diff"] < 1e-4 and metrics["onnx_parity"]["argmax_agreement"] == 1
+    assert len(metrics["history"]) == 2 and 1 <= metrics["best_epoch"] <= 2
+
+    info = dataset_info(state_yolo_dataset)
+    image = split_images(info, "val")[0]
+    bgr = cv2.imread(str(image))
+    rows = read_labels(Path(img2label_paths([str(image)])[0]), bgr.shape[1], bgr.shape[0], info["names"])
+    assert len(rows), "the fixture's first val image has lights"
+    assert metrics["val"]["crops"] == sum(
+        len(read_labels(Path(lf), *cv2.imread(str(f)).shape[1::-1], info["names"]))
+        for f, lf in zip(split_images(info, "val"), img2label_paths([str(f) for f in split_images(info, "val")]),
+                         strict=True))
+
+    ckpt = torch.load(tmp_path / "state_classifier.pt", weights_only=False)
+    net = StateNet(len(STATES), tuple(ckpt["settings"]["crop_hw"]), ckpt["settings"]["width"])
+    net.load_state_dict(ckpt["state_dict"])
+    with torch.no_grad():
+        logits = net.eval()(torch.from_numpy(to_input(crop_boxes(bgr, rows[:, :4])))).numpy()
+    reader = StateClassifier(tmp_path / "state_classifier.onnx")
+    states, probs = reader.classify(bgr, rows[:, :4])
+    assert states.tolist() == logits.argmax(1).tolist()
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(probs, (e / e.sum(1, keepdims=True)).max(1), rtol=1e-4)
+
+
+def test_a_relevance_dataset_is_refused_naming_the_file_and_field(yolo_dataset, tmp_path, capsys):
+    from training.cli import main
+
+    code = main(["state-classifier", "--data", str(yolo_dataset), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert f"error: {yolo_dataset}: field 'names' is ['relevant', 'not_relevant']" in err
+    assert "relevance_state dataset" in err
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(UsageError, match=r"balance='most', crop_hw=\(30, 16\).*balance one of"):
+        Settings(balance="most", crop_hw=(30, 16))

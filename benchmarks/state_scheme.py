@@ -8,8 +8,14 @@ side, are not in them), with every class as one (``single_cls``): a light's dete
 as mAP50-95 of "a light" and as precision and recall at the nodes' conf 0.25 after class-agnostic NMS 0.45.
 Recall compares like with like; the two-class model also finds the unlabelled back and side lights it was
 trained on, which count as false positives here, so its precision and mAP are understated. The paired
-differences (folded - two classes) over the seeds, with 95 % t intervals, say what the folded scheme costs; a
-crop classifier after the detector would keep the two-class detector's figures and add its own cost.
+differences (folded - two classes) over the seeds, with 95 % t intervals, say what the folded scheme costs.
+
+The third scheme keeps the two-class detector and reads each box's state with the crop classifier
+(``python -m training state-classifier``, kd_traffic_light/core/state_classifier.py), trained per seed on the
+folded dataset's train split and chosen by its own val split. Both state-reading schemes then run as the node
+runs them (``TrafficLightDetector`` at conf 0.25, class-agnostic NMS 0.45) on the held-out images, and their
+state figures (state accuracy on matched lights, per-state recall, red -> green) are paired per seed. The
+classifier's cost is timed on one frame with 20 lights (ONNX Runtime, median of repeated runs).
 
     python benchmarks/state_scheme.py                  # 5 seeds x 2 schemes, two runs at a time on 2 cores
 """
@@ -77,6 +83,79 @@ def light_detection(weights: Path, data_yaml: Path, split: str, imgsz: int, conf
             "labels": labels}
 
 
+def node_state_figures(weights: Path, data_yaml: Path, split: str, imgsz: int, state_model: Path | None = None,
+                       conf: float = 0.25) -> dict[str, Any]:
+    """State metrics of a model as the node runs it on every image of ``split`` (labels of ``data_yaml``)."""
+    import cv2
+    from ultralytics.data.utils import img2label_paths
+
+    from kd_traffic_light.core.config import DetectorConfig
+    from kd_traffic_light.core.detector import TrafficLightDetector
+    from training.state_classifier.data import dataset_info, read_labels, split_images
+    from training.state_metrics import flat_row, state_metrics
+
+    info = dataset_info(data_yaml)
+    det = TrafficLightDetector(DetectorConfig(model=str(weights), imgsz=imgsz, conf=conf,
+                                              state_model=str(state_model or "")))
+    images = []
+    files = split_images(info, split)
+    for image_file, label_file in zip(files, img2label_paths([str(f) for f in files]), strict=True):
+        bgr = cv2.imread(str(image_file))
+        rows = read_labels(Path(label_file), bgr.shape[1], bgr.shape[0], info["names"])
+        boxes = det.predict_boxes(bgr)
+        images.append({"pred_boxes": boxes.xyxy, "pred_scores": boxes.scores, "pred_cls": boxes.classes,
+                       "gt_boxes": rows[:, :4], "gt_cls": (rows[:, 5] * 5 + rows[:, 4]).astype(int)})
+    return flat_row(state_metrics(images, det.names, conf=conf))
+
+
+def classifier_ms(state_model: Path, data_yaml: Path, split: str, lights: int = 20, reps: int = 50) -> dict:
+    """Median and p95 ms of reading ``lights`` boxes' states on one held-out frame (crops, ONNX Runtime)."""
+    import statistics
+
+    import cv2
+    import numpy as np
+
+    from kd_traffic_light.core.state_classifier import StateClassifier
+    from training.state_classifier.data import dataset_info, split_images
+
+    bgr = cv2.imread(str(split_images(dataset_info(data_yaml), split)[0]))
+    h, w = bgr.shape[:2]
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, w - 30, lights), rng.uniform(0, h - 60, lights)
+    boxes = np.stack([x, y, x + rng.uniform(8, 30, lights), y + rng.uniform(20, 60, lights)], 1)
+    reader = StateClassifier(state_model)
+    times = []
+    for _ in range(reps + 5):
+        reader.classify(bgr, boxes)
+        times.append(reader.last_ms)
+    times = sorted(times[5:])
+    return {"lights": lights, "median_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
+            "frame_hw": [h, w]}
+
+
+def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int) -> dict[str, Any]:
+    """Train a classifier per seed; the node-run state figures of folded and of two classes + classifier."""
+    from training.state_classifier.train import Settings, train_state_classifier
+
+    folded_dir, two_dir = Path(f"{exp_dir}_relevance_state"), Path(f"{exp_dir}_relevance")
+    data_yaml = folded_dir / "data" / "yolo" / "data.yaml"
+    out: dict[str, Any] = {"classifier": {}, "folded": {}, "two_classes_classifier": {}}
+    for s in seeds:
+        cdir = Path(f"{exp_dir}_classifier") / f"seed{s}"
+        print(f"state_scheme: crop classifier, seed {s}, in {cdir}", flush=True)
+        m = train_state_classifier(data_yaml, cdir, Settings(seed=s))
+        out["classifier"][str(s)] = {k: m[k] for k in ("best_epoch", "val", "test", "onnx_parity", "settings",
+                                                        "train_lights_per_state")}
+        out["folded"][str(s)] = node_state_figures(folded_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt",
+                                                   data_yaml, split, imgsz)
+        out["two_classes_classifier"][str(s)] = node_state_figures(
+            two_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz,
+            cdir / "state_classifier.onnx")
+    out["cost"] = classifier_ms(Path(f"{exp_dir}_classifier") / f"seed{seeds[0]}" / "state_classifier.onnx",
+                                data_yaml, split)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train (or find) the baselines of both schemes, validate them class-agnostically, write the JSON."""
     from training.experiment import resolve_experiment, run_experiment
@@ -99,14 +178,22 @@ def main(argv: list[str] | None = None) -> int:
     diffs = {key: paired_interval({s: 100 * (v[key] or 0.0) for s, v in folded.items()},
                                   {s: 100 * (v[key] or 0.0) for s, v in two.items()})
              for key in ("map50_95", "map50", "recall", "precision")}
+    states = crop_classifier(args.exp_dir, args.seeds, exp.evaluate.split, exp.eval_imgsz())
+    state_diffs = {key: paired_interval(
+        {s: 100 * (v[key] or 0.0) for s, v in states["two_classes_classifier"].items()},
+        {s: 100 * (v[key] or 0.0) for s, v in states["folded"].items()})
+        for key in ("state_accuracy", "red_recall", "yellow_recall", "red_yellow_recall", "green_recall", "off_recall")}
     result = {"benchmark": "state-scheme", "config": CONFIG.name, "seeds": args.seeds, "split": exp.evaluate.split,
               "labels": "relevance_state (lights of unknown state left out)",
               "conf": 0.25, "nms_iou": 0.45, "schemes": per_scheme, "folded_minus_two_classes_pts": diffs,
+              "state_reading": states, "classifier_minus_folded_pts": state_diffs,
               "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
               "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write_json(Path(args.out), result)
     for key, d in diffs.items():
         print(f"state-scheme {key}: folded - two classes {format_interval(d)} pts", flush=True)
+    for key, d in state_diffs.items():
+        print(f"state-scheme {key}: two classes + classifier - folded {format_interval(d)} pts", flush=True)
     print(f"wrote {args.out}", flush=True)
     return 0
 

@@ -220,6 +220,42 @@ def state_scheme() -> str:
         f"`docs/results/{STATE_SCHEME}`.\n")
 
 
+def state_reading() -> str:
+    """Render folded classes against two classes + the crop classifier, as the node runs them (state_scheme.py)."""
+    fig = result(STATE_SCHEME)
+    if fig is None or "state_reading" not in fig:
+        return f"No crop-classifier figures in `docs/results/{STATE_SCHEME}`.\n"
+    reading, seeds = fig["state_reading"], [str(s) for s in fig["seeds"]]
+
+    def mean(scheme: str, key: str) -> str:
+        values = [v[key] for v in reading[scheme].values() if v[key] is not None]
+        return f"{100 * statistics.fmean(values):.1f}" if values else "-"
+
+    rows = []
+    for key, label in (("state_accuracy", "state accuracy on matched lights"), *(
+            (f"{s}_recall", f"{s} recall (light found, state right)") for s in ("red", "yellow", "red_yellow",
+                                                                                 "green", "off"))):
+        rows.append([label, mean("folded", key), mean("two_classes_classifier", key),
+                     interval(fig["classifier_minus_folded_pts"][key])])
+    for key, label in (("state_matched", "matched lights (all seeds)"),
+                       ("red_to_green", "red -> green (all seeds)"), ("red_yellow_to_green", "red_yellow -> green")):
+        rows.append([label, str(sum(v[key] for v in reading["folded"].values())),
+                     str(sum(v[key] for v in reading["two_classes_classifier"].values())), ""])
+    crops = [v["test"] or v["val"] for v in reading["classifier"].values()]
+    per_state = ", ".join(
+        f"{s} {100 * statistics.fmean(c['per_state'][s]['recall'] for c in crops):.1f}"
+        for s in crops[0]["per_state"] if all(c["per_state"][s]["recall"] is not None for c in crops))
+    cost = reading["cost"]
+    return md_table(["held-out, as the node runs them (percent)", "10 folded classes",
+                     "2 classes + crop classifier", "difference, 95 % CI"], rows) + (
+        f"\nSeeds {', '.join(seeds)} (the detector and the classifier of a row share the seed), conf "
+        f"{fig['conf']}, class-agnostic NMS {fig['nms_iou']}, `{fig['config']}`'s scenes. The classifier alone, on "
+        f"the labelled boxes of the held-out split (mean over seeds): accuracy "
+        f"{100 * statistics.fmean(c['accuracy'] for c in crops):.1f}, recall {per_state}. Its cost: "
+        f"{cost['median_ms']:.2f} ms median ({cost['p95_ms']:.2f} p95) for {cost['lights']} lights on one "
+        f"{cost['frame_hw'][1]}x{cost['frame_hw'][0]} frame. `docs/results/{STATE_SCHEME}`.\n")
+
+
 def fastdds_profiles() -> str:
     """Render the shipped Fast DDS profile against its version without TCP (one quick run each)."""
     rows = []
@@ -408,6 +444,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "node-figures": node_figures,
     "node-figures-state": lambda: node_figures(NODE_STATE),
     "state-scheme": state_scheme,
+    "state-reading": state_reading,
     "kd-gain-state-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_STATE, None)),
     "kd-gain-state-arms": lambda: kd_gain_arms(KD_GAIN_STATE, None),
     "kd-gain-state-recall": kd_gain_state_recall,

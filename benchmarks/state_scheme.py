@@ -15,7 +15,9 @@ The third scheme keeps the two-class detector and reads each box's state with th
 folded dataset's train split and chosen by its own val split. Both state-reading schemes then run as the node
 runs them (``TrafficLightDetector`` at conf 0.25, class-agnostic NMS 0.45) on the held-out images, and their
 state figures (state accuracy on matched lights, per-state recall, red -> green) are paired per seed. The
-classifier's cost is timed on one frame with 20 lights (ONNX Runtime, median of repeated runs).
+classifier's cost is timed on one frame with 20 lights (ONNX Runtime, median of repeated runs). The classifier
+reads green only above the node's default ``state_green_min_prob``; its val curve over that threshold (red read as
+green, red and green recall) is recorded per seed.
 
     python benchmarks/state_scheme.py                  # 5 seeds x 2 schemes, two runs at a time on 2 cores
 """
@@ -83,31 +85,6 @@ def light_detection(weights: Path, data_yaml: Path, split: str, imgsz: int, conf
             "labels": labels}
 
 
-def node_state_figures(weights: Path, data_yaml: Path, split: str, imgsz: int, state_model: Path | None = None,
-                       conf: float = 0.25) -> dict[str, Any]:
-    """State metrics of a model as the node runs it on every image of ``split`` (labels of ``data_yaml``)."""
-    import cv2
-    from ultralytics.data.utils import img2label_paths
-
-    from kd_traffic_light.core.config import DetectorConfig
-    from kd_traffic_light.core.detector import TrafficLightDetector
-    from training.state_classifier.data import dataset_info, read_labels, split_images
-    from training.state_metrics import flat_row, state_metrics
-
-    info = dataset_info(data_yaml)
-    det = TrafficLightDetector(DetectorConfig(model=str(weights), imgsz=imgsz, conf=conf,
-                                              state_model=str(state_model or "")))
-    images = []
-    files = split_images(info, split)
-    for image_file, label_file in zip(files, img2label_paths([str(f) for f in files]), strict=True):
-        bgr = cv2.imread(str(image_file))
-        rows = read_labels(Path(label_file), bgr.shape[1], bgr.shape[0], info["names"])
-        boxes = det.predict_boxes(bgr)
-        images.append({"pred_boxes": boxes.xyxy, "pred_scores": boxes.scores, "pred_cls": boxes.classes,
-                       "gt_boxes": rows[:, :4], "gt_cls": (rows[:, 5] * 5 + rows[:, 4]).astype(int)})
-    return flat_row(state_metrics(images, det.names, conf=conf))
-
-
 def classifier_ms(state_model: Path, data_yaml: Path, split: str, lights: int = 20, reps: int = 50) -> dict:
     """Median and p95 ms of reading ``lights`` boxes' states on one held-out frame (crops, ONNX Runtime)."""
     import statistics
@@ -134,8 +111,15 @@ def classifier_ms(state_model: Path, data_yaml: Path, split: str, lights: int = 
 
 
 def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int) -> dict[str, Any]:
-    """Train a classifier per seed; the node-run state figures of folded and of two classes + classifier."""
+    """Train a classifier per seed; the node-run state figures of folded and of two classes + classifier.
+
+    The classifier runs with the node's default ``state_green_min_prob``; its val curve over that threshold is
+    recorded per seed (where the default was chosen).
+    """
+    from training.state_classifier.data import dataset_info, load_crops
+    from training.state_classifier.evaluate import green_threshold_curve, node_state_metrics
     from training.state_classifier.train import Settings, train_state_classifier
+    from training.state_metrics import flat_row
 
     folded_dir, two_dir = Path(f"{exp_dir}_relevance_state"), Path(f"{exp_dir}_relevance")
     data_yaml = folded_dir / "data" / "yolo" / "data.yaml"
@@ -146,11 +130,14 @@ def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int) -> d
         m = train_state_classifier(data_yaml, cdir, Settings(seed=s))
         out["classifier"][str(s)] = {k: m[k] for k in ("best_epoch", "val", "test", "onnx_parity", "settings",
                                                         "train_lights_per_state")}
-        out["folded"][str(s)] = node_state_figures(folded_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt",
-                                                   data_yaml, split, imgsz)
-        out["two_classes_classifier"][str(s)] = node_state_figures(
+        out["classifier"][str(s)]["val_green_threshold"] = green_threshold_curve(
+            cdir / "state_classifier.onnx", load_crops(dataset_info(data_yaml), "val", Settings().crop_hw,
+                                                       Settings().margin))
+        out["folded"][str(s)] = flat_row(node_state_metrics(
+            folded_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz))
+        out["two_classes_classifier"][str(s)] = flat_row(node_state_metrics(
             two_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz,
-            cdir / "state_classifier.onnx")
+            cdir / "state_classifier.onnx"))
     out["cost"] = classifier_ms(Path(f"{exp_dir}_classifier") / f"seed{seeds[0]}" / "state_classifier.onnx",
                                 data_yaml, split)
     return out

@@ -126,6 +126,8 @@ class DetectorConfig:
         state_model: ``''`` (off) or an ``.onnx`` state classifier (``python -m training state-classifier``) read
             on every box of a two-class ``relevance`` model: the boxes then carry ``relevance_state`` classes
             (kd_traffic_light/core/state_classifier.py).
+        state_green_min_prob: With ``state_model``, a box is read green only when the classifier gives green at
+            least this probability, else its most probable other state (0: plain argmax).
     """
 
     model: str
@@ -138,6 +140,7 @@ class DetectorConfig:
     agnostic_nms: bool = True
     threads: int = 0
     state_model: str = ""
+    state_green_min_prob: float = 0.9
 
     def __post_init__(self) -> None:
         check = _Checks(self)
@@ -152,6 +155,7 @@ class DetectorConfig:
         check("threads", lambda v: 0 <= v <= 1024, "an integer in [0, 1024] (0: the runtime's default)")
         check("state_model", lambda v: v == "" or v.endswith(".onnx"), "'' (off) or the path of an .onnx state "
               "classifier")
+        check("state_green_min_prob", lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: plain argmax)")
         check.done()
 
 

@@ -69,6 +69,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def decide(probs: np.ndarray, green_min_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's state and its probability, green only when its probability is at least ``green_min_prob``.
+
+    Below it the most probable other state is taken: a light the classifier is unsure is green is read as the
+    state it would otherwise be, never as go (a red read as green tells a vehicle to drive; a green read as red
+    makes it wait a frame).
+    """
+    probs = np.asarray(probs, np.float64).reshape(len(probs), -1)
+    green = STATES.index("green")
+    masked = probs.copy()
+    masked[probs[:, green] < green_min_prob, green] = -1.0
+    best = masked.argmax(axis=1)
+    return best.astype(np.int64), probs[np.arange(len(best)), best].astype(np.float32)
+
+
 def fold_classes(relevance_ids: np.ndarray, state_ids: np.ndarray) -> np.ndarray:
     """``relevance`` class ids and :data:`STATES` indices -> ``relevance_state`` class ids."""
     table = np.array([[class_id("relevance_state", r, s) for s in STATES] for r in RELEVANCE], np.int64)
@@ -122,8 +137,12 @@ class StateClassifier:
         self.input_name = self.session.get_inputs()[0].name
         self.last_ms = float("nan")
 
-    def classify(self, bgr: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Read every box's state: ``(state indices into STATES, their probabilities)``, both ``(n,)``."""
+    def classify(self, bgr: np.ndarray, xyxy: np.ndarray, green_min_prob: float = 0.0) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+        """Read every box's state: ``(state indices into STATES, their probabilities)``, both ``(n,)``.
+
+        ``green_min_prob``: see :func:`decide`.
+        """
         t0 = time.perf_counter()
         boxes = np.asarray(xyxy).reshape(-1, 4)
         if not len(boxes):
@@ -132,5 +151,4 @@ class StateClassifier:
         blob = to_input(crop_boxes(bgr, boxes, self.crop_hw, self.margin))
         probs = softmax(self.session.run(None, {self.input_name: blob})[0].astype(np.float64))
         self.last_ms = (time.perf_counter() - t0) * 1000.0
-        best = probs.argmax(axis=1)
-        return best.astype(np.int64), probs[np.arange(len(best)), best].astype(np.float32)
+        return decide(probs, green_min_prob)

@@ -111,3 +111,16 @@ def test_a_reader_needs_a_two_class_detector(tmp_path, colour_onnx):
                        match=r"state model '.*missing.onnx' does not exist \(parameter 'state_model'\)"):
         TrafficLightDetector(DetectorConfig(model=str(make_constant_onnx(tmp_path / "two.onnx")),
                                             state_model=str(tmp_path / "missing.onnx")))
+
+
+def test_green_needs_its_probability_else_the_next_state_is_read():
+    from kd_traffic_light.core.state_classifier import decide
+
+    probs = np.array([[0.30, 0.0, 0.0, 0.70, 0.0],    # unsure green -> red
+                      [0.02, 0.0, 0.0, 0.95, 0.03],   # sure green
+                      [0.80, 0.1, 0.0, 0.10, 0.0]])   # red
+    assert decide(probs)[0].tolist() == [3, 3, 0]
+    states, p = decide(probs, 0.9)
+    assert states.tolist() == [0, 3, 0] and p.tolist() == pytest.approx([0.30, 0.95, 0.80])
+    with pytest.raises(ConfigError, match=r"parameter 'state_green_min_prob' = 1.5 .*a probability in \[0, 1\]"):
+        DetectorConfig(model="m.onnx", state_green_min_prob=1.5)

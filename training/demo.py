@@ -1,8 +1,9 @@
 r"""End-to-end demo on synthetic DTLD-format data, sized for a 2-core CPU (``make demo``).
 
-Thirteen resumable stages, from generating the data through training (teacher, baseline, distilled and
-coupled-head students), evaluation, export and timing to a bag replayed through the nodes (``--skip-nodes``
-leaves that out). Everything lands in ``--out``, linked from ``<out>/REPORT.md``.
+Sixteen resumable stages, from generating the data through training (teacher, baseline, distilled and
+coupled-head students, the crop classifier that reads each light's state), evaluation, export and timing to a
+bag replayed through the nodes (``--skip-nodes`` leaves that out). Everything lands in ``--out``, linked from
+``<out>/REPORT.md``.
 
     python -m training.demo --out runs/demo
     python -m training.demo --quick --out runs/demo_quick     # smoke run, about 3 minutes
@@ -58,6 +59,8 @@ TRAIN_STAGES = (
      lambda r: r.method == "ours" and r.label == "n_coupled"),
 )
 BAG_WIDTH = {"full": 1024, "quick": 256}
+#: Epochs of the state classifier (about 20 s on 2 cores in full mode).
+STATE_EPOCHS = {"full": 30, "quick": 2}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -135,7 +138,8 @@ def _run_record(out: Path, name: str) -> dict[str, Any] | None:
 
 
 #: Outputs made from the trained models: redone when a model is retrained.
-DERIVED = ("experiment/results.json", "exports.json", "speed.json", "node_run/summary.json")
+DERIVED = ("experiment/results.json", "exports.json", "speed.json", "node_run/summary.json", "state.json",
+           "state_classifier/metrics.json")
 
 
 def set_aside_stale_data(out: Path, exp: Experiment) -> list[str]:
@@ -194,6 +198,33 @@ def set_aside_stale_runs(out: Path, runs: dict[str, Run], data_yaml: Path) -> li
         for rel in DERIVED:
             (out / rel).unlink(missing_ok=True)
     return stale
+
+
+def state_classifier_stage(out: Path, mode: str) -> dict[str, Any]:
+    """Train the crop classifier on the ``relevance_state`` labels of the demo's frames (``out/state_classifier``)."""
+    from training.state_classifier.train import Settings, train_state_classifier
+
+    data_yaml = out / "experiment" / "data" / "yolo_relevance_state" / "data.yaml"
+    return train_state_classifier(data_yaml, out / "state_classifier", Settings(epochs=STATE_EPOCHS[mode]))
+
+
+def state_stage(out: Path, records: dict[str, dict], exp: Experiment) -> dict[str, Any]:
+    """Score the teacher's and the distilled student's light state with the classifier, as the nodes run them.
+
+    Writes ``out/state.json`` and ``out/state_confusion_<role>.png``.
+    """
+    from training.experiment import weights_path
+    from training.state_classifier.evaluate import node_state_metrics
+    from training.state_metrics import plot_confusion
+
+    data_yaml = out / "experiment" / "data" / "yolo_relevance_state" / "data.yaml"
+    result = {}
+    for role, record in records.items():
+        result[role] = node_state_metrics(weights_path(record, out / "experiment"), data_yaml, exp.evaluate.split,
+                                          exp.eval_imgsz(), out / "state_classifier" / "state_classifier.onnx")
+        plot_confusion(result[role], out / f"state_confusion_{role}.png", f"{role} + crop classifier")
+    atomic_write_json(out / "state.json", result)
+    return result
 
 
 def export_stage(exp_out: Path, records: dict[str, dict], imgsz: int, out: Path) -> dict[str, Any]:
@@ -261,9 +292,12 @@ def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
 
 
 def node_params(out: Path, role: str, imgsz: int) -> Path:
-    """Write the package's detector params for ``role`` with the demo's inference size."""
+    """Write the package's detector params for ``role`` with the demo's inference size and state classifier."""
     params = read_yaml(REPO / "config" / f"{role}.yaml")
     params["/**"]["ros__parameters"]["imgsz"] = imgsz
+    reader = out / "state_classifier" / "state_classifier.onnx"
+    if reader.is_file():
+        params["/**"]["ros__parameters"]["state_model"] = str(reader.resolve())
     path = out / "nodes" / f"{role}.yaml"
     atomic_write_yaml(path, params)
     return path
@@ -361,6 +395,9 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
          lambda: X.generate_synth(exp, exp_out, max(1, workers or 1))),
         ("convert DTLD -> YOLO", lambda: (exp_out / "data" / "done.json").is_file(),
          lambda: X.convert_data(exp, exp_out, max(1, workers or 1))),
+        ("convert DTLD -> YOLO with light states (the state classifier's labels)",
+         lambda: (exp_out / "data" / "done_relevance_state.json").is_file(),
+         lambda: X.convert_data(exp, exp_out, max(1, workers or 1), classes="relevance_state")),
     ]
     data_yaml = exp_out / "data" / "yolo" / "data.yaml"
     set_aside_stale_runs(out, {n: runs[n] for n in names.values()}, data_yaml)
@@ -372,6 +409,13 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     stages.append(("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
         X.eval_cache(exp_out, n, exp.evaluate.split, imgsz).is_file() for n in only),
         lambda: X.run_experiment(exp, exp_out, device, workers, only=only)))
+    stages.append(("train the state classifier (crops of the lights)",
+                   lambda: (out / "state_classifier" / "metrics.json").is_file(),
+                   lambda: state_classifier_stage(out, mode)))
+    stages.append(("light state of teacher and distilled student with the classifier",
+                   lambda: (out / "state.json").is_file(), lambda: state_stage(out, {
+                       "teacher": _run_record(out, names["teacher"]), "student": _run_record(out, names["ours"])},
+                       exp)))
     stages.append(("export the distilled student (ONNX, OpenVINO) and the teacher",
                    lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, {
                        "student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])},

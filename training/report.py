@@ -71,21 +71,36 @@ def recipe_text(tr: Mapping[str, Any]) -> str:
     return f"{opt} lr0 {tr.get('lr0', 0.01)} -> lrf {tr.get('lrf', 0.01)}"
 
 
-def state_section(out: Path, names: dict[str, str]) -> str:
-    """Render the teacher's and the distilled student's state confusion matrices ("" without).
+def state_section(out: Path) -> str:
+    """Render the light state the teacher and the distilled student publish with the crop classifier ("" without).
 
-    The light-state table itself comes with the experiment's results.md (results_section).
+    From ``out/state.json`` (the demo's state stage: ``training.state_classifier.evaluate.node_state_metrics``).
     """
-    runs = out / "experiment" / "runs"
-    plots = [(role, runs / names[role] / "confusion_state.png") for role in ("teacher", "ours") if role in names]
-    plots = [(role, p) for role, p in plots if p.is_file()]
-    if not plots:
+    path = out / "state.json"
+    result = read_json(path) if path.is_file() else None
+    if not result:
         return ""
-    lines = ["### Light-state confusion (teacher, distilled student)", "",
-             "Rows the true state, columns the predicted one, on the held-out split as the nodes publish; the "
-             "outlined cells (red -> green, red_yellow -> green) are the errors that kill (docs/training.md, "
-             "\"Light-state metrics\").", ""]
-    lines += [_link(p, out, f"{role} state confusion", image=True) for role, p in plots]
+    from kd_traffic_light.core.classes import STATES
+
+    def pct(v: Any) -> str:
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    lines = ["## Light state (two-class detector + crop classifier)", "",
+             "On the held-out split as the nodes publish (conf 0.25, class-agnostic NMS 0.45), relevance merged: "
+             "the lights matched, state accuracy on them, recall per state in percent (a light found with the right "
+             "state; support in brackets), and the matched lights read red -> green and red_yellow -> green "
+             "(docs/training.md, \"Light state\"). Classifier: "
+             f"{_link(out / 'state_classifier' / 'metrics.json', out)}.", "",
+             "| detector | matched lights | state accuracy | "
+             + " | ".join(f"{s} recall" for s in STATES) + " | red->green | red_yellow->green |",
+             "|---" * (5 + len(STATES)) + "|"]
+    for role, r in result.items():
+        recalls = " | ".join(f"{pct(r['per_state'][s]['recall'])} ({r['per_state'][s]['support']})" for s in STATES)
+        lines.append(f"| {role} + classifier | {r['matched']} | {pct(r['state_accuracy'])} | {recalls} | "
+                     f"{r['critical']['red_to_green']} | {r['critical']['red_yellow_to_green']} |")
+    lines += ["", "Rows the true state, columns the predicted one; the outlined cells are the errors that kill.", ""]
+    lines += [_link(out / f"state_confusion_{role}.png", out, f"{role} state confusion", image=True)
+              for role in result if (out / f"state_confusion_{role}.png").is_file()]
     return "\n".join(lines + [""])
 
 
@@ -252,11 +267,11 @@ def write_report(out: str | Path, exp: Experiment, names: dict[str, str]) -> Pat
     parts = [
         f"# kd_traffic_light demo report ({mode})", "",
         "Teacher -> student distillation for traffic-light relevance"
-        + (" and state" if exp.data.classes == "relevance_state" else "")
+        + (" and state" if exp.data.classes == "relevance_state" or (out / "state.json").is_file() else "")
         + " on synthetic DTLD-format data, trained and evaluated on this CPU by `python -m training.demo`"
         + (" --quick" if mode == "quick" else "") + ". "
         + "Quick mode is a smoke run: its numbers mean nothing." * (mode == "quick"), "",
-        setup_section(exp, names), results_section(out), state_section(out, names), gain_section(),
+        setup_section(exp, names), results_section(out), state_section(out), gain_section(),
         speed_section(out), nodes_section(out),
         stages_section(out),
     ]

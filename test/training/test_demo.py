@@ -41,7 +41,7 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
                  f"n_coupled_baseline_seed{s}", f"n_coupled_from_s_ours_seed{s}"):
         assert (out / "experiment" / "runs" / name / "results.json").is_file(), name
     assert not (out / "experiment" / "runs" / f"n_coupled_from_s_native_seed{s}").exists()  # not a demo stage
-    assert len(stages["stages"]) == 13  # every stage of the list ran (nodes included)
+    assert len(stages["stages"]) == 16  # every stage of the list ran (nodes included)
     exports = json.loads((out / "exports.json").read_text())
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
     if (out / "node_run" / "summary.json").is_file():  # the node run needs rclpy in the venv
@@ -49,10 +49,16 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
         # the bag's truth scores both detectors' raw and revised signals, with the timeline
         assert "The governing signal: raw detector against revised" in report
         assert (out / "node_run" / "signal_timeline.png").is_file() and (out / "bag_truth.json").is_file()
-    # the demo learns relevance x state: the state table and each run's confusion matrix, whatever it learnt
-    assert "## Light state" in report and "red_yellow->green" in report
-    assert (out / "experiment" / "runs" / f"teacher_s_seed{s}" / "confusion_state.png").is_file()
-    assert yaml.safe_load((out / "experiment" / "data" / "yolo" / "data.yaml").read_text())["nc"] == 10
+    # two-class detectors, the state read by the crop classifier trained on the same frames' state labels: the
+    # state table and each detector's confusion matrix, whatever they learnt; the nodes run with the classifier
+    assert "## Light state (two-class detector + crop classifier)" in report and "red_yellow->green" in report
+    assert all((out / f"state_confusion_{role}.png").is_file() for role in ("teacher", "student"))
+    assert yaml.safe_load((out / "experiment" / "data" / "yolo" / "data.yaml").read_text())["nc"] == 2
+    state_yaml = out / "experiment" / "data" / "yolo_relevance_state" / "data.yaml"
+    assert yaml.safe_load(state_yaml.read_text())["nc"] == 10
+    assert (out / "state_classifier" / "state_classifier.onnx").is_file()
+    params = yaml.safe_load((out / "nodes" / "student.yaml").read_text())["/**"]["ros__parameters"]
+    assert params["state_model"] == str((out / "state_classifier" / "state_classifier.onnx").resolve())
     # a second invocation finds every output and skips every stage
     before = {p: p.stat().st_mtime_ns for p in (out / "experiment" / "runs").rglob("best.pt")}
     assert demo.main(argv) == 0
@@ -182,7 +188,7 @@ def test_data_made_from_another_data_section_is_set_aside_with_everything_traine
     run.mkdir(parents=True)
     (out / "exports.json").write_text("{}")
     (out / "bag").mkdir()
-    old = {**exp.data.to_dict(), "classes": "relevance"}  # a demo directory from before the state classes
+    old = {**exp.data.to_dict(), "classes": "relevance_state"}  # a demo from before the crop classifier
     (data / "done.json").write_text(json.dumps({"data": old}))
     assert set_aside_stale_data(out, exp) == ["classes"]
     assert (out / "experiment" / "data.stale" / "done.json").is_file() and not data.exists()

@@ -32,31 +32,44 @@ def generate_synth(exp: Experiment, out: Path, workers: int = 1) -> Path:
     return root
 
 
-def convert_data(exp: Experiment, out: Path, workers: int = 1) -> Path:
-    """Convert the experiment's DTLD tree (synthetic or real) to YOLO under ``out/data/yolo`` once."""
-    from training.data.dtld import ConvertOptions, convert_dtld
-
-    d, data_yaml = exp.data, out / "data" / "yolo" / "data.yaml"
-    done_file = out / "data" / "done.json"
-    if data_yaml.is_file() and done_file.is_file():
-        _check_same_data(exp, done_file)
-        LOG.info("data: %s exists; skipped", data_yaml)
-        return data_yaml
+def _dtld_sources(exp: Experiment, out: Path, workers: int) -> tuple[Path, list[Path], list[Path], list[Path]]:
+    """Return the DTLD root and train / val / test label files of the experiment (generating synthetic data once)."""
+    d = exp.data
     if d.source == "synth":
         root = generate_synth(exp, out, workers)
         labels = root / "DTLD_Labels_v2.0" / "v2.0"
         done = out / "data" / "dtld_done.json"
         has_test = ((read_json(done) if done.is_file() else None) or {}).get("has_test", True)
-        train, val, test = [labels / "DTLD_train.json"], [], [labels / "DTLD_test.json"] if has_test else []
-    else:
-        root = Path(str(d.root))
-        if not root.is_dir():
-            raise ConfigNotFound(f"{exp.source}: data.root: DTLD directory not found: {root}")
-        train, val, test = ([root / p for p in labels] for labels in (d.train_labels, d.val_labels, d.test_labels))
+        return root, [labels / "DTLD_train.json"], [], [labels / "DTLD_test.json"] if has_test else []
+    root = Path(str(d.root))
+    if not root.is_dir():
+        raise ConfigNotFound(f"{exp.source}: data.root: DTLD directory not found: {root}")
+    train, val, test = ([root / p for p in labels] for labels in (d.train_labels, d.val_labels, d.test_labels))
+    return root, train, val, test
+
+
+def convert_data(exp: Experiment, out: Path, workers: int = 1, classes: str | None = None) -> Path:
+    """Convert the experiment's DTLD tree (synthetic or real) to YOLO under ``out/data/yolo`` once.
+
+    ``classes`` other than the experiment's own (the demo's state classifier learns from ``relevance_state``
+    labels of the two-class detectors' frames) writes ``out/data/yolo_<classes>`` with the same split.
+    """
+    from training.data.dtld import ConvertOptions, convert_dtld
+
+    d = exp.data
+    own = classes in (None, d.classes)
+    sub = "yolo" if own else f"yolo_{classes}"
+    data_yaml = out / "data" / sub / "data.yaml"
+    done_file = out / "data" / ("done.json" if own else f"done_{classes}.json")
+    if data_yaml.is_file() and done_file.is_file():
+        _check_same_data(exp, done_file)
+        LOG.info("data: %s exists; skipped", data_yaml)
+        return data_yaml
+    root, train, val, test = _dtld_sources(exp, out, workers)
     opts = ConvertOptions(train=train, val=val, test=test, val_images=d.val_images, seed=d.seed,
-                          resize_width=d.resize_width, classes=d.classes)
-    convert_dtld(root, out / "data" / "yolo", opts, workers=workers, progress=True)  # resumes a partial output
-    atomic_write_json(out / "data" / "done.json", {"data_yaml": str(data_yaml.relative_to(out)), "data": d.to_dict()})
+                          resize_width=d.resize_width, classes=classes or d.classes)
+    convert_dtld(root, out / "data" / sub, opts, workers=workers, progress=True)  # resumes a partial output
+    atomic_write_json(done_file, {"data_yaml": str(data_yaml.relative_to(out)), "data": d.to_dict()})
     return data_yaml
 
 

@@ -11,7 +11,7 @@ told apart by their ``format`` field).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ from vision_msgs.msg import (
     VisionClass,
 )
 
-from kd_traffic_light.core.signal import Signal
+from kd_traffic_light.core.signal import LightReading, Signal
 from kd_traffic_light.core.types import Detection
 
 
@@ -240,10 +240,22 @@ def signal_msg(signal: Signal, group_id: int, stamp) -> TrafficLightGroupArray:
     return TrafficLightGroupArray(stamp=stamp, traffic_light_groups=[group])
 
 
-def signal_from_msg(msg: TrafficLightGroupArray) -> tuple[str, bool, float]:
-    """Read the first group of a signal message back as ``(state, flashing, confidence)`` (inverse of signal_msg)."""
+def tracks_msg(readings: Sequence[LightReading], stamp) -> TrafficLightGroupArray:
+    """Build the per-light ``TrafficLightGroupArray``: one group per confirmed track (its id), its revised state."""
+    groups = [TrafficLightGroup(traffic_light_group_id=int(r.track_id), elements=signal_elements(
+        Signal(r.state, r.flashing, r.confidence if r.state != "unknown" else 0.0, 1)))
+        for r in readings if r.confirmed]
+    return TrafficLightGroupArray(stamp=stamp, traffic_light_groups=groups)
+
+
+def tracks_from_msg(msg: TrafficLightGroupArray) -> dict[int, str]:
+    """Read a per-light message back as ``{track id: revised state}`` (inverse of tracks_msg)."""
+    return {int(g.traffic_light_group_id): group_state(g.elements)[0] for g in msg.traffic_light_groups}
+
+
+def group_state(elements: Sequence[TrafficLightElement]) -> tuple[str, bool, float]:
+    """Read one group's elements back as ``(state, flashing, confidence)`` (inverse of signal_elements)."""
     e = TrafficLightElement
-    elements = msg.traffic_light_groups[0].elements if msg.traffic_light_groups else []
     colours = tuple(el.color for el in elements)
     if len(elements) == 1 and elements[0].status == e.SOLID_OFF:
         return "off", False, float(elements[0].confidence)
@@ -251,3 +263,8 @@ def signal_from_msg(msg: TrafficLightGroupArray) -> tuple[str, bool, float]:
     if state == "unknown":
         return "unknown", False, 0.0
     return state, elements[0].status == e.FLASHING, float(elements[0].confidence)
+
+
+def signal_from_msg(msg: TrafficLightGroupArray) -> tuple[str, bool, float]:
+    """Read the first group of a signal message back as ``(state, flashing, confidence)`` (inverse of signal_msg)."""
+    return group_state(msg.traffic_light_groups[0].elements if msg.traffic_light_groups else [])

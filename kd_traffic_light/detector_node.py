@@ -38,6 +38,7 @@ from kd_traffic_light.conversions import (
     image_msg_to_bgr,
     label_info_msg,
     signal_msg,
+    tracks_msg,
     validate_image_msg,
 )
 from kd_traffic_light.core.config import (
@@ -178,6 +179,8 @@ class DetectorNode(LifecycleNode):
             (self.create_publisher(Detection2DArray, f"{output_prefix(topics, i)}/detections", 10),
              self.create_publisher(Image, f"{output_prefix(topics, i)}/debug_image", 1),
              self.create_publisher(TrafficLightGroupArray, f"{output_prefix(topics, i)}/traffic_signals", 10)
+             if self.track_cfg.tracking else None,
+             self.create_publisher(TrafficLightGroupArray, f"{output_prefix(topics, i)}/traffic_lights", 10)
              if self.track_cfg.tracking else None)
             for i in range(len(topics))
         ]
@@ -309,7 +312,7 @@ class DetectorNode(LifecycleNode):
         t0 = time.perf_counter()
         bgr = image_msg_to_bgr(msg, self.cfg.max_image_pixels)
         dets = self.detector.predict(bgr)
-        det_pub, dbg_pub, sig_pub = self._outputs[camera]
+        det_pub, dbg_pub, sig_pub, lights_pub = self._outputs[camera]
         ids, signal = None, None
         if sig_pub is not None:
             stamp_s = header.stamp.sec + header.stamp.nanosec * 1e-9
@@ -317,6 +320,7 @@ class DetectorNode(LifecycleNode):
             by_det = {id(r.detection): str(r.track_id) for r in readings if r.detection is not None and r.confirmed}
             ids = [by_det.get(id(d), "") for d in dets]
             sig_pub.publish(signal_msg(signal, self.track_cfg.signal_group_id, header.stamp))
+            lights_pub.publish(tracks_msg(readings, header.stamp))
         det_pub.publish(detections_to_msg(dets, header, self.cfg.class_id_as_name, ids))
         self.stats.processed((time.perf_counter() - t0) * 1000.0, self._stamp_age_ms(header))
         if self.cfg.publish_debug_image and dbg_pub.get_subscription_count() > 0:

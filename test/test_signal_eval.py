@@ -59,3 +59,41 @@ def test_pooling_adds_drives_up(tmp_path):
 def test_sequences_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="one entry per frame"):
         drive_metrics(T, ["red"], ["red"])
+
+
+def test_each_head_gets_its_detections_and_the_node_track_that_overlapped_it_most():
+    from kd_traffic_light.tools.signal_eval import score_tracks, track_timelines
+
+    a, b = [100, 100, 110, 130], [300, 100, 310, 130]
+    frames = [{"stamp_ns": k * 100_000_000, "state": "red", "lights": [
+        {"track": "A", "state": "red", "relevant": True, "box": a},
+        {"track": "B", "state": "green", "relevant": False, "box": b},
+        {"track": "C", "state": "unknown", "relevant": False, "box": [500, 100, 510, 130]}]} for k in range(4)]
+    shifted = [102, 101, 112, 131]                    # IoU with A well above 0.3
+    detections = {0: [(shifted, "red", "")],          # track not confirmed yet
+                  100_000_000: [(shifted, "red", "7"), (b, "green", "9")],
+                  200_000_000: [(b, "green", "9")],    # A missed
+                  300_000_000: [(shifted, "green", "7"), ([0, 0, 5, 5], "red", "11")]}
+    tracks = {100_000_000: {"7": "red", "9": "green"}, 200_000_000: {"7": "red", "9": "green"},
+              300_000_000: {"7": "red", "9": "unknown", "11": "red"}}
+    heads = track_timelines(frames, detections, tracks)
+    assert [h["track"] for h in heads] == ["A", "B"]   # relevant first; C has no scored state
+    ha, hb = heads
+    assert ha["truth"] == ["red"] * 4 and ha["raw"] == ["red", "red", "unknown", "green"]
+    assert ha["revised"] == ["unknown", "red", "red", "red"]   # node track 7, held through the miss
+    assert hb["raw"] == ["unknown", "green", "green", "unknown"] and hb["revised"] == ["unknown", "green", "green",
+                                                                                      "unknown"]
+    scored = score_tracks(heads)
+    assert scored["tracks"] == 2 and scored["raw"]["red_to_green"] == 1 and scored["revised"]["red_to_green"] == 0
+    assert scored["revised"]["accuracy"] == pytest.approx(5 / 8)
+
+
+def test_a_truth_file_with_a_bad_head_is_refused_naming_the_field(tmp_path):
+    import json
+
+    from kd_traffic_light.tools.signal_eval import read_truth
+
+    head = {"track": "A", "state": "red", "relevant": True, "box": [1, 2, 3]}
+    (tmp_path / "t.json").write_text(json.dumps({"frames": [{"stamp_ns": 1, "state": "red", "lights": [head]}]}))
+    with pytest.raises(ValueError, match=r"t.json: frames\[0\].lights\[0\].box = \[1, 2, 3\]: expected \[x1, y1"):
+        read_truth(tmp_path / "t.json")

@@ -241,6 +241,19 @@ def signal_lines(run: Path, out: Path, signal: Mapping[str, Any] | None) -> list
                          f"{m['red_to_green']} | {m['red_yellow_to_green']} | {delays} |")
     if signal.get("timeline"):
         lines += ["", _link(run / signal["timeline"], out, "signal timeline (truth, raw, revised)", image=True)]
+    if signal.get("tracks"):
+        lines += ["", "### Per light: raw detections against the revised track (`~/traffic_lights`)", "",
+                  "Each head of the drive scored over the frames it is in view: raw is the detection overlapping it, "
+                  "revised the state its node track published (docs/tracking.md); spurious changes per "
+                  "track-minute.", "",
+                  "| detector | heads | side | accuracy | spurious changes / track-minute | red->green frames |",
+                  "|---|---|---|---|---|---|"]
+        for role, t in signal["tracks"].items():
+            for side in ("raw", "revised"):
+                lines.append(f"| {role} | {t['tracks']} | {side} | {num(t[side]['accuracy'], '.3f')} | "
+                             f"{num(t[side]['spurious_per_minute'])} | {t[side]['red_to_green']} |")
+        lines += ["", *(_link(run / signal[key], out, f"{key.rsplit('_', 1)[-1]}: per-light timelines", image=True)
+                        for key in ("track_timeline_student", "track_timeline_teacher") if signal.get(key))]
     return lines
 
 

@@ -204,8 +204,8 @@ class OverlaySaver:
     """Listens in this process: saves every comparison overlay as a JPEG, keeps both detectors' signals.
 
     With ``frames_dir`` None no overlay is subscribed. ``signals[role][stamp_ns]`` is the state the detector
-    published on ``~/traffic_signals``, ``detections[role][stamp_ns]`` its detections (class names from its
-    latched ``~/label_info``).
+    published on ``~/traffic_signals``, ``tracks[role][stamp_ns]`` its per-light ``~/traffic_lights`` (track id ->
+    revised state), ``detections[role][stamp_ns]`` its detections (class names from its latched ``~/label_info``).
     """
 
     def __init__(self, frames_dir: Path | None) -> None:
@@ -216,11 +216,11 @@ class OverlaySaver:
         from sensor_msgs.msg import Image
         from vision_msgs.msg import Detection2DArray, LabelInfo
 
-        from kd_traffic_light.conversions import image_msg_to_bgr, signal_from_msg
+        from kd_traffic_light.conversions import image_msg_to_bgr, signal_from_msg, tracks_from_msg
 
         self.frames_dir = frames_dir
         self.count = 0
-        self._decode, self._read_signal = image_msg_to_bgr, signal_from_msg
+        self._decode, self._read_signal, self._read_tracks = image_msg_to_bgr, signal_from_msg, tracks_from_msg
         self.context = rclpy.context.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("bag_eval_overlay_saver", context=self.context)
@@ -230,14 +230,17 @@ class OverlaySaver:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.signals: dict[str, dict[int, str]] = {}
+        self.tracks: dict[str, dict[int, dict[str, str]]] = {}
         self.detections: dict[str, dict[int, object]] = {}
         self.names: dict[str, dict[int, str]] = {}
         self._signal_subs = []
         for role in ("student", "teacher"):
-            self.signals[role], self.detections[role], self.names[role] = {}, {}, {}
+            self.signals[role], self.tracks[role], self.detections[role], self.names[role] = {}, {}, {}, {}
             self._signal_subs += [
                 self.node.create_subscription(TrafficLightGroupArray, f"/{role}/detector/traffic_signals",
                                               lambda m, r=role: self._on_signal(r, m), reliable),
+                self.node.create_subscription(TrafficLightGroupArray, f"/{role}/detector/traffic_lights",
+                                              lambda m, r=role: self._on_tracks(r, m), reliable),
                 self.node.create_subscription(Detection2DArray, f"/{role}/detector/detections",
                                               lambda m, r=role: self._on_detections(r, m), reliable),
                 self.node.create_subscription(LabelInfo, f"/{role}/detector/label_info",
@@ -267,6 +270,10 @@ class OverlaySaver:
 
     def _on_signal(self, role: str, msg) -> None:
         self.signals[role][msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec] = self._read_signal(msg)[0]
+
+    def _on_tracks(self, role: str, msg) -> None:
+        self.tracks[role][msg.stamp.sec * 1_000_000_000 + msg.stamp.nanosec] = {
+            str(k): v for k, v in self._read_tracks(msg).items()}
 
     def _on_detections(self, role: str, msg) -> None:
         self.detections[role][msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec] = msg
@@ -404,11 +411,12 @@ def _drain(records: Path, saver: OverlaySaver | None) -> None:
 def signal_report(args: argparse.Namespace, saver: OverlaySaver) -> dict:
     """Score each detector's raw and revised signal against ``--truth``; draw the timeline (docs/tracking.md).
 
-    A frame a detector did not answer counts as ``unknown`` on both sides.
+    A frame a detector did not answer counts as ``unknown`` on both sides. With the heads in view in the truth
+    file, each head's raw and revised state is scored too (``tracks``), one timeline per head.
     """
     from kd_traffic_light.conversions import msg_to_detections
     from kd_traffic_light.core.signal import frame_signal
-    from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool, read_truth
+    from kd_traffic_light.tools.signal_eval import drive_metrics, plot_timelines, pool, read_truth, score_tracks
 
     frames = read_truth(args.truth)
     stamps = [int(f["stamp_ns"]) for f in frames]
@@ -425,14 +433,40 @@ def signal_report(args: argparse.Namespace, saver: OverlaySaver) -> dict:
         panels.append({"name": f"{role} ({args.truth.name})", "times": times, "truth": truth, "raw": raw,
                        "revised": revised})
     out["frames"] = len(frames)
-    try:
-        out["timeline"] = plot_timelines(panels, args.out / "signal_timeline.png").name
-    except ImportError as exc:  # the runtime-only venv has no matplotlib: the figures stand without the picture
-        out["timeline"] = None
-        print(f"bag_eval: warning: no signal_timeline.png ({exc}; install matplotlib for it)", file=sys.stderr,
-              flush=True)
+    pictures = {"timeline": ("signal_timeline.png", panels)}
+    if any(f.get("lights") for f in frames):
+        out["tracks"] = {}
+        for role in ("student", "teacher"):
+            timelines = role_tracks(frames, saver, role)
+            out["tracks"][role] = score_tracks(timelines)
+            pictures[f"track_timeline_{role}"] = (f"track_timeline_{role}.png", timelines[:TRACK_PANELS])
+    for key, (name, shown) in pictures.items():
+        try:
+            out[key] = plot_timelines(shown, args.out / name).name if shown else None
+        except ImportError as exc:  # the runtime-only venv has no matplotlib: the figures stand without the picture
+            out[key] = None
+            print(f"bag_eval: warning: no {name} ({exc}; install matplotlib for it)", file=sys.stderr, flush=True)
     atomic_write_json(args.out / "signal.json", out)
     return out
+
+
+def role_tracks(frames: list[dict], saver: OverlaySaver, role: str) -> list[dict]:
+    """One detector's per-head timelines (signal_eval.track_timelines) from what the listener recorded."""
+    from kd_traffic_light.conversions import msg_to_detections
+    from kd_traffic_light.core.classes import split_label
+    from kd_traffic_light.tools.signal_eval import track_timelines
+
+    names, detections = saver.names[role], {}
+    for ns, msg in saver.detections[role].items():
+        dets = msg_to_detections(msg, names)
+        ids = [d.id for d in msg.detections if d.results]
+        detections[ns] = [(d.xyxy, split_label(d.label)[1] or "unknown", track) for d, track in zip(dets, ids,
+                                                                                                    strict=True)]
+    return track_timelines(frames, detections, saver.tracks[role])
+
+
+#: Heads drawn in each per-head timeline picture (most frames in view, relevant first).
+TRACK_PANELS = 6
 
 
 def _report(args: argparse.Namespace, codes: dict[str, int], cmds: dict[str, list[str]],

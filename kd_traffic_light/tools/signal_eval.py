@@ -15,6 +15,12 @@ core/classes.py or ``unknown``). :func:`drive_metrics` scores one drive, :func:`
   true change (frames and ms); a change never published is *missed*.
 - **red->green**, **red_yellow->green**: frames whose truth is red (red_yellow) and whose published state is
   green.
+
+Per light (:func:`track_timelines`): each true head of the drive is one timeline, scored with the same
+definitions over the frames it is in view, so spurious changes are per track-minute. Its raw state is what the
+detection overlapping it (IoU >= :data:`TRACK_IOU`) read in that frame (``unknown`` when none does); its revised
+state is what the node published on ``~/traffic_lights`` for the node track that overlapped it most often over
+the drive (``unknown`` when that track is not confirmed in the frame).
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kd_traffic_light.core.classes import STATES
+
 #: A published change this soon after a true change, to the true state, is the change being followed.
 EXPLAIN_S = 1.0
+#: IoU a detection needs with a true head's box to be that head's reading in a frame.
+TRACK_IOU = 0.3
 
 
 def drive_metrics(times: Sequence[float], truth: Sequence[str | None], published: Sequence[str],
@@ -95,14 +105,80 @@ def pool(drives: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list[tuple[Sequence[float], str, str]]],
+                    tracks: dict[int, dict[str, str]], iou: float = TRACK_IOU) -> list[dict[str, Any]]:
+    """Per true head of a drive: its truth, raw and revised states per frame (module docstring).
+
+    Args:
+        frames: The truth file's frames (:func:`read_truth`), each with ``lights``.
+        detections: ``{stamp_ns: [(xyxy, state, track id or "")]}``: what the detector published per frame.
+        tracks: ``{stamp_ns: {track id: revised state}}``: what it published on ``~/traffic_lights``.
+        iou: Overlap a detection needs with a head's box.
+
+    Returns:
+        One dict per true head, most frames in view first (relevant heads before the others): ``name``,
+        ``track``, ``relevant``, ``times`` and the per-frame ``truth`` (None out of view), ``raw``, ``revised``.
+    """
+    times = [int(f["stamp_ns"]) / 1e9 for f in frames]
+    heads: dict[str, dict[str, Any]] = {}
+    votes: dict[str, dict[str, int]] = {}  # node track -> true head -> frames overlapping
+    for i, f in enumerate(frames):
+        dets = detections.get(int(f["stamp_ns"]), [])
+        taken: set[int] = set()
+        for light in f.get("lights") or []:
+            head = heads.setdefault(light["track"], {"track": light["track"], "relevant": light["relevant"],
+                                                     "truth": [None] * len(frames), "raw": ["unknown"] * len(frames)})
+            head["truth"][i] = light["state"] if light["state"] in STATES else None  # DTLD's unknown: unscored
+            scores = [(_iou(box, light["box"]), k) for k, (box, _, _) in enumerate(dets) if k not in taken]
+            best = max(scores, default=(0.0, -1))
+            if best[0] >= iou:
+                taken.add(best[1])
+                _, state, track_id = dets[best[1]]
+                head["raw"][i] = state
+                if track_id:
+                    votes.setdefault(track_id, {}).setdefault(light["track"], 0)
+                    votes[track_id][light["track"]] += 1
+    owner: dict[str, list[str]] = {}
+    for track_id, by_head in votes.items():
+        owner.setdefault(max(by_head, key=by_head.get), []).append(track_id)
+    out = []
+    for name, head in heads.items():
+        if all(s is None for s in head["truth"]):
+            continue
+        mine = owner.get(name, [])
+        revised = []
+        for f in frames:
+            published = tracks.get(int(f["stamp_ns"]), {})
+            revised.append(next((published[t] for t in mine if t in published), "unknown"))
+        seen = sum(s is not None for s in head["truth"])
+        out.append({**head, "name": f"{'relevant' if head['relevant'] else 'not relevant'} {name} "
+                                     f"({seen} frames, node tracks {', '.join(mine) or 'none'})",
+                    "times": times, "revised": revised, "frames_in_view": seen})
+    return sorted(out, key=lambda h: (not h["relevant"], -h["frames_in_view"]))
+
+
+def score_tracks(timelines: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the raw and the revised states of every head's timeline (:func:`pool`; minutes are track-minutes)."""
+    return {side: pool([drive_metrics(t["times"], t["truth"], t[side]) for t in timelines])
+            for side in ("raw", "revised")} | {"tracks": len(timelines)}
+
+
 def read_truth(path: str | Path) -> list[dict[str, Any]]:
-    """Read a drive's truth file (``{"frames": [{"stamp_ns": int, "state": str | null}]}``, stamps increasing).
+    """Read a drive's truth file (``{"frames": [{"stamp_ns": int, "state": str | null, "lights": [...]}]}``).
+
+    Stamps increase; ``lights`` (optional) is what :func:`track_timelines` reads.
 
     Raises ValueError naming the file, the entry and the field that is wrong.
     """
     import json
-
-    from kd_traffic_light.core.classes import STATES
 
     path = Path(path)
     try:
@@ -122,6 +198,15 @@ def read_truth(path: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: frames[{i}].stamp_ns = {ns!r}: expected an integer (ns) above the previous one")
         if f.get("state") is not None and f["state"] not in STATES:
             raise ValueError(f"{path}: frames[{i}].state = {f['state']!r}: expected one of {STATES} or null")
+        for k, light in enumerate(f.get("lights") or []):
+            where = f"{path}: frames[{i}].lights[{k}]"
+            if not isinstance(light, dict) or not isinstance(light.get("track"), str):
+                raise ValueError(f"{where}.track: expected a string (the head's track id)")
+            box = light.get("box")
+            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+                raise ValueError(f"{where}.box = {box!r}: expected [x1, y1, x2, y2] in the bag's pixels")
+            if not isinstance(light.get("relevant"), bool):
+                raise ValueError(f"{where}.relevant = {light.get('relevant')!r}: expected true or false")
         last = ns
     return frames
 

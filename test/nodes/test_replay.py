@@ -167,7 +167,10 @@ def test_bag_eval_scores_raw_and_revised_signals_against_the_truth(tmp_path):
         stamp = T0 + i * 1_000_000_000 // 15
         header = Header(stamp=Time(sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id="cam")
         msgs.append(("/camera/image_raw", bgr_to_image_msg(np.full((320, 640, 3), 30, np.uint8), header), stamp))
-        truth.append({"stamp_ns": stamp, "state": "red"})
+        # the head both models see (the constant box in the 640x320 frame) and one no model finds
+        truth.append({"stamp_ns": stamp, "state": "red", "lights": [
+            {"track": "TrafficLight_1", "state": "red", "relevant": True, "box": [310, 140, 330, 180]},
+            {"track": "TrafficLight_2", "state": "green", "relevant": False, "box": [10, 10, 20, 30]}]})
     bag = rh.write_bag(tmp_path / "bag", msgs, "mcap")
     (tmp_path / "truth.json").write_text(json.dumps({"frames": truth}))
     env = rh.ros_env(tmp_path, rh.domain_id(__name__ + "bag_eval_truth"))
@@ -191,10 +194,16 @@ def test_bag_eval_scores_raw_and_revised_signals_against_the_truth(tmp_path):
     # revised: the filter counts green frames from the track's birth; the signal takes the track once it is
     # confirmed (frame 2), by when it has seen 3 green frames -> green from frame 2
     assert s["revised"]["red_to_green"] == 6
+    # per head: the found head as the signal above, the missed one unknown in every frame (16 head-frames)
+    tt, ts = signal["tracks"]["teacher"], signal["tracks"]["student"]
+    assert tt["tracks"] == ts["tracks"] == 2
+    assert tt["raw"]["accuracy"] == 8 / 16 and tt["revised"]["accuracy"] == 6 / 16
+    assert ts["raw"]["red_to_green"] == 8 and ts["revised"]["red_to_green"] == 6
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is not None:
         assert signal["timeline"] == "signal_timeline.png" and (out / "signal_timeline.png").stat().st_size > 1000
+        assert (out / signal["track_timeline_teacher"]).stat().st_size > 1000
     else:  # the runtime-only venv: the figures without the picture, and a warning saying why
         assert signal["timeline"] is None and not (out / "signal_timeline.png").exists()
         assert "no signal_timeline.png" in rh.read_log(log)

@@ -16,7 +16,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
-from kd_traffic_light.conversions import signal_from_msg
+from kd_traffic_light.conversions import signal_from_msg, tracks_from_msg
 from kd_traffic_light.core.classes import class_names
 from test.core.lean_models import make_constant_onnx
 from test.nodes.ros_helpers import RELIABLE, RosTestNode, domain_id, node_matched, read_log, ros_env, start_node, stop
@@ -52,13 +52,15 @@ def test_track_ids_and_the_signal_reach_another_process(env, red_light_onnx, tmp
         with RosTestNode("signal_probe", env) as probe:
             dets = probe.subscribe("/sig/detector/detections", Detection2DArray)
             signals = probe.subscribe("/sig/detector/traffic_signals", TrafficLightGroupArray)
+            lights = probe.subscribe("/sig/detector/traffic_lights", TrafficLightGroupArray)
             pub = probe.publisher("/sig_cam/image", Image, RELIABLE)
             proc = node_matched(proc, pub, log)
             for i in range(6):  # one frame at a time, in stamp order: the tracker sees each one
                 msg = make_image("bgr8", 1, "sig_cam", w=256, h=128)
                 msg.header.stamp = stamp_of(i)
                 pub.publish(msg)
-                assert probe.wait_for(lambda i=i: len(signals) > i and len(dets) > i, timeout=20), read_log(log)
+                assert probe.wait_for(lambda i=i: len(signals) > i and len(dets) > i and len(lights) > i,
+                                      timeout=20), read_log(log)
     finally:
         code = stop(proc)
     assert code == 0, read_log(log)
@@ -73,6 +75,9 @@ def test_track_ids_and_the_signal_reach_another_process(env, red_light_onnx, tmp
     assert el[0].confidence == pytest.approx(1.0)  # the one voter's share
     ids = [m.detections[0].id for m in dets]
     assert ids[:2] == ["", ""] and len(set(ids[2:])) == 1 and ids[2] != ""
+    # ~/traffic_lights: one group per confirmed track, its id the detections' id, its revised state
+    assert [m.stamp for m in lights] == [stamp_of(i) for i in range(6)]
+    assert [tracks_from_msg(m) for m in lights] == [{}, {}] + [{int(ids[2]): "red"}] * 4
 
 
 def test_tracking_off_publishes_no_signal_and_no_ids(env, red_light_onnx, tmp_path):

@@ -316,7 +316,7 @@ def test_drive_truth_matches_the_bag_stamps_and_the_relevant_lights(synthetic_dt
     from training.data.synth import write_drive_truth
 
     seq = synthetic_dtld.sequences()[0]
-    n = write_drive_truth(synthetic_dtld, seq, tmp_path / "truth.json")
+    n = write_drive_truth(synthetic_dtld, seq, tmp_path / "truth.json", resize_width=256)
     write_drive_bag(synthetic_dtld, seq, tmp_path / "drive", resize_width=256)
     truth = read_truth(tmp_path / "truth.json")
     with Reader(tmp_path / "drive") as reader:
@@ -327,6 +327,11 @@ def test_drive_truth_matches_the_bag_stamps_and_the_relevant_lights(synthetic_dt
         shown = {li.attributes["state"] for li in f.lights if li.cls == 0 and li.box is not None
                  and li.attributes["reflection"] != "reflected"}
         assert (t["state"] is None) == (not shown) and (t["state"] in shown or t["state"] is None)
+        # every head in view, its box in the bag's pixels (2048 -> 256: an eighth)
+        heads = [li for li in f.lights if li.box is not None and li.attributes["reflection"] != "reflected"]
+        assert [(h["track"], h["state"], h["relevant"]) for h in t["lights"]] == [
+            (li.track_id, li.attributes["state"], li.cls == 0) for li in heads]
+        assert [h["box"] for h in t["lights"]] == [[round(v / 8, 1) for v in li.box] for li in heads]
 
 
 def test_short_phases_change_within_a_drive_and_the_dataset_reads_back(tmp_path):

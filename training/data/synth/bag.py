@@ -11,6 +11,9 @@ import numpy as np
 from training.data.synth.camera import D_LEFT, K_LEFT, P_LEFT, R_LEFT
 from training.data.synth.model import SynthDataset
 
+#: Width of a DTLD (and synthetic) frame in pixels; truth boxes are scaled to the bag's width.
+DTLD_WIDTH = 2048
+
 
 def _camera_info(ts: Any, header: Any, h: int, w: int, s: float) -> Any:
     """Build the CameraInfo of the DTLD left camera with the intrinsics scaled by ``s`` (the image resize factor)."""
@@ -90,17 +93,25 @@ def write_drive_bag(dataset: SynthDataset, sequence: str, bag: str | os.PathLike
     return len(frames)
 
 
-def write_drive_truth(dataset: SynthDataset, sequence: str, path: str | os.PathLike) -> int:
-    """Write the true state of the governing signal per frame of a drive, keyed by the bag's stamps.
+def write_drive_truth(dataset: SynthDataset, sequence: str, path: str | os.PathLike,
+                      resize_width: int | None = None) -> int:
+    """Write the true state of the governing signal, and of every head in view, per frame of a drive.
 
-    JSON ``{"frames": [{"stamp_ns": int, "state": str | null}, ...]}`` in stamp order (``null``: no relevant
-    light in view); ``bag_eval --truth`` scores the nodes' signals against it. Returns the number of frames.
+    JSON ``{"frames": [{"stamp_ns": int, "state": str | null, "lights": [{"track": str, "state": str,
+    "relevant": bool, "box": [x1, y1, x2, y2]}]}, ...]}`` in stamp order (``state`` ``null``: no relevant light
+    in view; boxes in the pixels of a bag written with the same ``resize_width``; reflections left out).
+    ``bag_eval --truth`` scores the nodes' signal and per-light tracks against it. Returns the number of frames.
     """
     from kd_traffic_light.core.atomic_io import atomic_write_json
 
     frames = sorted((f for f in dataset.frames if f.key.rsplit("/", 1)[0] == sequence), key=lambda f: f.time_stamp)
     if not frames:
         raise ValueError(f"sequence {sequence!r} not in dataset; have {dataset.sequences()}")
+    scale = (resize_width or DTLD_WIDTH) / DTLD_WIDTH
     atomic_write_json(Path(path), {"sequence": sequence, "frames": [
-        {"stamp_ns": stamp_ns(f.time_stamp), "state": f.signal_state()} for f in frames]})
+        {"stamp_ns": stamp_ns(f.time_stamp), "state": f.signal_state(), "lights": [
+            {"track": li.track_id, "state": li.attributes.get("state"), "relevant": li.cls == 0,
+             "box": [round(v * scale, 1) for v in li.box]}
+            for li in f.lights if li.box is not None and li.attributes.get("reflection") != "reflected"]}
+        for f in frames]})
     return len(frames)

@@ -286,7 +286,7 @@ def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
     cfg = replace(synth_config(exp.data), test_fraction=0.0, frame_interval_s=1.0 / BAG_HZ,
                   phase_s=BAG_PHASE_S, speed_mps=BAG_SPEED, truck_p=1.0)  # a truck hides the lights a while
     ds = make_synthetic_dtld(out / "bag_dtld", 1, BAG_FRAMES[mode], seed=4242, config=cfg, progress=True)
-    write_drive_truth(ds, ds.sequences()[0], out / "bag_truth.json")
+    write_drive_truth(ds, ds.sequences()[0], out / "bag_truth.json", resize_width=BAG_WIDTH[mode])
     n = write_drive_bag(ds, ds.sequences()[0], out / "bag", resize_width=BAG_WIDTH[mode])
     return {"frames": n, "hz": BAG_HZ}
 

@@ -97,3 +97,18 @@ def test_a_truth_file_with_a_bad_head_is_refused_naming_the_field(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps({"frames": [{"stamp_ns": 1, "state": "red", "lights": [head]}]}))
     with pytest.raises(ValueError, match=r"t.json: frames\[0\].lights\[0\].box = \[1, 2, 3\]: expected \[x1, y1"):
         read_truth(tmp_path / "t.json")
+
+
+def test_a_node_track_that_switches_heads_speaks_for_the_head_it_overlaps_in_each_frame():
+    from kd_traffic_light.tools.signal_eval import track_timelines
+
+    a, b = [100, 100, 110, 130], [300, 100, 310, 130]
+    frames = [{"stamp_ns": k, "state": "red", "lights": [
+        {"track": "A", "state": "red", "relevant": True, "box": a},
+        {"track": "B", "state": "green", "relevant": True, "box": b}]} for k in range(3)]
+    detections = {0: [(a, "red", "1"), (b, "green", "2")],
+                  1: [(a, "red", "2"), (b, "green", "3")],     # track 2 jumped to A, B got a new track
+                  2: [(b, "green", "3")]}                       # A missed: its last track (2) coasts
+    tracks = {0: {"1": "red", "2": "green"}, 1: {"2": "red", "3": "green"}, 2: {"2": "red", "3": "green"}}
+    ha, hb = track_timelines(frames, detections, tracks)
+    assert ha["revised"] == ["red", "red", "red"] and hb["revised"] == ["green", "green", "green"]

@@ -19,8 +19,10 @@ core/classes.py or ``unknown``). :func:`drive_metrics` scores one drive, :func:`
 Per light (:func:`track_timelines`): each true head of the drive is one timeline, scored with the same
 definitions over the frames it is in view, so spurious changes are per track-minute. Its raw state is what the
 detection overlapping it (IoU >= :data:`TRACK_IOU`) read in that frame (``unknown`` when none does); its revised
-state is what the node published on ``~/traffic_lights`` for the node track that overlapped it most often over
-the drive (``unknown`` when that track is not confirmed in the frame).
+state is what the node published on ``~/traffic_lights`` for the node track of that detection, or, in a frame
+the head is not detected, for the node track that last overlapped it (a coasting track; ``unknown`` when that
+track is not published in the frame). A node track that moves to another head (an id switch) thus speaks for
+the head it overlaps in each frame.
 """
 
 from __future__ import annotations
@@ -129,13 +131,15 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
     """
     times = [int(f["stamp_ns"]) / 1e9 for f in frames]
     heads: dict[str, dict[str, Any]] = {}
-    votes: dict[str, dict[str, int]] = {}  # node track -> true head -> frames overlapping
+    last: dict[str, str] = {}  # head -> the node track that last overlapped it
     for i, f in enumerate(frames):
-        dets = detections.get(int(f["stamp_ns"]), [])
+        ns = int(f["stamp_ns"])
+        dets, published = detections.get(ns, []), tracks.get(ns, {})
         taken: set[int] = set()
         for light in f.get("lights") or []:
-            head = heads.setdefault(light["track"], {"track": light["track"], "relevant": light["relevant"],
-                                                     "truth": [None] * len(frames), "raw": ["unknown"] * len(frames)})
+            head = heads.setdefault(light["track"], {
+                "track": light["track"], "relevant": light["relevant"], "truth": [None] * len(frames),
+                "raw": ["unknown"] * len(frames), "revised": ["unknown"] * len(frames), "node_tracks": set()})
             head["truth"][i] = light["state"] if light["state"] in STATES else None  # DTLD's unknown: unscored
             scores = [(_iou(box, light["box"]), k) for k, (box, _, _) in enumerate(dets) if k not in taken]
             best = max(scores, default=(0.0, -1))
@@ -144,24 +148,20 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
                 _, state, track_id = dets[best[1]]
                 head["raw"][i] = state
                 if track_id:
-                    votes.setdefault(track_id, {}).setdefault(light["track"], 0)
-                    votes[track_id][light["track"]] += 1
-    owner: dict[str, list[str]] = {}
-    for track_id, by_head in votes.items():
-        owner.setdefault(max(by_head, key=by_head.get), []).append(track_id)
+                    last[light["track"]] = track_id
+                    head["node_tracks"].add(track_id)
+            track_id = last.get(light["track"])
+            if track_id is not None:
+                head["revised"][i] = published.get(track_id, "unknown")
     out = []
     for name, head in heads.items():
-        if all(s is None for s in head["truth"]):
-            continue
-        mine = owner.get(name, [])
-        revised = []
-        for f in frames:
-            published = tracks.get(int(f["stamp_ns"]), {})
-            revised.append(next((published[t] for t in mine if t in published), "unknown"))
         seen = sum(s is not None for s in head["truth"])
+        if not seen:
+            continue
+        mine = sorted(head.pop("node_tracks"), key=lambda t: (len(t), t))
         out.append({**head, "name": f"{'relevant' if head['relevant'] else 'not relevant'} {name} "
                                      f"({seen} frames, node tracks {', '.join(mine) or 'none'})",
-                    "times": times, "revised": revised, "frames_in_view": seen})
+                    "times": times, "frames_in_view": seen})
     return sorted(out, key=lambda h: (not h["relevant"], -h["frames_in_view"]))
 
 

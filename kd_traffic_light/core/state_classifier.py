@@ -136,6 +136,14 @@ class StateClassifier:
                                   f"{list(STATES)} in that order")
         self.input_name = self.session.get_inputs()[0].name
         self.last_ms = float("nan")
+        try:  # one blank crop now, so a classifier whose input does not fit its metadata fails here, not on a car
+            logits = self.session.run(None, {self.input_name: np.zeros((1, 3, *self.crop_hw), np.float32)})[0]
+        except Exception as exc:  # onnxruntime raises several kinds
+            raise StateModelError(f"state model '{path}' does not run on a {self.crop_hw} crop (its metadata "
+                                  f"'kd_crop_hw'): {type(exc).__name__}: {exc}") from exc
+        if logits.shape != (1, len(STATES)):
+            raise StateModelError(f"state model '{path}' gives logits of shape {list(logits.shape)} for one crop; "
+                                  f"expected [1, {len(STATES)}] (one per state)")
 
     def classify(self, bgr: np.ndarray, xyxy: np.ndarray, green_min_prob: float = 0.0) -> tuple[np.ndarray,
                                                                                                  np.ndarray]:

@@ -124,3 +124,14 @@ def test_green_needs_its_probability_else_the_next_state_is_read():
     assert states.tolist() == [0, 3, 0] and p.tolist() == pytest.approx([0.30, 0.95, 0.80])
     with pytest.raises(ConfigError, match=r"parameter 'state_green_min_prob' = 1.5 .*a probability in \[0, 1\]"):
         DetectorConfig(model="m.onnx", state_green_min_prob=1.5)
+
+
+def test_a_classifier_whose_input_does_not_fit_its_metadata_fails_at_load(tmp_path):
+    import onnx
+
+    path = make_colour_state_onnx(tmp_path / "odd.onnx")
+    model = onnx.load(str(path))
+    next(p for p in model.metadata_props if p.key == "kd_crop_hw").value = "[40, 20]"  # the graph takes 32 x 16
+    onnx.save(model, str(path))
+    with pytest.raises(StateModelError, match=r"odd.onnx' does not run on a \(40, 20\) crop"):
+        StateClassifier(path)

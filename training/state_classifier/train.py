@@ -14,7 +14,6 @@ figures, val and test figures of the kept epoch, the ONNX parity) and ``confusio
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from kd_traffic_light.core.state_classifier import CROP_HW, CROP_MARGIN, META_KE
 from training.errors import UsageError
 from training.state_classifier.data import Crops, dataset_info, load_crops
 
-LOG = logging.getLogger(__name__)
 BALANCES = ("none", "sqrt", "inverse")
 
 

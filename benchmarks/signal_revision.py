@@ -2,14 +2,16 @@ r"""Signal revision: raw detector vs revised signal on camera-rate synthetic dri
 
 Renders drives at 15 Hz with lamps as a camera sees them (the demo's scenes, signal phases shortened so a few
 seconds show changes; LED pulse frames caught dark; in half the drives a truck ahead hides the lights a while),
-runs a trained ``relevance_state`` model on every frame with the nodes' core, and scores, against the true state of the
+runs a trained model that reads the light's state (a ``relevance_state`` model, or a two-class one with
+``--state-model``, the crop classifier) on every frame with the nodes' core, and scores, against the true state of the
 governing signal, the raw signal (the frame's relevant detections voted, no tracks) and the revised one
 (tracks, state filter, vote: kd_traffic_light/core/signal.py): accuracy, spurious changes per minute, delay
 per target state, red->green and red_yellow->green frames. Then times one frame of the tracking pipeline at
 20 lights. Writes the JSON and the timeline plot (``<out>`` with ``.png``). Definitions and goals:
 docs/tracking.md, "Measuring the revision".
 
-    python benchmarks/signal_revision.py --model runs/demo/experiment/runs/n_from_s_ours_seed0/weights/best.onnx
+    python benchmarks/signal_revision.py --model runs/demo/experiment/runs/n_from_s_ours_seed0/weights/best.onnx \
+        --state-model runs/demo/state_classifier/state_classifier.onnx
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signal_revision", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", nargs="+", required=True,
                    help="trained relevance_state models (.onnx, OpenVINO dir or .pt), each run on the same drives")
+    p.add_argument("--state-model", default="",
+                   help="crop classifier (.onnx) read on every box of two-class models (the node's state_model)")
     p.add_argument("--imgsz", type=int, default=160, help="inference size (the demo's)")
     p.add_argument("--drives", type=int, default=12, help="synthetic drives")
     p.add_argument("--seconds", type=float, default=6.0, help="length of each drive")
@@ -90,13 +94,16 @@ def detect_drives(args: argparse.Namespace, ds, model: str, cache: Path) -> dict
     from training.data.dtld import read_dtld_image
 
     st = Path(model).stat()
-    key = cache / f"dets_{Path(model).name}_{st.st_size}_{int(st.st_mtime)}.json"
+    reader = Path(args.state_model).stat() if args.state_model else None
+    key = cache / (f"dets_{Path(model).name}_{st.st_size}_{int(st.st_mtime)}"
+                   + (f"_state_{reader.st_size}_{int(reader.st_mtime)}" if reader else "") + ".json")
     if key.is_file():
         return read_json(key)
-    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=args.imgsz, threads=1))
+    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=args.imgsz, threads=1,
+                                              state_model=args.state_model))
     if not any(split_label(n)[1] for n in det.names.values()):
         raise SystemExit(f"signal_revision: {model} predicts {sorted(det.names.values())}, not a light's "
-                         "state: pass a model trained with classes: relevance_state")
+                         "state: pass a model trained with classes: relevance_state, or --state-model")
     out = {}
     for seq in tqdm(ds.sequences(), desc=f"detect ({Path(model).name})", unit="drive"):
         frames = sorted((f for f in ds.frames if f.key.rsplit("/", 1)[0] == seq), key=lambda f: f.time_stamp)
@@ -202,7 +209,7 @@ def model_figures(drives: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    missing = [m for m in args.model if not Path(m).exists()]
+    missing = [m for m in [*args.model, *([args.state_model] if args.state_model else [])] if not Path(m).exists()]
     if missing:
         print(f"signal_revision: model {missing[0]} does not exist (run `make demo` or pass --model)",
               file=sys.stderr)
@@ -225,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     detected = {}
     for model in args.model:
         name = Path(model).parent.parent.name if Path(model).parent.name == "weights" else Path(model).stem
-        detected[name] = ({"model": Path(model).name}, detect_drives(args, ds, model, work))
+        info = {"model": Path(model).name, **({"state_model": Path(args.state_model).name} if args.state_model else {})}
+        detected[name] = (info, detect_drives(args, ds, model, work))
     for miss, misread in CONSTRUCTED:
         detected[f"constructed (miss {miss:.0%}, misread {misread:.0%})"] = (
             {"model": "ground truth with noise", "miss": miss, "misread": misread},

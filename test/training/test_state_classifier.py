@@ -83,3 +83,40 @@ def test_a_relevance_dataset_is_refused_naming_the_file_and_field(yolo_dataset, 
 def test_bad_settings_are_named():
     with pytest.raises(UsageError, match=r"balance='most', crop_hw=\(30, 16\).*balance one of"):
         Settings(balance="most", crop_hw=(30, 16))
+
+
+def test_the_green_threshold_curve_moves_unsure_greens_to_the_next_state(tmp_path):
+    from test.core.lean_models import make_colour_state_onnx
+    from training.state_classifier.data import Crops
+    from training.state_classifier.evaluate import green_threshold_curve
+
+    reader = make_colour_state_onnx(tmp_path / "colour.onnx")     # reads a crop's mean colour
+    images = np.zeros((4, 32, 16, 3), np.uint8)
+    images[:2, ..., 2] = 255                                       # two red crops (BGR)
+    images[2:, ..., 1] = 255                                       # two green crops
+    crops = Crops(images, np.array([0, 0, 3, 3]), np.zeros(4, np.int64), np.full(4, 40.0))
+    argmax, unreachable = green_threshold_curve(reader, crops, (0.0, 1.0))
+    assert (argmax["red_recall"], argmax["green_recall"], argmax["red_to_green_share"]) == (1.0, 1.0, 0.0)
+    assert unreachable["green_recall"] == 0.0 and unreachable["red_recall"] == 1.0
+
+
+def test_node_state_metrics_account_for_every_labelled_light(state_yolo_dataset, untrained_pt, tmp_path):
+    """An untrained two-class detector with the colour classifier: whatever it finds, every label of the split is
+    either matched or missed, and the classes are the folded ones."""
+    import yaml
+
+    from test.core.lean_models import make_colour_state_onnx
+    from training.state_classifier.data import dataset_info, split_images
+    from training.state_classifier.evaluate import node_state_metrics
+
+    reader = make_colour_state_onnx(tmp_path / "colour.onnx")
+    result = node_state_metrics(untrained_pt, state_yolo_dataset, "val", 64, reader, conf=0.0)
+    from ultralytics.data.utils import img2label_paths
+
+    files = [str(f) for f in split_images(dataset_info(state_yolo_dataset), "val")]
+    labels = sum(len([row for row in Path(p).read_text().splitlines() if row.strip()])
+                 for p in img2label_paths(files) if Path(p).is_file())
+    counts = np.asarray(result["confusion"]["counts"])
+    assert result["images"] == len(split_images(dataset_info(state_yolo_dataset), "val"))
+    assert counts[:len(STATES)].sum() == labels > 0                # rows: every true light, matched or missed
+    assert yaml.safe_load(state_yolo_dataset.read_text())["nc"] == 10

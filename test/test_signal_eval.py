@@ -112,3 +112,16 @@ def test_a_node_track_that_switches_heads_speaks_for_the_head_it_overlaps_in_eac
     tracks = {0: {"1": "red", "2": "green"}, 1: {"2": "red", "3": "green"}, 2: {"2": "red", "3": "green"}}
     ha, hb = track_timelines(frames, detections, tracks)
     assert ha["revised"] == ["red", "red", "red"] and hb["revised"] == ["green", "green", "green"]
+
+
+def test_a_head_not_detected_is_not_spoken_for_by_its_last_track_while_that_track_is_on_another_head():
+    from kd_traffic_light.tools.signal_eval import track_timelines
+
+    a, b = [100, 100, 110, 130], [300, 100, 310, 130]
+    frames = [{"stamp_ns": k, "state": "green", "lights": [
+        {"track": "A", "state": "green", "relevant": True, "box": a},
+        {"track": "B", "state": "red", "relevant": False, "box": b}]} for k in range(2)]
+    detections = {0: [(a, "green", "1")], 1: [(b, "red", "1")]}  # track 1 left A for B; A is not detected
+    tracks = {0: {"1": "green"}, 1: {"1": "red"}}
+    ha, hb = track_timelines(frames, detections, tracks)
+    assert ha["revised"] == ["green", "unknown"] and hb["revised"] == ["unknown", "red"]

@@ -21,8 +21,8 @@ definitions over the frames it is in view, so spurious changes are per track-min
 detection overlapping it (IoU >= :data:`TRACK_IOU`) read in that frame (``unknown`` when none does); its revised
 state is what the node published on ``~/traffic_lights`` for the node track of that detection, or, in a frame
 the head is not detected, for the node track that last overlapped it (a coasting track; ``unknown`` when that
-track is not published in the frame). A node track that moves to another head (an id switch) thus speaks for
-the head it overlaps in each frame.
+track is not published in the frame, or overlaps another head in it). A node track that moves to another head
+(an id switch) thus speaks for the head it overlaps in each frame, and for no other.
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
         ns = int(f["stamp_ns"])
         dets, published = detections.get(ns, []), tracks.get(ns, {})
         taken: set[int] = set()
+        on_head: dict[str, str] = {}  # node track -> the head its detection overlaps in this frame
         for light in f.get("lights") or []:
             head = heads.setdefault(light["track"], {
                 "track": light["track"], "relevant": light["relevant"], "truth": [None] * len(frames),
@@ -150,9 +151,11 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
                 if track_id:
                     last[light["track"]] = track_id
                     head["node_tracks"].add(track_id)
+                    on_head[track_id] = light["track"]
+        for light in f.get("lights") or []:
             track_id = last.get(light["track"])
-            if track_id is not None:
-                head["revised"][i] = published.get(track_id, "unknown")
+            if track_id is not None and on_head.get(track_id, light["track"]) == light["track"]:
+                heads[light["track"]]["revised"][i] = published.get(track_id, "unknown")
     out = []
     for name, head in heads.items():
         seen = sum(s is not None for s in head["truth"])

@@ -34,6 +34,7 @@ KD_GAIN_INTEGRATED = "kd_gain_integrated_quick.json"  # coupled-head student, in
 KD_GAIN_INTEGRATED_WEIGHT1 = "kd_gain_integrated_quick_weight1.json"
 KD_GAIN_YOLO26 = "kd_gain_yolo26_quick.json"  # the YOLO26 family: YOLO26n from YOLO26s, relevance_state scenes
 KD_STEP_YOLO26 = "kd_step_yolo26.json"
+KD_GAIN_YOLO11 = "kd_gain_yolo11_quick.json"  # the YOLO11 family: YOLO11n from YOLO11s, relevance_state scenes
 SIGNAL = "signal_revision.json"
 NODE_QUICK, NODE_WITHOUT_TCP = "node_latency_quick.json", "node_latency_quick_profile_without_tcp.json"
 
@@ -322,7 +323,8 @@ def signal_figures() -> str:
     for name, m in fig["models"].items():
         raw, rev = m["raw"], m["revised"]
         ratio = m["spurious_ratio"]
-        rows.append([name, f"{num(raw['accuracy'], '.3f')} -> {num(rev['accuracy'], '.3f')}",
+        shown = f"{name} + crop classifier" if m.get("state_model") and "," not in name else name
+        rows.append([shown, f"{num(raw['accuracy'], '.3f')} -> {num(rev['accuracy'], '.3f')}",
                      f"{num(raw['spurious_per_minute'], '.1f')} -> {num(rev['spurious_per_minute'], '.1f')}",
                      f"{num(ratio, '.3f')} ({'met' if ratio is not None and ratio <= 0.1 else '**not met**'})",
                      f"{raw['red_to_green']} -> {rev['red_to_green']}, {raw['red_yellow_to_green']} -> "
@@ -466,6 +468,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "kd-gain-yolo26-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_YOLO26, None)),
     "kd-gain-yolo26-arms": lambda: kd_gain_arms(KD_GAIN_YOLO26, None),
     "kd-gain-yolo26-recall": lambda: kd_gain_state_recall(KD_GAIN_YOLO26),
+    "kd-gain-yolo11-summary": lambda: kd_gain_summary(kd_sets(KD_GAIN_YOLO11, None)),
+    "kd-gain-yolo11-arms": lambda: kd_gain_arms(KD_GAIN_YOLO11, None),
+    "kd-gain-yolo11-recall": lambda: kd_gain_state_recall(KD_GAIN_YOLO11),
     "fastdds-profiles": fastdds_profiles,
     "signal-figures": signal_figures,
 }

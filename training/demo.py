@@ -291,19 +291,18 @@ def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
     return {"frames": n, "hz": BAG_HZ}
 
 
-def node_params(out: Path, role: str, imgsz: int) -> Path:
+def node_params(out: Path, role: str, imgsz: int, reader: Path | None) -> Path:
     """Write the package's detector params for ``role`` with the demo's inference size and state classifier."""
     params = read_yaml(REPO / "config" / f"{role}.yaml")
     params["/**"]["ros__parameters"]["imgsz"] = imgsz
-    reader = out / "state_classifier" / "state_classifier.onnx"
-    if reader.is_file():
+    if reader is not None:
         params["/**"]["ros__parameters"]["state_model"] = str(reader.resolve())
     path = out / "nodes" / f"{role}.yaml"
     atomic_write_yaml(path, params)
     return path
 
 
-def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> dict[str, Any]:
+def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool, reader: Path | None) -> dict[str, Any]:
     """Replay the bag through student, teacher and comparison nodes (real processes, ``tools.bag_eval``)."""
     tool = "kd_traffic_light.tools.bag_eval"
     if importlib.util.find_spec(tool) is None or importlib.util.find_spec("rclpy") is None:
@@ -314,8 +313,8 @@ def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool) -> 
            "--student-model", str((out / student).resolve()),
            "--teacher-model", str((out / exports["teacher"]["weights"]).resolve()),
            "--out", str(out / "node_run"), "--device", "cpu",
-           "--student-params", str(node_params(out, "student", imgsz)),
-           "--teacher-params", str(node_params(out, "teacher", imgsz)), "--fps", "5"]
+           "--student-params", str(node_params(out, "student", imgsz, reader)),
+           "--teacher-params", str(node_params(out, "teacher", imgsz, reader)), "--fps", "5"]
     if (out / "bag_truth.json").is_file():
         cmd += ["--truth", str(out / "bag_truth.json")]
     if quick:
@@ -395,10 +394,13 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
          lambda: X.generate_synth(exp, exp_out, max(1, workers or 1))),
         ("convert DTLD -> YOLO", lambda: (exp_out / "data" / "done.json").is_file(),
          lambda: X.convert_data(exp, exp_out, max(1, workers or 1))),
-        ("convert DTLD -> YOLO with light states (the state classifier's labels)",
-         lambda: (exp_out / "data" / "done_relevance_state.json").is_file(),
-         lambda: X.convert_data(exp, exp_out, max(1, workers or 1), classes="relevance_state")),
     ]
+    # two-class detectors get the crop classifier; a relevance_state experiment's detectors read the state
+    reader = out / "state_classifier" / "state_classifier.onnx" if exp.data.classes == "relevance" else None
+    if reader is not None:
+        stages.append(("convert DTLD -> YOLO with light states (the state classifier's labels)",
+                       lambda: (exp_out / "data" / "done_relevance_state.json").is_file(),
+                       lambda: X.convert_data(exp, exp_out, max(1, workers or 1), classes="relevance_state")))
     data_yaml = exp_out / "data" / "yolo" / "data.yaml"
     set_aside_stale_runs(out, {n: runs[n] for n in names.values()}, data_yaml)
     for key, title, _ in TRAIN_STAGES:
@@ -409,13 +411,14 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     stages.append(("evaluate all on the held-out split", lambda: (exp_out / "results.json").is_file() and all(
         X.eval_cache(exp_out, n, exp.evaluate.split, imgsz).is_file() for n in only),
         lambda: X.run_experiment(exp, exp_out, device, workers, only=only)))
-    stages.append(("train the state classifier (crops of the lights)",
-                   lambda: (out / "state_classifier" / "metrics.json").is_file(),
-                   lambda: state_classifier_stage(out, mode)))
-    stages.append(("light state of teacher and distilled student with the classifier",
-                   lambda: (out / "state.json").is_file(), lambda: state_stage(out, {
-                       "teacher": _run_record(out, names["teacher"]), "student": _run_record(out, names["ours"])},
-                       exp)))
+    if reader is not None:
+        stages.append(("train the state classifier (crops of the lights)",
+                       lambda: (out / "state_classifier" / "metrics.json").is_file(),
+                       lambda: state_classifier_stage(out, mode)))
+        stages.append(("light state of teacher and distilled student with the classifier",
+                       lambda: (out / "state.json").is_file(), lambda: state_stage(out, {
+                           "teacher": _run_record(out, names["teacher"]),
+                           "student": _run_record(out, names["ours"])}, exp)))
     stages.append(("export the distilled student (ONNX, OpenVINO) and the teacher",
                    lambda: (out / "exports.json").is_file(), lambda: export_stage(exp_out, {
                        "student": _run_record(out, names["ours"]), "teacher": _run_record(out, names["teacher"])},
@@ -428,7 +431,7 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     if not skip_nodes:
         stages.append(("replay through student, teacher and comparison nodes",
                        lambda: (out / "node_run" / "summary.json").is_file(),
-                       lambda: nodes_stage(out, read_json(out / "exports.json"), imgsz, mode == "quick")))
+                       lambda: nodes_stage(out, read_json(out / "exports.json"), imgsz, mode == "quick", reader)))
     t_all = time.perf_counter()
     for i, (title, done, fn) in enumerate(stages, start=1):
         st.run(title, done, fn, i, len(stages))

@@ -137,7 +137,7 @@ class StateClassifier:
         self.input_name = self.session.get_inputs()[0].name
         self.last_ms = float("nan")
         try:  # one blank crop now, so a classifier whose input does not fit its metadata fails here, not on a car
-            logits = self.session.run(None, {self.input_name: np.zeros((1, 3, *self.crop_hw), np.float32)})[0]
+            logits = self.logits(np.zeros((1, *self.crop_hw, 3), np.uint8))
         except Exception as exc:  # onnxruntime raises several kinds
             raise StateModelError(f"state model '{path}' does not run on a {self.crop_hw} crop (its metadata "
                                   f"'kd_crop_hw'): {type(exc).__name__}: {exc}") from exc
@@ -156,7 +156,10 @@ class StateClassifier:
         if not len(boxes):
             self.last_ms = 0.0
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        blob = to_input(crop_boxes(bgr, boxes, self.crop_hw, self.margin))
-        probs = softmax(self.session.run(None, {self.input_name: blob})[0].astype(np.float64))
+        probs = softmax(self.logits(crop_boxes(bgr, boxes, self.crop_hw, self.margin)).astype(np.float64))
         self.last_ms = (time.perf_counter() - t0) * 1000.0
         return decide(probs, green_min_prob)
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """Return the logits ``(n, states)`` of uint8 BGR crops ``(n, h, w, 3)`` cut as :func:`crop_boxes` cuts."""
+        return self.session.run(None, {self.input_name: to_input(crops)})[0]

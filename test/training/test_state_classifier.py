@@ -94,7 +94,7 @@ def test_the_green_threshold_curve_moves_unsure_greens_to_the_next_state(tmp_pat
     images = np.zeros((4, 32, 16, 3), np.uint8)
     images[:2, ..., 2] = 255                                       # two red crops (BGR)
     images[2:, ..., 1] = 255                                       # two green crops
-    crops = Crops(images, np.array([0, 0, 3, 3]), np.zeros(4, np.int64), np.full(4, 40.0))
+    crops = Crops(images, np.array([0, 0, 3, 3]))
     argmax, unreachable = green_threshold_curve(reader, crops, (0.0, 1.0))
     assert (argmax["red_recall"], argmax["green_recall"], argmax["red_to_green_share"]) == (1.0, 1.0, 0.0)
     assert unreachable["green_recall"] == 0.0 and unreachable["red_recall"] == 1.0

@@ -8,6 +8,7 @@ labelled box once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,14 +26,10 @@ class Crops:
     Attributes:
         images: uint8 BGR ``(n, h, w, 3)``.
         states: ``(n,)`` indices into ``STATES``.
-        relevance: ``(n,)`` indices into ``RELEVANCE``.
-        heights: ``(n,)`` labelled box heights in the dataset's image pixels.
     """
 
     images: np.ndarray
     states: np.ndarray
-    relevance: np.ndarray
-    heights: np.ndarray
 
     def __len__(self) -> int:
         return int(len(self.states))
@@ -104,29 +101,35 @@ def jittered(boxes: np.ndarray, rng: np.random.Generator, frac: float) -> np.nda
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
 
 
-def load_crops(info: dict, split: str, hw: tuple[int, int], margin: float, jitter: int = 0,
-               jitter_frac: float = 0.15, seed: int = 0) -> Crops:
-    """Cut every labelled light of ``split`` (``jitter`` jittered copies each when ``jitter`` > 0, else once)."""
+def labelled_frames(info: dict, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each image of ``split`` as ``(bgr, rows)``, rows as :func:`read_labels` gives them.
+
+    Raises:
+        RunError: an image is not readable (naming it), or a label file is malformed.
+    """
     import cv2
     from ultralytics.data.utils import img2label_paths
 
-    rng = np.random.default_rng(seed)
     files = split_images(info, split)
-    images, states, relevance, heights = [], [], [], []
     for image_file, label_file in zip(files, img2label_paths([str(f) for f in files]), strict=True):
         bgr = cv2.imread(str(image_file))
         if bgr is None:
             raise RunError(f"{image_file}: not a readable image")
-        rows = read_labels(Path(label_file), bgr.shape[1], bgr.shape[0], info["names"])
+        yield bgr, read_labels(Path(label_file), bgr.shape[1], bgr.shape[0], info["names"])
+
+
+def load_crops(info: dict, split: str, hw: tuple[int, int], margin: float, jitter: int = 0,
+               jitter_frac: float = 0.15, seed: int = 0) -> Crops:
+    """Cut every labelled light of ``split`` (``jitter`` jittered copies each when ``jitter`` > 0, else once)."""
+    rng = np.random.default_rng(seed)
+    images, states = [], []
+    for bgr, rows in labelled_frames(info, split):
         if not len(rows):
             continue
         for _ in range(max(1, jitter)):
             boxes = jittered(rows[:, :4], rng, jitter_frac) if jitter else rows[:, :4]
             images.append(crop_boxes(bgr, boxes, hw, margin))
             states.append(rows[:, 4])
-            relevance.append(rows[:, 5])
-            heights.append(rows[:, 3] - rows[:, 1])
     if not images:
         raise RunError(f"the '{split}' split has no labelled lights")
-    return Crops(np.concatenate(images), np.concatenate(states).astype(np.int64),
-                 np.concatenate(relevance).astype(np.int64), np.concatenate(heights))
+    return Crops(np.concatenate(images), np.concatenate(states).astype(np.int64))

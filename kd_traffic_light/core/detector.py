@@ -112,8 +112,10 @@ class TrafficLightDetector:
         if self.device_warning:
             LOG.warning(self.device_warning)
         self.state_reader: StateClassifier | None = None
+        self._folded_names: dict[int, str] | None = None
         if config.state_model:
             self.state_reader = load_state_model(config, self.model.names)
+            self._folded_names = class_names("relevance_state")
 
     @property
     def names(self) -> dict[int, str]:
@@ -121,7 +123,7 @@ class TrafficLightDetector:
 
         With a state classifier, the ``relevance_state`` names its boxes then carry.
         """
-        return class_names("relevance_state") if self.state_reader else self.model.names
+        return self._folded_names or self.model.names
 
     @property
     def last_inference_ms(self) -> float:

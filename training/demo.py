@@ -59,8 +59,10 @@ TRAIN_STAGES = (
      lambda r: r.method == "ours" and r.label == "n_coupled"),
 )
 BAG_WIDTH = {"full": 1024, "quick": 256}
-#: Epochs of the state classifier (about 20 s on 2 cores in full mode).
+#: Epochs of the state classifier.
 STATE_EPOCHS = {"full": 30, "quick": 2}
+#: The demo's frames with their relevance_state labels (the classifier's data), under ``--out``.
+STATE_DATA = Path("experiment/data/yolo_relevance_state/data.yaml")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -204,8 +206,7 @@ def state_classifier_stage(out: Path, mode: str) -> dict[str, Any]:
     """Train the crop classifier on the ``relevance_state`` labels of the demo's frames (``out/state_classifier``)."""
     from training.state_classifier.train import Settings, train_state_classifier
 
-    data_yaml = out / "experiment" / "data" / "yolo_relevance_state" / "data.yaml"
-    return train_state_classifier(data_yaml, out / "state_classifier", Settings(epochs=STATE_EPOCHS[mode]))
+    return train_state_classifier(out / STATE_DATA, out / "state_classifier", Settings(epochs=STATE_EPOCHS[mode]))
 
 
 def state_stage(out: Path, records: dict[str, dict], exp: Experiment) -> dict[str, Any]:
@@ -217,11 +218,11 @@ def state_stage(out: Path, records: dict[str, dict], exp: Experiment) -> dict[st
     from training.state_classifier.evaluate import node_state_metrics
     from training.state_metrics import plot_confusion
 
-    data_yaml = out / "experiment" / "data" / "yolo_relevance_state" / "data.yaml"
     result = {}
     for role, record in records.items():
-        result[role] = node_state_metrics(weights_path(record, out / "experiment"), data_yaml, exp.evaluate.split,
-                                          exp.eval_imgsz(), out / "state_classifier" / "state_classifier.onnx")
+        result[role] = node_state_metrics(weights_path(record, out / "experiment"), out / STATE_DATA,
+                                          exp.evaluate.split, exp.eval_imgsz(),
+                                          out / "state_classifier" / "state_classifier.onnx")
         plot_confusion(result[role], out / f"state_confusion_{role}.png", f"{role} + crop classifier")
     atomic_write_json(out / "state.json", result)
     return result

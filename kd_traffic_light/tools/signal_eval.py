@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from kd_traffic_light.core.classes import STATES
+from kd_traffic_light.core.matching import iou_matrix
+from kd_traffic_light.core.types import Detection
 
 #: A published change this soon after a true change, to the true state, is the change being followed.
 EXPLAIN_S = 1.0
@@ -107,14 +109,6 @@ def pool(drives: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list[tuple[Sequence[float], str, str]]],
                     tracks: dict[int, dict[str, str]], iou: float = TRACK_IOU) -> list[dict[str, Any]]:
     """Per true head of a drive: its truth, raw and revised states per frame (module docstring).
@@ -137,12 +131,15 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
         dets, published = detections.get(ns, []), tracks.get(ns, {})
         taken: set[int] = set()
         on_head: dict[str, str] = {}  # node track -> the head its detection overlaps in this frame
-        for light in f.get("lights") or []:
+        lights = f.get("lights") or []
+        overlap = iou_matrix([Detection(*light["box"], 0.0, 0) for light in lights],
+                             [Detection(*box, 0.0, 0) for box, _, _ in dets])
+        for row, light in enumerate(lights):
             head = heads.setdefault(light["track"], {
                 "track": light["track"], "relevant": light["relevant"], "truth": [None] * len(frames),
                 "raw": ["unknown"] * len(frames), "revised": ["unknown"] * len(frames), "node_tracks": set()})
             head["truth"][i] = light["state"] if light["state"] in STATES else None  # DTLD's unknown: unscored
-            scores = [(_iou(box, light["box"]), k) for k, (box, _, _) in enumerate(dets) if k not in taken]
+            scores = [(overlap[row, k], k) for k in range(len(dets)) if k not in taken]
             best = max(scores, default=(0.0, -1))
             if best[0] >= iou:
                 taken.add(best[1])
@@ -152,7 +149,7 @@ def track_timelines(frames: Sequence[dict[str, Any]], detections: dict[int, list
                     last[light["track"]] = track_id
                     head["node_tracks"].add(track_id)
                     on_head[track_id] = light["track"]
-        for light in f.get("lights") or []:
+        for light in lights:
             track_id = last.get(light["track"])
             if track_id is not None and on_head.get(track_id, light["track"]) == light["track"]:
                 heads[light["track"]]["revised"][i] = published.get(track_id, "unknown")

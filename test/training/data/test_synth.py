@@ -369,3 +369,77 @@ def test_a_truck_ahead_hides_the_lights_for_a_while_and_changes_nothing_else(tmp
     hidden = [i for i, (x, y) in enumerate(zip(a, b)) if len(y) < len(x)]
     assert hidden and len(hidden) < len(a)  # for a while, not the whole drive
     assert json.loads((tmp_path / "truck" / "synth_ground_truth.json").read_text())["config"]["truck_p"] == 1.0
+
+
+def _share(a, b):
+    """Share of the smaller of two (x, y, w, h) boxes that the other covers."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, iw) * max(0, ih) / min(a[2] * a[3], b[2] * b[3])
+
+
+def test_heads_kept_apart_are_the_same_lights_less_those_behind_another(tmp_path):
+    from dataclasses import replace
+
+    from training.data.synth import PRESETS
+
+    cfg = replace(PRESETS["demo"], lamps="camera", size_px=(104.0, 208.0), tiny_fraction=0.0, extra_lights=(4, 6),
+                  test_fraction=0.0, write_v1=False)
+    every = make_synthetic_dtld(tmp_path / "every", 6, 3, seed=5, config=cfg)
+    apart = make_synthetic_dtld(tmp_path / "apart", 6, 3, seed=5, config=replace(cfg, max_light_overlap=0.1))
+
+    def lights(ds):
+        return [{(li.track_id, li.attributes["state"], li.x, li.y, li.w, li.h) for li in f.lights} for f in ds.frames]
+
+    a, b = lights(every), lights(apart)
+    assert all(y <= x for x, y in zip(a, b)) and sum(map(len, b)) < sum(map(len, a))  # a subset, unchanged
+    crowded = sum(any(_share(p[2:], q[2:]) > 0.1 for p in x for q in x if p < q) for x in a)
+    assert crowded  # the default layout stacks heads at these sizes ...
+    for frame in apart.frames:  # ... kept apart, none covers more than 0.1 of another in any frame
+        boxes = [(li.x, li.y, li.w, li.h) for li in frame.lights]
+        assert all(_share(p, q) <= 0.1 + 1e-9 for i, p in enumerate(boxes) for q in boxes[i + 1:])
+    assert json.loads((tmp_path / "apart" / "synth_ground_truth.json").read_text())["config"]["max_light_overlap"] \
+        == 0.1
+    with pytest.raises(ValueError, match=r"max_light_overlap: expected a share in \[0, 1\], got 1.5"):
+        replace(cfg, max_light_overlap=1.5)
+
+
+def test_a_head_whose_lit_lamp_is_hidden_is_labelled_unknown_and_keeps_its_signal_state():
+    from training.data.synth.render import seen_state
+    from training.data.synth.scene import LightSpec
+
+    head = LightSpec(0.0, 3.0, 40.0, 1.0, "vertical", 3, "front", True, "circle", ["red"], None)
+    box = (100, 100, 30, 90)  # lamps centred at y 115 (red), 145 (yellow), 175 (green)
+    assert seen_state(head, box, "red", 2048, 1024) == "red"
+    assert seen_state(head, (100, -20, 30, 90), "red", 2048, 1024) == "unknown"   # red lamp above the frame
+    assert seen_state(head, (100, -20, 30, 90), "green", 2048, 1024) == "green"   # only unlit lamps left it
+    head.occluder = (0.0, 0.0, 1.0, 0.4)                                          # covers the top lamp
+    assert seen_state(head, box, "red", 2048, 1024) == "unknown"
+    assert seen_state(head, box, "red_yellow", 2048, 1024) == "unknown"          # one of two lit lamps hidden
+    assert seen_state(head, box, "green", 2048, 1024) == "green"
+    assert seen_state(head, box, "off", 2048, 1024) == "off"
+
+
+def test_seen_labels_change_only_states_and_the_signal_truth_keeps_the_phase(tmp_path):
+    from dataclasses import replace
+
+    from training.data.synth import PRESETS, SynthDataset
+
+    cfg = replace(PRESETS["demo"], lamps="camera", size_px=(104.0, 208.0), tiny_fraction=0.0, occlusion_p=0.6,
+                  test_fraction=0.0, write_v1=False)
+    phase = make_synthetic_dtld(tmp_path / "phase", 6, 3, seed=5, config=cfg)
+    seen = make_synthetic_dtld(tmp_path / "seen", 6, 3, seed=5, config=replace(cfg, state_label="seen"))
+    changed = 0
+    for p, s in zip(phase.frames, seen.frames, strict=True):
+        assert [(li.track_id, li.box) for li in p.lights] == [(li.track_id, li.box) for li in s.lights]
+        assert p.signal_state() == s.signal_state()
+        for a, b in zip(p.lights, s.lights, strict=True):
+            assert a.phase is None and b.phase == a.attributes["state"]
+            assert b.attributes["state"] in (a.attributes["state"], "unknown")
+            changed += b.attributes["state"] != a.attributes["state"]
+    assert changed  # some heads' lit lamps are hidden at these sizes and occluders
+    assert "phase" not in json.dumps(json.loads((tmp_path / "phase" / "synth_ground_truth.json").read_text()))
+    back = SynthDataset.load(tmp_path / "seen")
+    assert [[li.phase for li in f.lights] for f in back.frames] == [[li.phase for li in f.lights] for f in seen.frames]
+    with pytest.raises(ValueError, match="state_label.*'seen' with lamps 'camera'"):
+        replace(cfg, lamps="flat", state_label="seen")

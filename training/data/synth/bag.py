@@ -110,7 +110,7 @@ def write_drive_truth(dataset: SynthDataset, sequence: str, path: str | os.PathL
     scale = (resize_width or DTLD_WIDTH) / DTLD_WIDTH
     atomic_write_json(Path(path), {"sequence": sequence, "frames": [
         {"stamp_ns": stamp_ns(f.time_stamp), "state": f.signal_state(), "lights": [
-            {"track": li.track_id, "state": li.attributes.get("state"), "relevant": li.cls == 0,
+            {"track": li.track_id, "state": li.signal, "relevant": li.cls == 0,
              "box": [round(v * scale, 1) for v in li.box]}
             for li in f.lights if li.box is not None and li.attributes.get("reflection") != "reflected"]}
         for f in frames]})

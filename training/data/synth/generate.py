@@ -42,14 +42,17 @@ def _write_tiff(path: Path, raw: np.ndarray, key: str) -> None:
 
 
 def _frame_lights(drawn: list[tuple[LightSpec, tuple[int, int, int, int], str]], uid: int, width: int,
-                  height: int) -> list[SynthLight]:
-    """Build the ground truth of the lights drawn in one frame; unique ids count up from ``uid``."""
+                  height: int, frame: int, seen: bool) -> list[SynthLight]:
+    """Build the ground truth of the lights drawn in frame ``frame``; unique ids count up from ``uid``.
+
+    ``seen``: the drawn state is what the frame shows (``state_label`` "seen"); the signal's is kept as ``phase``.
+    """
     lights = []
     for spec, box, state in drawn:
         attrs = _attributes(spec, state, box, width, height)
         lights.append(SynthLight(*box, cls=0 if spec.relevant else 1, box=clip_box(*box, width, height),
                                  attributes=attrs, unique_id=uid, track_id=f"TrafficLight_{spec.track}",
-                                 in_v1=not spec.reflected))
+                                 in_v1=not spec.reflected, phase=spec.states[frame] if seen else None))
         uid += 1
     return lights
 
@@ -72,12 +75,21 @@ def generate_sequence(root: Path, index: int, n_frames: int, seed: int, cfg: Syn
         z_ego = f * cfg.frame_interval_s * scene["speed"]
         raw, drawn = render_frame(scene, z_ego, f, rng, width, height)
         _write_tiff(root / key, raw, key)
-        lights = _frame_lights(drawn, uid, width, height)
+        lights = _frame_lights(drawn, uid, width, height, f, scene["seen_states"])
         uid += len(lights)
         frames.append(SynthFrame(key, split, round(t.timestamp(), 6), lights, scene["dusk"],
                                  round(scene["speed"], 4), 0.0, round(lon, 6),
                                  round(lat + z_ego * 9e-6, 6)))
     return frames
+
+
+def _frame_doc(frame: SynthFrame) -> dict:
+    """Return a frame's ground truth as JSON, a light's ``phase`` only where set (files as before the field)."""
+    doc = asdict(frame)
+    for light in doc["lights"]:
+        if light["phase"] is None:
+            del light["phase"]
+    return doc
 
 
 def _sequence_job(job: tuple) -> list[SynthFrame]:
@@ -134,11 +146,12 @@ def make_synthetic_dtld(root: str | os.PathLike, n_sequences: int = 4, frames_pe
     frames = [f for seq in _run_jobs(jobs, workers, progress) for f in seq]
     v2, v1 = write_labels(root, frames, cfg.write_v1)
     config_doc = asdict(cfg)
-    for key, default in (("lamps", "flat"), ("phase_s", (10.0, 40.0)), ("truck_p", 0.0)):
+    for key, default in (("lamps", "flat"), ("phase_s", (10.0, 40.0)), ("truck_p", 0.0),
+                         ("max_light_overlap", 1.0), ("state_label", "phase")):
         if config_doc[key] == default:  # ground truth byte-identical to the files written before the field
             del config_doc[key]
     atomic_write_text(root / "synth_ground_truth.json", json.dumps(
-        {"seed": seed, "config": config_doc, "frames": [asdict(f) for f in frames]}, indent=1) + "\n")
+        {"seed": seed, "config": config_doc, "frames": [_frame_doc(f) for f in frames]}, indent=1) + "\n")
     return SynthDataset(root, v2, v1, frames)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 #: Values of :attr:`SynthConfig.lamps`: ``flat`` (the original look), ``camera`` (lamps as a camera images them).
 LAMP_MODES = ("flat", "camera")
+#: Values of :attr:`SynthConfig.state_label`.
+STATE_LABELS = ("phase", "seen")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,16 @@ class SynthConfig:
             lights behind it (lamps="camera" only; drawn from a stream of its own, so 0 changes nothing else).
         phase_s: (min, max) seconds a signal shows red or green (lamps="camera"; red_yellow lasts 1 s, yellow
             3-4 s). Real phases are 10-40 s; a camera-rate drive of a few seconds needs shorter ones to show changes.
+        max_light_overlap: the largest share of one light's box that another light's box may cover, either way
+            round, in any frame of the drive; of two lights over it, the one sampled later is left out (relevant
+            heads are sampled first). Real heads stand apart, but with the big pixel sizes of the CPU profiles 1
+            (keep all: the original scenes) puts heads behind one another, and a label then names a state that
+            the picture shows on another head. Applied after every draw, so the lights kept are as with 1.
+        state_label: ``phase`` (the default, the original labels): every head is labelled with the state its
+            signal shows. ``seen`` (lamps="camera" only): with what the frame shows of it, as DTLD's annotators
+            label an image: ``unknown`` when a lit lamp is hidden (by the head's occluder or the frame's edge).
+            The signal's own state stays in the ground truth (:attr:`SynthLight.phase`), and the drive truth
+            scores the signal against it.
         write_v1: also write the v1.0 YAML label files.
         lamps: ``flat`` (flat lit discs, the original state mix; the default, output unchanged) or ``camera``
             (over-exposed white cores with coloured rims and halos, bloom, motion blur, exposure and white balance
@@ -53,6 +65,8 @@ class SynthConfig:
     speed_mps: tuple[float, float] = (4.0, 12.0)
     phase_s: tuple[float, float] = (10.0, 40.0)
     truck_p: float = 0.0
+    max_light_overlap: float = 1.0
+    state_label: str = "phase"
     write_v1: bool = True
     lamps: str = "flat"
 
@@ -60,6 +74,12 @@ class SynthConfig:
         if self.lamps not in LAMP_MODES:
             raise ValueError(f"SynthConfig.lamps: expected one of {', '.join(map(repr, LAMP_MODES))}, "
                              f"got {self.lamps!r}")
+        if self.state_label not in STATE_LABELS or (self.state_label == "seen" and self.lamps != "camera"):
+            raise ValueError(f"SynthConfig.state_label: expected one of {', '.join(map(repr, STATE_LABELS))} "
+                             f"('seen' with lamps 'camera'), got {self.state_label!r} with lamps {self.lamps!r}")
+        if not 0.0 <= self.max_light_overlap <= 1.0:
+            raise ValueError("SynthConfig.max_light_overlap: expected a share in [0, 1], "
+                             f"got {self.max_light_overlap!r}")
 
 
 #: Named presets: ``demo`` (big lights, CPU training works), ``hard`` (DTLD-like sizes, many tiny lights).
@@ -76,7 +96,8 @@ class SynthLight:
 
     ``x, y, w, h`` is the label box as written (may extend outside the image); ``box`` the clipped
     (x1, y1, x2, y2) or None; ``cls`` 0 relevant / 1 not_relevant; ``in_v1`` False for lights the v1.0
-    labels do not contain (reflections, new in v2.0).
+    labels do not contain (reflections, new in v2.0); ``phase`` the state the signal shows when the label's
+    ``state`` is what the frame shows (``state_label`` "seen"), else None (the label's state is the signal's).
     """
 
     x: int
@@ -89,6 +110,12 @@ class SynthLight:
     unique_id: int
     track_id: str
     in_v1: bool = True
+    phase: str | None = None
+
+    @property
+    def signal(self) -> str:
+        """The state the light's signal shows in this frame (whatever the frame shows of it)."""
+        return self.phase or self.attributes["state"]
 
 
 @dataclass
@@ -110,7 +137,7 @@ class SynthFrame:
 
         Every relevant head of a drive shows the same phase; a reflection is not a head.
         """
-        states = [li.attributes["state"] for li in self.lights
+        states = [li.signal for li in self.lights
                   if li.cls == 0 and li.box is not None and li.attributes.get("reflection") != "reflected"]
         return max(set(states), key=states.count) if states else None
 

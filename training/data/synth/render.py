@@ -136,16 +136,11 @@ def _draw_light(cv: _Canvas, spec: LightSpec, box: tuple[float, float, float, fl
 def _draw_lamps(cv: _Canvas, spec: LightSpec, box: tuple[float, float, float, float], state: str,
                 gain: float) -> None:
     """Draw the lamps of a head seen from the front: dark discs, lit ones bright (with any pictogram)."""
-    x, y, w, h = box
-    n = spec.aspects
     colors = _lamp_colors(spec)
     lit_set = STATE_LAMPS[state]
-    horizontal = spec.orientation == "horizontal"
-    cell = (w if horizontal else h) / n
-    r = 0.36 * min(cell, h if horizontal else w)
+    centres, r = _lamp_geometry(spec, box)
     brightness = 0.6 if spec.reflected else 1.0
-    for i, colour in enumerate(colors):
-        cx, cy = (x + (i + 0.5) * cell, y + h / 2) if horizontal else (x + w / 2, y + (i + 0.5) * cell)
+    for colour, (cx, cy) in zip(colors, centres, strict=True):
         base = np.array(LAMP_BGR[colour], np.float32)
         lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
         if not lit:
@@ -158,6 +153,47 @@ def _draw_lamps(cv: _Canvas, spec: LightSpec, box: tuple[float, float, float, fl
         else:
             cv.disc(cx, cy, r, val)
             cv.disc(cx, cy, r * 0.55, np.minimum(val * 1.45, 65000))
+
+
+def _lamp_geometry(spec: LightSpec, box: tuple[float, float, float, float]
+                   ) -> tuple[list[tuple[float, float]], float]:
+    """Centres of a head's lamps (first lamp top or left) and their radius, in pixels."""
+    x, y, w, h = box
+    horizontal = spec.orientation == "horizontal"
+    cell = (w if horizontal else h) / spec.aspects
+    centres = [(x + (i + 0.5) * cell, y + h / 2) if horizontal else (x + w / 2, y + (i + 0.5) * cell)
+               for i in range(spec.aspects)]
+    return centres, 0.36 * min(cell, h if horizontal else w)
+
+
+def _lit_lamps(spec: LightSpec, state: str) -> list[tuple[str, bool]]:
+    """(colour, lit) of each lamp of a head seen from the front with lamps="camera" (a tram lights one bar)."""
+    lit_set = STATE_LAMPS[state]
+    out = []
+    for i, colour in enumerate(_lamp_colors(spec)):
+        lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
+        out.append((colour, lit and (colour != "white" or i == 0)))
+    return out
+
+
+def seen_state(spec: LightSpec, box: tuple[int, int, int, int], state: str, width: int, height: int) -> str:
+    """Return the state a camera frame shows of a head (lamps="camera"), as an annotator labels that image.
+
+    ``unknown`` when the centre of a lit lamp is hidden (by the head's occluder or outside the frame): the state
+    cannot be told from the image. Else ``state``. A lamp caught by an LED pulse is drawn at 10-40 % of its level,
+    which still reads lit on an over-exposed core, so it keeps its state.
+    """
+    if spec.direction != "front" or state in ("off", "unknown"):
+        return state
+    centres, _ = _lamp_geometry(spec, box)
+    occ = spec.occluder
+    for (cx, cy), (_, lit) in zip(centres, _lit_lamps(spec, state), strict=True):
+        fx, fy = (cx - box[0]) / box[2], (cy - box[1]) / box[3]
+        hidden = not (0 <= cx < width and 0 <= cy < height) or (
+            occ is not None and occ[0] <= fx <= occ[2] and occ[1] <= fy <= occ[3])
+        if lit and hidden:
+            return "unknown"
+    return state
 
 
 def _lamp_colors(spec: LightSpec) -> list[str]:
@@ -254,24 +290,19 @@ def _draw_light_camera(cv: _Canvas, spec: LightSpec, box: tuple[int, int, int, i
     if spec.direction in ("back", "left", "right"):
         cv.rect(x + w * 0.15, y + h * 0.05, x + w * 0.85, y + h * 0.95, housing * 1.8)
         return
-    n = spec.aspects
-    lit_set = STATE_LAMPS[state]
-    horizontal = spec.orientation == "horizontal"
-    cell = (w if horizontal else h) / n
-    r = 0.36 * min(cell, h if horizontal else w)
+    centres, r = _lamp_geometry(spec, box)
     level = look["level"] * (0.6 if spec.reflected else 1.0) * (1.5 if scene["dusk"] else 1.0)
     grey = np.ones(3, np.float32)
-    for i, colour in enumerate(_lamp_colors(spec)):
-        cx, cy = (x + (i + 0.5) * cell, y + h / 2) if horizontal else (x + w / 2, y + (i + 0.5) * cell)
+    for i, (colour, lit) in enumerate(_lit_lamps(spec, state)):
+        cx, cy = centres[i]
         tint = np.array(CAM_UNLIT[colour], np.float32)
         # dark tinted lens; sun in it (phantom light) makes it greyish bright
         cv.disc(cx, cy, r, tint * UNLIT_LEVEL * amb * dark + (0.3 * tint + 0.7 * grey) * np.float32(7000.0 * sun))
         if r >= 2.5:  # faint specular highlight of the lens
             cv.disc(cx - 0.35 * r, cy - 0.4 * r, 0.18 * r, grey * np.float32(2200.0 * amb * dark))
-        lit = colour in lit_set or (colour == "white" and state not in ("off", "unknown"))
         pictogram = spec.pictogram
         if colour == "white":  # a tram signal shows one white bar: horizontal = stop (red), vertical = go (green)
-            lit, pictogram = lit and i == 0, "tram_go" if state == "green" else "tram"
+            pictogram = "tram_go" if state == "green" else "tram"
         if lit:
             _lit_shape(cv, cx, cy, r, pictogram, colour, level * float(look["pulse"][frame, i]))
 
@@ -393,6 +424,8 @@ def render_frame(scene: dict[str, Any], z_ego: float, frame: int, rng: np.random
         if cam is not None:
             _motion_blur(cv, box, z, scene["speed"] * cam["t_exp"])
         if clip_box(*box, width, height) is not None:
+            if scene.get("seen_states"):
+                state = seen_state(spec, box, state, width, height)
             drawn.append((spec, box, state))
     if scene.get("truck"):
         drawn = _draw_truck(cv, scene, z_ego, frame, drawn)

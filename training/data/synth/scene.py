@@ -288,12 +288,39 @@ def _sample_scene(rng: np.random.Generator, cfg: SynthConfig, n_frames: int,
         "texture": (0.7 + 0.6 * rng.random((16, 32))).astype(np.float32),
         "lights": _sample_lights(rng, cfg, z_int, n_frames, lamp_rng),
         "speed": float(rng.uniform(*cfg.speed_mps)),
+        "seen_states": cfg.state_label == "seen",
     }
     if lamp_rng is not None:
         scene["camera"] = _camera_look(lamp_rng, scene, n_frames)
         if cfg.truck_p > 0:  # its own stream: nothing else a seed draws changes
             scene["truck"] = _sample_truck(rng.spawn(1)[0], cfg, n_frames)
+    if cfg.max_light_overlap < 1.0:  # after every draw: the lights kept are exactly as they are without it
+        scene["lights"] = _kept_apart(scene["lights"], cfg.max_light_overlap,
+                                      np.arange(n_frames) * cfg.frame_interval_s * scene["speed"])
     return scene
+
+
+def _kept_apart(lights: list[LightSpec], max_overlap: float, z_ego: np.ndarray) -> list[LightSpec]:
+    """Return the lights in order, less each whose box shares over ``max_overlap`` of either box with a kept one.
+
+    Boxes are compared in every frame (ego travelled ``z_ego``) in which both lights are in front of the camera.
+    """
+    kept: list[tuple[LightSpec, np.ndarray]] = []
+    for spec in lights:
+        z = spec.z - z_ego
+        boxes = np.array([spec.box(d) if d >= 3.0 else (np.nan,) * 4 for d in z])  # x, y, w, h per frame
+        if all(_max_share(boxes, other) <= max_overlap for _, other in kept):
+            kept.append((spec, boxes))
+    return [spec for spec, _ in kept]
+
+
+def _max_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest share of the smaller box covered by the other over the frames (NaN rows: not in view, ignored)."""
+    iw = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    share = np.clip(iw, 0, None) * np.clip(ih, 0, None) / np.minimum(a[:, 2] * a[:, 3], b[:, 2] * b[:, 3])
+    share = share[np.isfinite(share)]
+    return float(share.max()) if len(share) else 0.0
 
 
 #: A truck's rear (m): width, height; and its lateral offset in the next lane.

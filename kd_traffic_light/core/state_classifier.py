@@ -25,6 +25,8 @@ from kd_traffic_light.core.classes import RELEVANCE, STATES, class_id
 
 #: Metadata keys the exported classifier carries: its states in output order, crop ``[h, w]``, margin.
 META_KEYS = ("kd_states", "kd_crop_hw", "kd_crop_margin")
+#: Optional metadata key: ``"1"`` when the classifier learned horizontal heads turned upright (:func:`crop_boxes`).
+UPRIGHT_KEY = "kd_crop_upright"
 #: Default crop size ``(h, w)``: German lights stand upright, three lamps over the height.
 CROP_HW = (32, 16)
 #: Default margin around a box, as a fraction of its width and height on each side (some housing around it).
@@ -36,11 +38,13 @@ class StateModelError(RuntimeError):
 
 
 def crop_boxes(bgr: np.ndarray, xyxy: np.ndarray, hw: tuple[int, int] = CROP_HW,
-               margin: float = CROP_MARGIN) -> np.ndarray:
+               margin: float = CROP_MARGIN, upright: bool = False) -> np.ndarray:
     """Cut every box out of ``bgr`` with ``margin`` around it and resize it to ``hw``: uint8 ``(n, h, w, 3)`` BGR.
 
     The widened box is clipped to the frame; a box with nothing left inside the frame gives a black crop.
-    Resizing is ``cv2.INTER_AREA`` when shrinking and ``cv2.INTER_LINEAR`` when enlarging.
+    Resizing is ``cv2.INTER_AREA`` when shrinking and ``cv2.INTER_LINEAR`` when enlarging. ``upright``: a box
+    wider than tall (a horizontal head) is turned a quarter clockwise first, so its first lamp (red, on the left)
+    is on top as in an upright head, and the crop is not squashed across its lamps.
     """
     h, w = int(hw[0]), int(hw[1])
     boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
@@ -53,6 +57,8 @@ def crop_boxes(bgr: np.ndarray, xyxy: np.ndarray, hw: tuple[int, int] = CROP_HW,
         if c <= a or d <= b:
             continue
         patch = bgr[b:d, a:c]
+        if upright and x2 - x1 > y2 - y1:
+            patch = cv2.rotate(patch, cv2.ROTATE_90_CLOCKWISE)
         shrink = patch.shape[0] > h or patch.shape[1] > w
         out[i] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return out
@@ -129,6 +135,7 @@ class StateClassifier:
             self.states: tuple[str, ...] = tuple(json.loads(meta["kd_states"]))
             self.crop_hw: tuple[int, int] = tuple(int(v) for v in json.loads(meta["kd_crop_hw"]))  # type: ignore
             self.margin = float(meta["kd_crop_margin"])
+            self.upright = meta.get(UPRIGHT_KEY, "0") == "1"  # absent: exported before horizontal heads were turned
         except (ValueError, TypeError) as exc:
             raise StateModelError(f"state model '{path}': unreadable metadata ({exc})") from exc
         if self.states != STATES:
@@ -156,7 +163,7 @@ class StateClassifier:
         if not len(boxes):
             self.last_ms = 0.0
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        probs = softmax(self.logits(crop_boxes(bgr, boxes, self.crop_hw, self.margin)).astype(np.float64))
+        probs = softmax(self.logits(crop_boxes(bgr, boxes, self.crop_hw, self.margin, self.upright)).astype(np.float64))
         self.last_ms = (time.perf_counter() - t0) * 1000.0
         return decide(probs, green_min_prob)
 

@@ -91,8 +91,11 @@ COLOUR_BIAS = np.array([0, 0, 0, 0, 1], np.float32)
 
 
 def make_colour_state_onnx(path: Path, crop_hw=(32, 16), margin: float = 0.15, states=None,
-                           with_metadata: bool = True) -> Path:
-    """Write a state classifier (ONNX, built without torch) whose logits are a linear map of the crop's mean RGB."""
+                           with_metadata: bool = True, upright: bool = False) -> Path:
+    """Write a state classifier (ONNX, built without torch) whose logits are a linear map of the crop's mean RGB.
+
+    ``upright``: its metadata says horizontal heads are turned upright before reading.
+    """
     import json
 
     import onnx
@@ -113,8 +116,9 @@ def make_colour_state_onnx(path: Path, crop_hw=(32, 16), margin: float = 0.15, s
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if with_metadata:
-        for key, value in (("kd_states", json.dumps(list(states or STATES))), ("kd_crop_hw", json.dumps(list(crop_hw))),
-                           ("kd_crop_margin", repr(float(margin)))):
+        meta = [("kd_states", json.dumps(list(states or STATES))), ("kd_crop_hw", json.dumps(list(crop_hw))),
+                ("kd_crop_margin", repr(float(margin)))] + ([("kd_crop_upright", "1")] if upright else [])
+        for key, value in meta:
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
     onnx.checker.check_model(model)

@@ -29,6 +29,20 @@ def colour_onnx(tmp_path_factory):
     return make_colour_state_onnx(tmp_path_factory.mktemp("state") / "colour.onnx")
 
 
+def test_a_horizontal_head_is_turned_upright_red_on_top_only_when_asked(tmp_path):
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[40:60, 50:70], frame[40:60, 90:110] = RED, GREEN     # a horizontal head: red left, green right
+    box = np.array([[50, 40, 110, 60]])
+    upright = crop_boxes(frame, box, (32, 16), margin=0.0, upright=True)[0]
+    assert tuple(upright[4, 8]) == RED and tuple(upright[27, 8]) == GREEN
+    flat = crop_boxes(frame, box, (32, 16), margin=0.0)[0]      # squashed as it is: red left, green right
+    assert tuple(flat[16, 2]) == RED and tuple(flat[16, 13]) == GREEN
+    tall = np.array([[50, 20, 70, 60]])                          # an upright box is never turned
+    assert (crop_boxes(frame, tall, (32, 16), upright=True) == crop_boxes(frame, tall, (32, 16))).all()
+    assert StateClassifier(make_colour_state_onnx(tmp_path / "up.onnx", upright=True)).upright
+    assert not StateClassifier(make_colour_state_onnx(tmp_path / "plain.onnx")).upright  # older exports
+
+
 def test_crops_take_the_box_with_its_margin_and_keep_the_frame_edge():
     frame = np.zeros((100, 200, 3), np.uint8)
     frame[20:60, 50:70] = RED                      # a 20 x 40 light

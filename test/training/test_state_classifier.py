@@ -62,8 +62,9 @@ def test_training_exports_a_reader_that_answers_as_the_trained_network(state_yol
     net = StateNet(len(STATES), tuple(ckpt["settings"]["crop_hw"]), ckpt["settings"]["width"])
     net.load_state_dict(ckpt["state_dict"])
     with torch.no_grad():
-        logits = net.eval()(torch.from_numpy(to_input(crop_boxes(bgr, rows[:, :4])))).numpy()
+        logits = net.eval()(torch.from_numpy(to_input(crop_boxes(bgr, rows[:, :4], upright=True)))).numpy()
     reader = StateClassifier(tmp_path / "state_classifier.onnx")
+    assert reader.upright  # the export says horizontal heads were turned upright, as the default trains
     states, probs = reader.classify(bgr, rows[:, :4])
     assert states.tolist() == logits.argmax(1).tolist()
     e = np.exp(logits - logits.max(1, keepdims=True))

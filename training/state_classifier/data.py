@@ -119,8 +119,11 @@ def labelled_frames(info: dict, split: str) -> Iterator[tuple[np.ndarray, np.nda
 
 
 def load_crops(info: dict, split: str, hw: tuple[int, int], margin: float, jitter: int = 0,
-               jitter_frac: float = 0.15, seed: int = 0) -> Crops:
-    """Cut every labelled light of ``split`` (``jitter`` jittered copies each when ``jitter`` > 0, else once)."""
+               jitter_frac: float = 0.15, seed: int = 0, upright: bool = False) -> Crops:
+    """Cut every labelled light of ``split`` (``jitter`` jittered copies each when ``jitter`` > 0, else once).
+
+    ``upright``: horizontal heads turned upright (:func:`~kd_traffic_light.core.state_classifier.crop_boxes`).
+    """
     rng = np.random.default_rng(seed)
     images, states = [], []
     for bgr, rows in labelled_frames(info, split):
@@ -128,7 +131,7 @@ def load_crops(info: dict, split: str, hw: tuple[int, int], margin: float, jitte
             continue
         for _ in range(max(1, jitter)):
             boxes = jittered(rows[:, :4], rng, jitter_frac) if jitter else rows[:, :4]
-            images.append(crop_boxes(bgr, boxes, hw, margin))
+            images.append(crop_boxes(bgr, boxes, hw, margin, upright))
             states.append(rows[:, 4])
     if not images:
         raise RunError(f"the '{split}' split has no labelled lights")

@@ -22,7 +22,7 @@ import numpy as np
 
 from kd_traffic_light.core.atomic_io import atomic_path, atomic_write_json
 from kd_traffic_light.core.classes import STATES
-from kd_traffic_light.core.state_classifier import CROP_HW, CROP_MARGIN, META_KEYS, to_input
+from kd_traffic_light.core.state_classifier import CROP_HW, CROP_MARGIN, META_KEYS, UPRIGHT_KEY, to_input
 from training.errors import UsageError
 from training.state_classifier.data import Crops, dataset_info, load_crops
 
@@ -42,6 +42,7 @@ class Settings:
     jitter_frac: float = 0.15
     crop_hw: tuple[int, int] = CROP_HW
     margin: float = CROP_MARGIN
+    upright: bool = True
     width: int = 16
 
     def __post_init__(self) -> None:
@@ -113,8 +114,9 @@ def export_onnx(model: Any, settings: Settings, path: Path) -> Path:
         torch.onnx.export(model, dummy, str(tmp), opset_version=17, input_names=["crops"], output_names=["logits"],
                           dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, dynamo=False)
         proto = onnx.load(str(tmp))
-        for key, value in zip(META_KEYS, (json.dumps(list(STATES)), json.dumps(list(settings.crop_hw)),
-                                          repr(float(settings.margin))), strict=True):
+        for key, value in zip((*META_KEYS, UPRIGHT_KEY), (json.dumps(list(STATES)), json.dumps(list(settings.crop_hw)),
+                                                          repr(float(settings.margin)), str(int(settings.upright))),
+                              strict=True):
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
@@ -163,10 +165,11 @@ def train_state_classifier(data_yaml: str | Path, out: str | Path, settings: Set
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info = dataset_info(data_yaml)
-    train = load_crops(info, "train", settings.crop_hw, settings.margin, settings.jitter, settings.jitter_frac,
-                       settings.seed)
-    val = load_crops(info, "val", settings.crop_hw, settings.margin)
-    test = load_crops(info, "test", settings.crop_hw, settings.margin) if info.get("test") else None
+    cut = {"hw": settings.crop_hw, "margin": settings.margin, "upright": settings.upright}
+    train = load_crops(info, "train", jitter=settings.jitter, jitter_frac=settings.jitter_frac, seed=settings.seed,
+                       **cut)
+    val = load_crops(info, "val", **cut)
+    test = load_crops(info, "test", **cut) if info.get("test") else None
 
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)

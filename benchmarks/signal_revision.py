@@ -217,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     settings = {k: getattr(args, k) for k in ("drives", "seconds", "hz", "phase_s", "speed", "truck_p", "seed",
                                               "resize_width")}
+    from training.experiment.config import load_experiment
+
+    settings["scene"] = load_experiment(DEMO_CONFIG).data.to_dict()["scene"]  # the demo's: a change there re-renders
     work = Path(args.work)
     if (work / "settings.json").is_file() and read_json(work / "settings.json") != json.loads(json.dumps(settings)):
         shutil.rmtree(work)  # other drives: nothing kept applies

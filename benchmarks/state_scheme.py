@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         {s: 100 * (v[key] or 0.0) for s, v in states["two_classes_classifier"].items()},
         {s: 100 * (v[key] or 0.0) for s, v in states["folded"].items()})
         for key in ("state_accuracy", "red_recall", "yellow_recall", "red_yellow_recall", "green_recall", "off_recall")}
-    result = {"benchmark": "state-scheme", "config": CONFIG.name, "seeds": args.seeds, "split": exp.evaluate.split,
+    result = {"benchmark": "state-scheme", "config": CONFIG.name, "scene": SCENE, "seeds": args.seeds,
+              "split": exp.evaluate.split,
               "labels": "relevance_state (lights of unknown state left out)",
               "conf": 0.25, "nms_iou": 0.45, "schemes": per_scheme, "folded_minus_two_classes_pts": diffs,
               "state_reading": states, "classifier_minus_folded_pts": state_diffs,

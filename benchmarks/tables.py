@@ -199,6 +199,12 @@ def node_figures(name: str = NODE) -> str:
     return md_table(["figure", "goal", "measured", ""], rows) + f"\n{setting}; `docs/results/{name}`.\n"
 
 
+def scheme_scenes(fig: dict) -> str:
+    """Name the scenes of a state-scheme result: its config's, with the scene keys it set (none before any)."""
+    keys = ", ".join(f"`{k}` {v}" for k, v in (fig.get("scene") or {}).items())
+    return f"`{fig['config']}`'s scenes" + (f" with {keys}" if keys else "")
+
+
 def state_scheme() -> str:
     """Render what folding the state into the classes costs the detection of lights (benchmarks/state_scheme.py)."""
     fig = result(STATE_SCHEME)
@@ -215,7 +221,7 @@ def state_scheme() -> str:
                      interval(fig["folded_minus_two_classes_pts"][key])])
     return md_table(["held-out, every class as one (percent)", "10 folded classes", "2 classes",
                      "folded - 2 classes, 95 % CI"], rows) + (
-        f"\nBaseline students, seeds {', '.join(seeds)}, `{fig['config']}`'s scenes, both on the labels "
+        f"\nBaseline students, seeds {', '.join(seeds)}, {scheme_scenes(fig)}, both on the labels "
         f"{fig.get('labels', 'of their own scheme')}: recall is like for like; the two-class model's detections of "
         f"back and side lights count as false positives, so its precision and mAP are understated; "
         f"`docs/results/{STATE_SCHEME}`.\n")
@@ -261,7 +267,7 @@ def state_reading() -> str:
                                     "2 classes + crop classifier", "difference, 95 % CI"], rows) + (
         f"\nSeeds {', '.join(seeds)} (the detector and the classifier of a row share the seed), conf "
         f"{fig['conf']}, class-agnostic NMS {fig['nms_iou']}, the node's default `state_green_min_prob`, "
-        f"`{fig['config']}`'s scenes. The classifier alone, argmax, on the labelled boxes of the held-out split "
+        f"{scheme_scenes(fig)}. The classifier alone, argmax, on the labelled boxes of the held-out split "
         f"(mean over seeds): accuracy "
         f"{100 * statistics.fmean(c['accuracy'] for c in crops):.1f}, recall {per_state}. Its cost: "
         f"{cost['median_ms']:.2f} ms median ({cost['p95_ms']:.2f} p95) for {cost['lights']} lights on one "

@@ -41,7 +41,7 @@ def test_training_exports_a_reader_that_answers_as_the_trained_network(state_yol
     from training.state_classifier.model import StateNet
     from training.state_classifier.train import train_state_classifier
 
-    metrics = train_state_classifier(state_yolo_dataset, tmp_path, Settings(epochs=2, batch=16, jitter=1),
+    metrics = train_state_classifier(state_yolo_dataset, tmp_path, Settings(epochs=2, batch=16, jitter=1, upright=True),
                                      progress=False)
     for name in ("state_classifier.pt", "state_classifier.onnx", "metrics.json", "confusion.png"):
         assert (tmp_path / name).is_file(), name
@@ -64,7 +64,7 @@ def test_training_exports_a_reader_that_answers_as_the_trained_network(state_yol
     with torch.no_grad():
         logits = net.eval()(torch.from_numpy(to_input(crop_boxes(bgr, rows[:, :4], upright=True)))).numpy()
     reader = StateClassifier(tmp_path / "state_classifier.onnx")
-    assert reader.upright  # the export says horizontal heads were turned upright, as the default trains
+    assert reader.upright  # the export says horizontal heads were turned upright, as it was trained
     states, probs = reader.classify(bgr, rows[:, :4])
     assert states.tolist() == logits.argmax(1).tolist()
     e = np.exp(logits - logits.max(1, keepdims=True))

@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"crop size, multiples of 4 (default {CROP_HW[0]} {CROP_HW[1]})")
     p.add_argument("--margin", type=float, default=CROP_MARGIN,
                    help=f"margin around each box, fraction of its size per side (default {CROP_MARGIN})")
-    p.add_argument("--no-upright", action="store_true",
-                   help="cut horizontal heads as they are (default: turned upright, red on top)")
+    p.add_argument("--upright", action="store_true",
+                   help="turn horizontal heads upright (red on top) before reading (default: cut as they are)")
     p.set_defaults(func=main)
     return p
 
@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 
     settings = Settings(epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed, balance=args.balance,
                         jitter=args.jitter, crop_hw=tuple(args.crop_hw), margin=args.margin,
-                        upright=not args.no_upright)
+                        upright=args.upright)
     metrics = train_state_classifier(args.data, args.out, settings)
     split = "test" if metrics["test"] else "val"
     fig = metrics[split]

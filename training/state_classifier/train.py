@@ -42,7 +42,7 @@ class Settings:
     jitter_frac: float = 0.15
     crop_hw: tuple[int, int] = CROP_HW
     margin: float = CROP_MARGIN
-    upright: bool = True
+    upright: bool = False
     width: int = 16
 
     def __post_init__(self) -> None:

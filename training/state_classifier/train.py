@@ -4,7 +4,9 @@ Rare states (yellow, red_yellow, off: a few percent of DTLD's lights) are weight
 ``balance``: ``none`` (1), ``sqrt`` (``sqrt(n_max / n_state)``) or ``inverse`` (``n_max / n_state``). Each batch
 is augmented with an exposure gain per crop (a camera's varying exposure) and a horizontal flip (a light's state
 does not depend on its side). The epoch kept is the one with the best balanced accuracy (mean recall over the
-states the val split has), so a rare state counts as much as green.
+states the val split has), so a rare state counts as much as green; of equal ones the latest (a val split has few
+lights of the rare states, so its balanced accuracy moves in steps and plateaus early, while later epochs at a
+lower learning rate still improve the frequent states).
 
 What ``out`` receives: ``state_classifier.pt`` (the kept weights and settings), ``state_classifier.onnx`` (what
 the node's ``state_model`` loads, crop geometry in its metadata), ``metrics.json`` (counts, per-epoch val
@@ -199,7 +201,7 @@ def train_state_classifier(data_yaml: str | Path, out: str | Path, settings: Set
         score = figures(predict(model, val), val.states)["balanced_accuracy"] or 0.0
         history.append({"epoch": epoch + 1, "loss": total / len(train), "val_balanced_accuracy": score})
         bar.set_postfix(loss=f"{total / len(train):.3f}", val_bal_acc=f"{score:.3f}")
-        if score > best:
+        if score >= best:
             best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
 
@@ -212,7 +214,8 @@ def train_state_classifier(data_yaml: str | Path, out: str | Path, settings: Set
             STATES, (np.bincount(train.states, minlength=len(STATES)) // max(1, settings.jitter)).tolist(),
             strict=True)),
         "class_weights": dict(zip(STATES, weights.round(4).tolist(), strict=True)),
-        "history": history, "best_epoch": 1 + int(np.argmax([h["val_balanced_accuracy"] for h in history])),
+        "history": history,
+        "best_epoch": len(history) - int(np.argmax([h["val_balanced_accuracy"] for h in history][::-1])),
         "val": figures(predict(model, val), val.states),
         "test": figures(predict(model, test), test.states) if test is not None else None,
         "onnx": str(onnx_path), "onnx_parity": onnx_parity(model, onnx_path, val),

@@ -18,7 +18,9 @@ runs them (``TrafficLightDetector`` at conf 0.25, class-agnostic NMS 0.45) on th
 state figures (state accuracy on matched lights, per-state recall, red -> green) are paired per seed. The
 classifier's cost is timed on one frame with 20 lights (ONNX Runtime, median of repeated runs). The classifier
 reads green only above the node's default ``state_green_min_prob``; its val curve over that threshold (red read as
-green, red and green recall) is recorded per seed.
+green, red and green recall) is recorded per seed. A second classifier candidate learns from more scenes than the
+detector: the train split plus ``--classifier-scenes`` scenes drawn with every state as often (the rare states are
+a few dozen lights in the train split); the two candidates are paired per seed.
 
     python benchmarks/state_scheme.py                  # 5 seeds x 2 schemes, two runs at a time on 2 cores
 """
@@ -43,6 +45,10 @@ SCHEMES = ("relevance_state", "relevance")
 #: On top of the profile's scenes: heads kept apart and labelled with the state the frame shows (the scenes the
 #: kd-gain figures were measured on had neither; docs/training.md "Light state" says why these matter here).
 SCENE = {"max_light_overlap": 0.1, "state_label": "seen"}
+#: The crop classifier's extra train scenes (:func:`extra_scenes`): every state as often, no held-out part.
+EXTRA_SCENE = {"state_shares": "uniform", "test_fraction": 0.0}
+#: Their data seed: neither the profile's nor its second scene set's.
+EXTRA_SEED = 101
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -52,6 +58,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", choices=("ray", "local"), default="ray", help="ray: two runs at a time on 2 cores")
     p.add_argument("--exp-dir", default="runs/bench/state_scheme", help="experiment directories' prefix")
     p.add_argument("--out", default="runs/bench/state_scheme.json", help="JSON result file")
+    p.add_argument("--classifier-scenes", type=int, default=192, metavar="N",
+                   help="extra train scenes (sequences) for the second classifier candidate, every state as often "
+                        "(default 192, twice the profile's train scenes; 0: no second candidate)")
     return p
 
 
@@ -114,11 +123,41 @@ def classifier_ms(state_model: Path, data_yaml: Path, split: str, lights: int = 
             "frame_hw": [h, w]}
 
 
-def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int) -> dict[str, Any]:
-    """Train a classifier per seed; the node-run state figures of folded and of two classes + classifier.
+def extra_scenes(exp_dir: str, sequences: int, data_yaml: Path) -> Path:
+    """Write a data.yaml whose train split is ``data_yaml``'s plus :data:`EXTRA_SCENE` scenes (val, test as is).
 
-    The classifier runs with the node's default ``state_green_min_prob``; its val curve over that threshold is
-    recorded per seed (where the default was chosen).
+    The extra scenes are the profile's with :data:`SCENE`, drawn with a data seed of their own
+    (:data:`EXTRA_SEED`), every state as often as every other and all of them train: only the classifier learns
+    from them; its val and test splits stay the detector's, with DTLD's shares.
+    """
+    import yaml
+
+    from training.experiment import resolve_experiment
+    from training.experiment.data import prepare_data
+    from training.state_classifier.data import dataset_info
+
+    raw = scheme_experiment("relevance_state", [0], exp_dir)
+    raw["data"] = {**raw["data"], "seed": EXTRA_SEED, "sequences": sequences, "val_images": 0,
+                   "scene": {**raw["data"]["scene"], **EXTRA_SCENE}}
+    raw["out"] = f"{exp_dir}_classifier_scenes"
+    extra = dataset_info(prepare_data(resolve_experiment(raw, f"{CONFIG.name} (classifier scenes)"),
+                                      Path(raw["out"]), workers=2))
+    own = dataset_info(data_yaml)
+    doc = {"train": [own["train"], extra["train"]], "val": own["val"],
+           "test": own["test"], "nc": own["nc"], "names": own["names"]}
+    path = Path(raw["out"]) / "data_with_extra_train.yaml"
+    path.write_text("# the state-scheme benchmark's data plus the classifier's extra train scenes\n"
+                    + yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int, extra_sequences: int) -> dict[str, Any]:
+    """Train the classifier candidates per seed; the node-run state figures of folded and of two classes + each.
+
+    Candidates: ``classifier`` learns from the detector's train split, ``classifier_more_scenes`` from it plus
+    ``extra_sequences`` scenes of :func:`extra_scenes` (none with 0). Each runs with the node's default
+    ``state_green_min_prob``; its val curve over that threshold is recorded per seed (where the default was
+    chosen).
     """
     from training.state_classifier.data import dataset_info, load_crops
     from training.state_classifier.evaluate import green_threshold_curve, node_state_metrics
@@ -127,21 +166,27 @@ def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int) -> d
 
     folded_dir, two_dir = Path(f"{exp_dir}_relevance_state"), Path(f"{exp_dir}_relevance")
     data_yaml = folded_dir / "data" / "yolo" / "data.yaml"
-    out: dict[str, Any] = {"classifier": {}, "folded": {}, "two_classes_classifier": {}}
+    candidates = {"": data_yaml}
+    if extra_sequences:
+        candidates["_more_scenes"] = extra_scenes(exp_dir, extra_sequences, data_yaml)
+    out: dict[str, Any] = {"folded": {}}
+    val_crops = load_crops(dataset_info(data_yaml), "val", Settings().crop_hw, Settings().margin,
+                           upright=Settings().upright)
     for s in seeds:
-        cdir = Path(f"{exp_dir}_classifier") / f"seed{s}"
-        print(f"state_scheme: crop classifier, seed {s}, in {cdir}", flush=True)
-        m = train_state_classifier(data_yaml, cdir, Settings(seed=s))
-        out["classifier"][str(s)] = {k: m[k] for k in ("best_epoch", "val", "test", "onnx_parity", "settings",
-                                                        "train_lights_per_state")}
-        out["classifier"][str(s)]["val_green_threshold"] = green_threshold_curve(
-            cdir / "state_classifier.onnx", load_crops(dataset_info(data_yaml), "val", Settings().crop_hw,
-                                                       Settings().margin, upright=Settings().upright))
         out["folded"][str(s)] = flat_row(node_state_metrics(
             folded_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz))
-        out["two_classes_classifier"][str(s)] = flat_row(node_state_metrics(
-            two_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz,
-            cdir / "state_classifier.onnx"))
+        for tag, train_yaml in candidates.items():
+            cdir = Path(f"{exp_dir}_classifier{tag}") / f"seed{s}"
+            print(f"state_scheme: crop classifier{tag.replace('_', ' ')}, seed {s}, in {cdir}", flush=True)
+            m = train_state_classifier(train_yaml, cdir, Settings(seed=s))
+            row = {k: m[k] for k in ("best_epoch", "val", "test", "onnx_parity", "settings", "train_lights_per_state")}
+            row["val_green_threshold"] = green_threshold_curve(cdir / "state_classifier.onnx", val_crops)
+            out.setdefault(f"classifier{tag}", {})[str(s)] = row
+            out.setdefault(f"two_classes_classifier{tag}", {})[str(s)] = flat_row(node_state_metrics(
+                two_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz,
+                cdir / "state_classifier.onnx"))
+    if extra_sequences:
+        out["more_scenes"] = {"sequences": extra_sequences, "seed": EXTRA_SEED, "scene": EXTRA_SCENE}
     out["cost"] = classifier_ms(Path(f"{exp_dir}_classifier") / f"seed{seeds[0]}" / "state_classifier.onnx",
                                 data_yaml, split)
     return out
@@ -169,11 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     diffs = {key: paired_interval({s: 100 * (v[key] or 0.0) for s, v in folded.items()},
                                   {s: 100 * (v[key] or 0.0) for s, v in two.items()})
              for key in ("map50_95", "map50", "recall", "precision")}
-    states = crop_classifier(args.exp_dir, args.seeds, exp.evaluate.split, exp.eval_imgsz())
-    state_diffs = {key: paired_interval(
-        {s: 100 * (v[key] or 0.0) for s, v in states["two_classes_classifier"].items()},
-        {s: 100 * (v[key] or 0.0) for s, v in states["folded"].items()})
-        for key in ("state_accuracy", "red_recall", "yellow_recall", "red_yellow_recall", "green_recall", "off_recall")}
+    states = crop_classifier(args.exp_dir, args.seeds, exp.evaluate.split, exp.eval_imgsz(), args.classifier_scenes)
+    keys = ("state_accuracy", "red_recall", "yellow_recall", "red_yellow_recall", "green_recall", "off_recall")
+
+    def pts(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+        return {key: {s: 100 * (v[key] or 0.0) for s, v in rows.items()} for key in keys}
+
+    folded_pts, clf_pts = pts(states["folded"]), pts(states["two_classes_classifier"])
+    state_diffs = {key: paired_interval(clf_pts[key], folded_pts[key]) for key in keys}
+    if "two_classes_classifier_more_scenes" in states:
+        more = pts(states["two_classes_classifier_more_scenes"])
+        states["more_scenes_minus_same_pts"] = {key: paired_interval(more[key], clf_pts[key]) for key in keys}
     result = {"benchmark": "state-scheme", "config": CONFIG.name, "scene": SCENE, "seeds": args.seeds,
               "split": exp.evaluate.split,
               "labels": "relevance_state (lights of unknown state left out)",

@@ -227,12 +227,23 @@ def state_scheme() -> str:
         f"`docs/results/{STATE_SCHEME}`.\n")
 
 
+def _classifier_alone(classifiers: dict[str, Any]) -> str:
+    """Summarise the crop classifier alone (argmax, held-out else val labelled boxes, mean over seeds, percent)."""
+    crops = [v["test"] or v["val"] for v in classifiers.values()]
+    per_state = ", ".join(
+        f"{s} {100 * statistics.fmean(c['per_state'][s]['recall'] for c in crops):.1f}"
+        for s in crops[0]["per_state"] if all(c["per_state"][s]["recall"] is not None for c in crops))
+    return f"accuracy {100 * statistics.fmean(c['accuracy'] for c in crops):.1f}, recall {per_state}"
+
+
 def state_reading() -> str:
     """Render folded classes against two classes + the crop classifier, as the node runs them (state_scheme.py)."""
     fig = result(STATE_SCHEME)
     if fig is None or "state_reading" not in fig:
         return f"No crop-classifier figures in `docs/results/{STATE_SCHEME}`.\n"
     reading, seeds = fig["state_reading"], [str(s) for s in fig["seeds"]]
+    more = "two_classes_classifier_more_scenes" in reading
+    columns = ["folded", "two_classes_classifier"] + (["two_classes_classifier_more_scenes"] if more else [])
 
     def mean(scheme: str, key: str) -> str:
         values = [v[key] for v in reading[scheme].values() if v[key] is not None]
@@ -242,16 +253,12 @@ def state_reading() -> str:
     for key, label in (("state_accuracy", "state accuracy on matched lights"), *(
             (f"{s}_recall", f"{s} recall (light found, state right)") for s in ("red", "yellow", "red_yellow",
                                                                                  "green", "off"))):
-        rows.append([label, mean("folded", key), mean("two_classes_classifier", key),
-                     interval(fig["classifier_minus_folded_pts"][key])])
+        rows.append([label, *(mean(c, key) for c in columns), interval(fig["classifier_minus_folded_pts"][key])]
+                    + ([interval(reading["more_scenes_minus_same_pts"][key])] if more else []))
     for key, label in (("state_matched", "matched lights (all seeds)"),
                        ("red_to_green", "red -> green (all seeds)"), ("red_yellow_to_green", "red_yellow -> green")):
-        rows.append([label, str(sum(v[key] for v in reading["folded"].values())),
-                     str(sum(v[key] for v in reading["two_classes_classifier"].values())), ""])
-    crops = [v["test"] or v["val"] for v in reading["classifier"].values()]
-    per_state = ", ".join(
-        f"{s} {100 * statistics.fmean(c['per_state'][s]['recall'] for c in crops):.1f}"
-        for s in crops[0]["per_state"] if all(c["per_state"][s]["recall"] is not None for c in crops))
+        rows.append([label, *(str(sum(v[key] for v in reading[c].values())) for c in columns), ""]
+                    + ([""] if more else []))
     cost = reading["cost"]
     curves = [v["val_green_threshold"] for v in reading["classifier"].values() if "val_green_threshold" in v]
     curve_rows = [[f"{row['green_min_prob']:g}", *(
@@ -263,13 +270,25 @@ def state_reading() -> str:
         f"\nThe classifier alone on the labelled boxes of the val split, mean over the {len(curves)} seeds (percent), "
         "where the node's default `state_green_min_prob` 0.9 was chosen: the reds read green against argmax (0), "
         "for the balanced accuracy in the last column.\n" if curves else "")
-    return curve + "\n" + md_table(["held-out, as the node runs them (percent)", "10 folded classes",
-                                    "2 classes + crop classifier", "difference, 95 % CI"], rows) + (
+    header = ["held-out, as the node runs them (percent)", "10 folded classes", "2 classes + crop classifier"] + (
+        ["2 classes + classifier on more scenes"] if more else []) + ["classifier - folded, 95 % CI"] + (
+        ["more scenes - same, 95 % CI"] if more else [])
+    extra = ""
+    if more:
+        m = reading["more_scenes"]
+
+        def counts(key: str) -> str:
+            return ", ".join(f"{k} {v}" for k, v in reading[key][seeds[0]]["train_lights_per_state"].items())
+
+        keys = ", ".join(f"`{k}` {v}" for k, v in m["scene"].items())
+        extra = (f" The second classifier learns from {m['sequences']} more scenes ({keys}, data seed {m['seed']}): "
+                 f"train lights {counts('classifier_more_scenes')} against {counts('classifier')}; alone, "
+                 f"{_classifier_alone(reading['classifier_more_scenes'])}.")
+    return curve + "\n" + md_table(header, rows) + (
         f"\nSeeds {', '.join(seeds)} (the detector and the classifier of a row share the seed), conf "
         f"{fig['conf']}, class-agnostic NMS {fig['nms_iou']}, the node's default `state_green_min_prob`, "
         f"{scheme_scenes(fig)}. The classifier alone, argmax, on the labelled boxes of the held-out split "
-        f"(mean over seeds): accuracy "
-        f"{100 * statistics.fmean(c['accuracy'] for c in crops):.1f}, recall {per_state}. Its cost: "
+        f"(mean over seeds): {_classifier_alone(reading['classifier'])}.{extra} Its cost: "
         f"{cost['median_ms']:.2f} ms median ({cost['p95_ms']:.2f} p95) for {cost['lights']} lights on one "
         f"{cost['frame_hw'][1]}x{cost['frame_hw'][0]} frame. `docs/results/{STATE_SCHEME}`.\n")
 

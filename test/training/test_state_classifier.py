@@ -123,3 +123,22 @@ def test_node_state_metrics_account_for_every_labelled_light(state_yolo_dataset,
     assert result["images"] == len(split_images(dataset_info(state_yolo_dataset), "val"))
     assert counts[:len(STATES)].sum() == labels > 0                # rows: every true light, matched or missed
     assert yaml.safe_load(state_yolo_dataset.read_text())["nc"] == 10
+
+
+def test_a_split_of_several_folders_gives_the_crops_of_each_in_order(state_yolo_dataset, tmp_path):
+    """More scenes for the classifier than for the detector: a data.yaml lists several train folders."""
+    from training.errors import RunError
+    from training.state_classifier.data import dataset_info, load_crops, split_images
+
+    info = dataset_info(state_yolo_dataset)
+    train, val = split_images(info, "train"), split_images(info, "val")
+    both = {**info, "train": [info["train"], info["val"]]}
+    assert split_images(both, "train") == train + val
+    one, two = (load_crops(i, "train", (32, 16), 0.15) for i in (info, both))
+    extra = load_crops({**info, "train": info["val"]}, "train", (32, 16), 0.15)
+    assert len(two) == len(one) + len(extra)
+    assert np.array_equal(two.states, np.concatenate([one.states, extra.states]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RunError, match=f"{empty}: no images in the 'train' split"):
+        split_images({**info, "train": [info["train"], str(empty)]}, "train")

@@ -54,15 +54,22 @@ def dataset_info(data_yaml: str | Path) -> dict:
 
 
 def split_images(info: dict, split: str) -> list[Path]:
-    """Return the image files of ``split`` of a checked dataset; RunError naming the split when it has none."""
+    """Return the image files of ``split`` of a checked dataset (one folder or a list of them, in order).
+
+    Raises:
+        RunError: the split is not in the dataset, or one of its folders holds no image (naming it).
+    """
     from ultralytics.data.utils import IMG_FORMATS
 
-    root = info.get(split)
-    if not root:
+    roots = info.get(split)
+    if not roots:
         raise RunError(f"the dataset has no '{split}' split (field '{split}' of its data.yaml)")
-    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS)
-    if not files:
-        raise RunError(f"{root}: no images in the '{split}' split")
+    files = []
+    for root in roots if isinstance(roots, list) else [roots]:  # a list of folders, as ultralytics reads it
+        found = sorted(p for p in Path(root).rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS)
+        if not found:
+            raise RunError(f"{root}: no images in the '{split}' split")
+        files += found
     return files
 
 

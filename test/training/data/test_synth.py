@@ -186,6 +186,27 @@ def test_camera_start_states_have_dtld_shares():
         assert abs(starts.count(state) / n - p) < 4 * np.sqrt(p * (1 - p) / n) + 1e-3, (state, starts.count(state))
 
 
+def test_uniform_state_shares_start_every_state_alike_and_keep_the_layout():
+    from dataclasses import replace
+
+    from training.data.synth.scene import _sample_lights
+
+    cfg = SynthConfig(lamps="camera")
+    uniform = replace(cfg, state_shares="uniform")
+    n, starts = 2000, []
+    for i in range(n):
+        a = _sample_lights(np.random.default_rng([i, 0]), cfg, 40.0, 1, np.random.default_rng([i, 0, 7]))
+        b = _sample_lights(np.random.default_rng([i, 0]), uniform, 40.0, 1, np.random.default_rng([i, 0, 7]))
+        assert [(li.x, li.z, li.pictogram) for li in a] == [(li.x, li.z, li.pictogram) for li in b]
+        starts.append(next(li for li in b if li.relevant).states[0])
+    for state in ("red", "yellow", "red_yellow", "green", "off"):  # each 1/5: within 4 standard errors
+        assert abs(starts.count(state) / n - 0.2) < 4 * np.sqrt(0.2 * 0.8 / n), (state, starts.count(state))
+    with pytest.raises(ValueError, match="state_shares.*'uniform' with lamps 'camera'"):
+        replace(cfg, lamps="flat", state_shares="uniform")
+    with pytest.raises(ValueError, match="state_shares: expected one of 'dtld', 'uniform'.*'balanced'"):
+        replace(cfg, state_shares="balanced")
+
+
 def test_camera_phases_follow_the_german_order():
     from training.data.synth.scene import GERMAN_NEXT
 

@@ -147,7 +147,7 @@ def make_synthetic_dtld(root: str | os.PathLike, n_sequences: int = 4, frames_pe
     v2, v1 = write_labels(root, frames, cfg.write_v1)
     config_doc = asdict(cfg)
     for key, default in (("lamps", "flat"), ("phase_s", (10.0, 40.0)), ("truck_p", 0.0),
-                         ("max_light_overlap", 1.0), ("state_label", "phase")):
+                         ("max_light_overlap", 1.0), ("state_label", "phase"), ("state_shares", "dtld")):
         if config_doc[key] == default:  # ground truth byte-identical to the files written before the field
             del config_doc[key]
     atomic_write_text(root / "synth_ground_truth.json", json.dumps(

@@ -9,6 +9,8 @@ from pathlib import Path
 LAMP_MODES = ("flat", "camera")
 #: Values of :attr:`SynthConfig.state_label`.
 STATE_LABELS = ("phase", "seen")
+#: Values of :attr:`SynthConfig.state_shares`.
+STATE_SHARE_MODES = ("dtld", "uniform")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class SynthConfig:
             label an image: ``unknown`` when a lit lamp is hidden (by the head's occluder or the frame's edge).
             The signal's own state stays in the ground truth (:attr:`SynthLight.phase`), and the drive truth
             scores the signal against it.
+        state_shares: how often a signal starts a drive in each state (lamps="camera" only). ``dtld`` (the
+            default): DTLD's shares (green 56 %, red 30 %, off 5 %, yellow 4 %, red_yellow 2 %). ``uniform``: each
+            of the five as often, for scenes that only teach a state reader the rare states (never for a
+            detector's or a benchmark's held-out split, whose shares must stay DTLD's).
         write_v1: also write the v1.0 YAML label files.
         lamps: ``flat`` (flat lit discs, the original state mix; the default, output unchanged) or ``camera``
             (over-exposed white cores with coloured rims and halos, bloom, motion blur, exposure and white balance
@@ -67,6 +73,7 @@ class SynthConfig:
     truck_p: float = 0.0
     max_light_overlap: float = 1.0
     state_label: str = "phase"
+    state_shares: str = "dtld"
     write_v1: bool = True
     lamps: str = "flat"
 
@@ -77,6 +84,9 @@ class SynthConfig:
         if self.state_label not in STATE_LABELS or (self.state_label == "seen" and self.lamps != "camera"):
             raise ValueError(f"SynthConfig.state_label: expected one of {', '.join(map(repr, STATE_LABELS))} "
                              f"('seen' with lamps 'camera'), got {self.state_label!r} with lamps {self.lamps!r}")
+        if self.state_shares not in STATE_SHARE_MODES or (self.state_shares != "dtld" and self.lamps != "camera"):
+            raise ValueError(f"SynthConfig.state_shares: expected one of {', '.join(map(repr, STATE_SHARE_MODES))} "
+                             f"('uniform' with lamps 'camera'), got {self.state_shares!r} with lamps {self.lamps!r}")
         if not 0.0 <= self.max_light_overlap <= 1.0:
             raise ValueError("SynthConfig.max_light_overlap: expected a share in [0, 1], "
                              f"got {self.max_light_overlap!r}")

@@ -82,6 +82,11 @@ def _state_duration(rng: np.random.Generator, state: str, phase_s: tuple[float, 
     return float(rng.uniform(*phase_s))
 
 
+def state_shares(cfg: SynthConfig) -> dict[str, float]:
+    """Return the start-state shares of ``cfg.state_shares``: DTLD's, or the five states alike."""
+    return DTLD_STATE_SHARES if cfg.state_shares == "dtld" else dict.fromkeys(DTLD_STATE_SHARES, 0.2)
+
+
 def _draw_state(rng: np.random.Generator, shares: dict[str, float]) -> str:
     names = list(shares)
     p = np.array([shares[k] for k in names], np.float64)
@@ -91,7 +96,7 @@ def _draw_state(rng: np.random.Generator, shares: dict[str, float]) -> str:
 def _camera_phase(rng: np.random.Generator, n_frames: int, frame_interval_s: float,
                   shares: dict[str, float] = DTLD_STATE_SHARES, phase_s: tuple[float, float] = (10.0, 40.0)
                   ) -> list[str]:
-    """State per frame (lamps="camera"): the start state with DTLD's shares, then the German cycle in time.
+    """State per frame (lamps="camera"): the start state drawn with ``shares``, then the German cycle in time.
 
     The drive starts at a uniform point of the start state's duration, so the first frame has exactly the
     drawn shares; a dark signal stays dark. More than one change fits in a drive (red+yellow lasts 1 s).
@@ -161,18 +166,18 @@ def _extra_light(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_fra
     if rng.random() < 0.15 and direction == "front" and kind != "tram":
         orient = "horizontal"
     if lamp_rng is not None:
-        states = _camera_extra_states(lamp_rng, kind, n_frames, cfg.frame_interval_s, states, cfg.phase_s)
+        states = _camera_extra_states(lamp_rng, kind, n_frames, cfg, states)
     return LightSpec(float(x), float(y), z, _scale_for(rng, cfg, z), orient, aspects, direction,
                      False, pict, states, None)
 
 
-def _camera_extra_states(rng: np.random.Generator, kind: str, n_frames: int, frame_interval_s: float,
-                         states: list[str], phase_s: tuple[float, float] = (10.0, 40.0)) -> list[str]:
-    """States of a not-relevant light for lamps="camera": DTLD's shares over the lamps the light has."""
+def _camera_extra_states(rng: np.random.Generator, kind: str, n_frames: int, cfg: SynthConfig,
+                         states: list[str]) -> list[str]:
+    """States of a not-relevant light for lamps="camera": ``cfg``'s shares over the lamps the light has."""
     if kind == "other_lane":  # an arrow signal runs its own German cycle
-        return _camera_phase(rng, n_frames, frame_interval_s, phase_s=phase_s)
+        return _camera_phase(rng, n_frames, cfg.frame_interval_s, state_shares(cfg), cfg.phase_s)
     if kind in ("pedestrian", "tram"):  # red / green / dark only, held through the drive
-        shares = {k: DTLD_STATE_SHARES[k] for k in ("green", "red", "off")}
+        shares = {k: state_shares(cfg)[k] for k in ("green", "red", "off")}
         return [_draw_state(rng, shares)] * n_frames
     return states  # side streets and backs: unknown
 
@@ -182,7 +187,7 @@ def _sample_lights(rng: np.random.Generator, cfg: SynthConfig, z_int: float, n_f
     """Sample the lights of a sequence; with ``lamp_rng`` (lamps="camera") their states come from it."""
     phase = _phase(rng, n_frames)
     if lamp_rng is not None:  # the layout draws above stay; the phase is redrawn from the lamp generator
-        phase = _camera_phase(lamp_rng, n_frames, cfg.frame_interval_s, phase_s=cfg.phase_s)
+        phase = _camera_phase(lamp_rng, n_frames, cfg.frame_interval_s, state_shares(cfg), cfg.phase_s)
     lights = _ego_heads(rng, cfg, z_int, phase)
     for _ in range(int(rng.integers(cfg.extra_lights[0], cfg.extra_lights[1] + 1))):
         lights.append(_extra_light(rng, cfg, z_int, n_frames, lamp_rng))

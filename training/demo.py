@@ -292,9 +292,13 @@ def bag_stage(out: Path, mode: str, exp: Experiment) -> dict[str, Any]:
     return {"frames": n, "hz": BAG_HZ}
 
 
-def node_params(out: Path, role: str, imgsz: int, reader: Path | None) -> Path:
-    """Write the package's detector params for ``role`` with the demo's inference size and state classifier."""
+def node_params(out: Path, role: str, model: Path, imgsz: int, reader: Path | None) -> Path:
+    """Write the package's detector params for ``role`` with the demo's model, inference size and classifier.
+
+    ``out/nodes/<role>.yaml`` runs the demo's model as it ran over the bag: ``--params-file`` is all a user adds.
+    """
     params = read_yaml(REPO / "config" / f"{role}.yaml")
+    params["/**"]["ros__parameters"]["model"] = str(model.resolve())
     params["/**"]["ros__parameters"]["imgsz"] = imgsz
     if reader is not None:
         params["/**"]["ros__parameters"]["state_model"] = str(reader.resolve())
@@ -309,13 +313,12 @@ def nodes_stage(out: Path, exports: dict[str, Any], imgsz: int, quick: bool, rea
     if importlib.util.find_spec(tool) is None or importlib.util.find_spec("rclpy") is None:
         atomic_write_json(out / "node_run" / "skipped.json", {"reason": f"{tool} or rclpy missing"})
         return {"status": "skipped (bag_eval or rclpy missing)"}
-    student = exports["student"]["exports"].get("onnx") or exports["student"]["weights"]
-    cmd = [sys.executable, "-m", tool, str(out / "bag"),
-           "--student-model", str((out / student).resolve()),
-           "--teacher-model", str((out / exports["teacher"]["weights"]).resolve()),
-           "--out", str(out / "node_run"), "--device", "cpu",
-           "--student-params", str(node_params(out, "student", imgsz, reader)),
-           "--teacher-params", str(node_params(out, "teacher", imgsz, reader)), "--fps", "5"]
+    student = (out / (exports["student"]["exports"].get("onnx") or exports["student"]["weights"])).resolve()
+    teacher = (out / exports["teacher"]["weights"]).resolve()
+    cmd = [sys.executable, "-m", tool, str(out / "bag"), "--student-model", str(student),
+           "--teacher-model", str(teacher), "--out", str(out / "node_run"), "--device", "cpu",
+           "--student-params", str(node_params(out, "student", student, imgsz, reader)),
+           "--teacher-params", str(node_params(out, "teacher", teacher, imgsz, reader)), "--fps", "5"]
     if (out / "bag_truth.json").is_file():
         cmd += ["--truth", str(out / "bag_truth.json")]
     if quick:

@@ -59,6 +59,8 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
     assert (out / "state_classifier" / "state_classifier.onnx").is_file()
     params = yaml.safe_load((out / "nodes" / "student.yaml").read_text())["/**"]["ros__parameters"]
     assert params["state_model"] == str((out / "state_classifier" / "state_classifier.onnx").resolve())
+    exports = json.loads((out / "exports.json").read_text())  # the params file runs the model the bag ran
+    assert params["model"] == str((out / exports["student"]["exports"]["onnx"]).resolve())
     # a second invocation finds every output and skips every stage
     before = {p: p.stat().st_mtime_ns for p in (out / "experiment" / "runs").rglob("best.pt")}
     assert demo.main(argv) == 0

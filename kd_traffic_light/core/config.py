@@ -128,6 +128,8 @@ class DetectorConfig:
             (kd_traffic_light/core/state_classifier.py).
         state_green_min_prob: With ``state_model``, a box is read green only when the classifier gives green at
             least this probability, else its most probable other state (0: plain argmax).
+        state_edge_px: With ``state_model``, a box whose side lies within this many pixels of the frame's edge
+            is never read green (its lit lamp may be outside the frame); 0: off.
     """
 
     model: str
@@ -141,6 +143,7 @@ class DetectorConfig:
     threads: int = 0
     state_model: str = ""
     state_green_min_prob: float = 0.9
+    state_edge_px: float = 1.0
 
     def __post_init__(self) -> None:
         check = _Checks(self)
@@ -156,6 +159,7 @@ class DetectorConfig:
         check("state_model", lambda v: v == "" or v.endswith(".onnx"), "'' (off) or the path of an .onnx state "
               "classifier")
         check("state_green_min_prob", lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1] (0: plain argmax)")
+        check("state_edge_px", lambda v: 0.0 <= v <= 1000.0, "pixels in [0, 1000] (0: off)")
         check.done()
 
 

@@ -151,7 +151,7 @@ class TrafficLightDetector:
         boxes = self.model.detect(bgr, cfg.imgsz, cfg.conf, cfg.iou, cfg.max_det, cfg.agnostic_nms)
         if self.state_reader is None or not len(boxes):
             return boxes
-        states, _ = self.state_reader.classify(bgr, boxes.xyxy, cfg.state_green_min_prob)
+        states, _ = self.state_reader.classify(bgr, boxes.xyxy, cfg.state_green_min_prob, cfg.state_edge_px)
         return Boxes(boxes.xyxy, boxes.scores, fold_classes(boxes.classes, states))
 
     def predict(self, bgr: np.ndarray) -> list[Detection]:

@@ -75,19 +75,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
-def decide(probs: np.ndarray, green_min_prob: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def decide(probs: np.ndarray, green_min_prob: float = 0.0,
+           no_green: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each row's state and its probability, green only when its probability is at least ``green_min_prob``.
 
     Below it the most probable other state is taken: a light the classifier is unsure is green is read as the
     state it would otherwise be, never as go (a red read as green tells a vehicle to drive; a green read as red
-    makes it wait a frame).
+    makes it wait a frame). Rows where ``no_green`` is true are never read green.
     """
     probs = np.asarray(probs, np.float64).reshape(len(probs), -1)
     green = STATES.index("green")
     masked = probs.copy()
     masked[probs[:, green] < green_min_prob, green] = -1.0
+    if no_green is not None:
+        masked[np.asarray(no_green, bool), green] = -1.0
     best = masked.argmax(axis=1)
     return best.astype(np.int64), probs[np.arange(len(best)), best].astype(np.float32)
+
+
+def cut_by_frame(xyxy: np.ndarray, height: int, width: int, edge_px: float) -> np.ndarray:
+    """Boxes whose side lies within ``edge_px`` of the frame's edge (a head the frame cuts); none when 0."""
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    if edge_px <= 0:
+        return np.zeros(len(boxes), bool)
+    return ((boxes[:, 0] <= edge_px) | (boxes[:, 1] <= edge_px) | (boxes[:, 2] >= width - edge_px)
+            | (boxes[:, 3] >= height - edge_px))
 
 
 def fold_classes(relevance_ids: np.ndarray, state_ids: np.ndarray) -> np.ndarray:
@@ -152,11 +164,13 @@ class StateClassifier:
             raise StateModelError(f"state model '{path}' gives logits of shape {list(logits.shape)} for one crop; "
                                   f"expected [1, {len(STATES)}] (one per state)")
 
-    def classify(self, bgr: np.ndarray, xyxy: np.ndarray, green_min_prob: float = 0.0) -> tuple[np.ndarray,
-                                                                                                 np.ndarray]:
+    def classify(self, bgr: np.ndarray, xyxy: np.ndarray, green_min_prob: float = 0.0,
+                 edge_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Read every box's state: ``(state indices into STATES, their probabilities)``, both ``(n,)``.
 
-        ``green_min_prob``: see :func:`decide`.
+        ``green_min_prob``: see :func:`decide`. ``edge_px`` > 0: a box the frame cuts (:func:`cut_by_frame`) is
+        never read green: its lit lamp may be outside the frame, and the classifier learned from labels that
+        leave such heads out (``unknown``), so the dark lamps it sees read as whatever they resemble most.
         """
         t0 = time.perf_counter()
         boxes = np.asarray(xyxy).reshape(-1, 4)
@@ -165,7 +179,7 @@ class StateClassifier:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         probs = softmax(self.logits(crop_boxes(bgr, boxes, self.crop_hw, self.margin, self.upright)).astype(np.float64))
         self.last_ms = (time.perf_counter() - t0) * 1000.0
-        return decide(probs, green_min_prob)
+        return decide(probs, green_min_prob, cut_by_frame(boxes, bgr.shape[0], bgr.shape[1], edge_px))
 
     def logits(self, crops: np.ndarray) -> np.ndarray:
         """Return the logits ``(n, states)`` of uint8 BGR crops ``(n, h, w, 3)`` cut as :func:`crop_boxes` cuts."""

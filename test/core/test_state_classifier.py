@@ -140,6 +140,29 @@ def test_green_needs_its_probability_else_the_next_state_is_read():
         DetectorConfig(model="m.onnx", state_green_min_prob=1.5)
 
 
+def test_a_head_the_frame_cuts_is_never_read_green(colour_onnx):
+    """A red head whose red lamp is above the frame shows dark lamps; green there would tell a car to drive."""
+    from kd_traffic_light.core.state_classifier import cut_by_frame
+
+    frame = np.zeros((120, 240, 3), np.uint8)
+    frame[0:40, 20:40] = GREEN     # cut by the top edge
+    frame[10:50, 100:120] = GREEN  # inside
+    frame[80:120, 200:240] = GREEN  # cut by the bottom and right edges
+    boxes = np.array([[20, 0, 40, 40], [100, 10, 120, 50], [200, 80, 240, 120]])
+    assert cut_by_frame(boxes, 120, 240, 1.0).tolist() == [True, False, True]
+    assert cut_by_frame(boxes, 120, 240, 0.0).tolist() == [False, False, False]
+    assert cut_by_frame(boxes + [[0, 2, 0, 0], [0, 0, 0, 0], [0, 0, -2, -2]], 120, 240, 1.0).tolist() == [
+        False, False, False]  # 2 px inside: not cut at 1 px
+    reader = StateClassifier(colour_onnx)
+    assert reader.classify(frame, boxes)[0].tolist() == [3, 3, 3]  # off: every green as read
+    states, _ = reader.classify(frame, boxes, edge_px=1.0)
+    assert states[1] == 3 and 3 not in states[[0, 2]].tolist()  # the cut ones: their next most probable state
+    detector = DetectorConfig(model="m.onnx")
+    assert detector.state_edge_px == 1.0
+    with pytest.raises(ConfigError, match=r"parameter 'state_edge_px' = -1.0 .*pixels in \[0, 1000\] \(0: off\)"):
+        DetectorConfig(model="m.onnx", state_edge_px=-1.0)
+
+
 def test_a_classifier_whose_input_does_not_fit_its_metadata_fails_at_load(tmp_path):
     import onnx
 

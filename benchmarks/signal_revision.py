@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 from _setup import REPO
@@ -86,21 +87,32 @@ def render_drives(args: argparse.Namespace, root: Path):
     return make_synthetic_dtld(root, args.drives, frames, args.seed, cfg, args.workers, progress=True)
 
 
-def detect_drives(args: argparse.Namespace, ds, model: str, cache: Path) -> dict[str, list[dict]]:
+def detector_settings(config: DetectorConfig) -> dict:
+    """Return the detector's settings that change what it publishes (all but the files and the thread count)."""
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(config).items() if k not in ("model", "state_model", "threads")}
+
+
+def detect_drives(args: argparse.Namespace, ds, model: str, cache: Path, **detector: Any) -> dict[str, list[dict]]:
     """Run ``model`` on every frame once; ``{drive: [{"t", "truth", "dets": [[x1, y1, x2, y2, score, cls, label]]}]}``.
 
-    Kept in ``cache`` (keyed by the model file's size and time), so the filter can be re-scored without inference.
+    Kept in ``cache`` (keyed by the model files' size and time and the detector's settings), so the filter can be
+    re-scored without inference.
     """
+    import hashlib
+
     from training.data.dtld import read_dtld_image
 
+    config = DetectorConfig(model=model, imgsz=args.imgsz, threads=1, state_model=args.state_model, **detector)
     st = Path(model).stat()
     reader = Path(args.state_model).stat() if args.state_model else None
+    settings = hashlib.sha1(json.dumps(detector_settings(config), sort_keys=True).encode()).hexdigest()[:8]
     key = cache / (f"dets_{Path(model).name}_{st.st_size}_{int(st.st_mtime)}"
-                   + (f"_state_{reader.st_size}_{int(reader.st_mtime)}" if reader else "") + ".json")
+                   + (f"_state_{reader.st_size}_{int(reader.st_mtime)}" if reader else "") + f"_{settings}.json")
     if key.is_file():
         return read_json(key)
-    det = TrafficLightDetector(DetectorConfig(model=model, imgsz=args.imgsz, threads=1,
-                                              state_model=args.state_model))
+    det = TrafficLightDetector(config)
     if not any(split_label(n)[1] for n in det.names.values()):
         raise SystemExit(f"signal_revision: {model} predicts {sorted(det.names.values())}, not a light's "
                          "state: pass a model trained with classes: relevance_state, or --state-model")
@@ -237,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         name = Path(model).parent.parent.name if Path(model).parent.name == "weights" else Path(model).stem
         info = {"model": Path(model).name, **({"state_model": Path(args.state_model).name} if args.state_model else {})}
         detected[name] = (info, detect_drives(args, ds, model, work))
+        if args.state_model:  # the node's rule for heads the frame cuts, off: what it costs and what it saves
+            detected[f"{name}, state_edge_px 0"] = ({**info, "detector": {"state_edge_px": 0.0}},
+                                                    detect_drives(args, ds, model, work, state_edge_px=0.0))
     for miss, misread in CONSTRUCTED:
         detected[f"constructed (miss {miss:.0%}, misread {misread:.0%})"] = (
             {"model": "ground truth with noise", "miss": miss, "misread": misread},
@@ -245,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (info, dets) in detected.items():
         drives = score_drives(dets, cfg)
         models[name] = {**info, "tracking": "node defaults", **model_figures(drives)}
+        if "detector" in info:  # a detector variant: scored with the node's tracking defaults only
+            continue
         panels += [{**d, "name": f"{name}: {d['name']}"} for d in drives[:2]]
         for key, value in VARIANTS.items():
             models[f"{name}, {key} {value}"] = {**info, "tracking": {key: value},
@@ -252,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     png = plot_timelines(panels, out.with_suffix(".png"), max_drives=len(panels))
     result = {
         "models": models, "imgsz": args.imgsz, **settings, "phase_s": list(args.phase_s), "speed": list(args.speed),
+        "detector": detector_settings(DetectorConfig(model="-", imgsz=args.imgsz)),
         "tracking": vars(cfg), "tracker_cost": tracker_cost_us(), "goals": GOALS, "timeline_png": png.name,
         "host": {"machine": platform.machine(), "python": platform.python_version()},
         "wall_s": round(time.time() - t0, 1),

@@ -367,7 +367,9 @@ def signal_figures() -> str:
     delays_missed = {name: {s: d["missed"] for s, d in m["revised"]["delays"].items() if d["missed"]}
                      for name, m in fig["models"].items()}
     return (table + f"\n{fig['drives']} drives of {fig['seconds']:.0f} s at {fig['hz']:.0f} Hz (red and green "
-            f"{fig['phase_s'][0]:.0f}-{fig['phase_s'][1]:.0f} s), imgsz {fig['imgsz']}; true changes never "
+            f"{fig['phase_s'][0]:.0f}-{fig['phase_s'][1]:.0f} s), imgsz {fig['imgsz']}"
+            + (f", the node's `state_edge_px` {fig['detector']['state_edge_px']:g} but where a row says otherwise"
+               if "detector" in fig else "") + "; true changes never "
             f"published (missed, per target state): {delays_missed}. Tracking, filter and vote at "
             f"{cost['lights']} lights: median {cost['median_us']:.0f} us per frame (p95 {cost['p95_us']:.0f}).\n")
 

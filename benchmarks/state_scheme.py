@@ -45,10 +45,6 @@ SCHEMES = ("relevance_state", "relevance")
 #: On top of the profile's scenes: heads kept apart and labelled with the state the frame shows (the scenes the
 #: kd-gain figures were measured on had neither; docs/training.md "Light state" says why these matter here).
 SCENE = {"max_light_overlap": 0.1, "state_label": "seen"}
-#: The crop classifier's extra train scenes (:func:`extra_scenes`): every state as often, no held-out part.
-EXTRA_SCENE = {"state_shares": "uniform", "test_fraction": 0.0}
-#: Their data seed: neither the profile's nor its second scene set's.
-EXTRA_SEED = 101
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -124,31 +120,19 @@ def classifier_ms(state_model: Path, data_yaml: Path, split: str, lights: int = 
 
 
 def extra_scenes(exp_dir: str, sequences: int, data_yaml: Path) -> Path:
-    """Write a data.yaml whose train split is ``data_yaml``'s plus :data:`EXTRA_SCENE` scenes (val, test as is).
+    """Return a data.yaml: ``data_yaml`` with ``sequences`` extra train scenes of the profile's (with :data:`SCENE`).
 
-    The extra scenes are the profile's with :data:`SCENE`, drawn with a data seed of their own
-    (:data:`EXTRA_SEED`), every state as often as every other and all of them train: only the classifier learns
-    from them; its val and test splits stay the detector's, with DTLD's shares.
+    The extra scenes (training/state_classifier/scenes.py) are drawn with a data seed of their own, every state
+    as often: only the classifier learns from them; its val and test splits stay the detector's, with DTLD's shares.
     """
-    import yaml
-
     from training.experiment import resolve_experiment
-    from training.experiment.data import prepare_data
-    from training.state_classifier.data import dataset_info
+    from training.state_classifier.scenes import extra_scenes as make
+    from training.state_classifier.scenes import with_extra_train
 
     raw = scheme_experiment("relevance_state", [0], exp_dir)
-    raw["data"] = {**raw["data"], "seed": EXTRA_SEED, "sequences": sequences, "val_images": 0,
-                   "scene": {**raw["data"]["scene"], **EXTRA_SCENE}}
-    raw["out"] = f"{exp_dir}_classifier_scenes"
-    extra = dataset_info(prepare_data(resolve_experiment(raw, f"{CONFIG.name} (classifier scenes)"),
-                                      Path(raw["out"]), workers=2))
-    own = dataset_info(data_yaml)
-    doc = {"train": [own["train"], extra["train"]], "val": own["val"],
-           "test": own["test"], "nc": own["nc"], "names": own["names"]}
-    path = Path(raw["out"]) / "data_with_extra_train.yaml"
-    path.write_text("# the state-scheme benchmark's data plus the classifier's extra train scenes\n"
-                    + yaml.safe_dump(doc, sort_keys=False))
-    return path
+    out = Path(f"{exp_dir}_classifier_scenes")
+    extra = make(resolve_experiment(raw, f"{CONFIG.name} (classifier scenes)"), out, sequences, workers=2)
+    return with_extra_train(data_yaml, extra, out / "data_with_extra_train.yaml")
 
 
 def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int, extra_sequences: int) -> dict[str, Any]:
@@ -186,7 +170,10 @@ def crop_classifier(exp_dir: str, seeds: list[int], split: str, imgsz: int, extr
                 two_dir / "runs" / f"n_baseline_seed{s}" / "weights" / "best.pt", data_yaml, split, imgsz,
                 cdir / "state_classifier.onnx"))
     if extra_sequences:
-        out["more_scenes"] = {"sequences": extra_sequences, "seed": EXTRA_SEED, "scene": EXTRA_SCENE}
+        from training.state_classifier.scenes import EXTRA_SCENE, SEED_OFFSET
+
+        out["more_scenes"] = {"sequences": extra_sequences, "seed": read_yaml(CONFIG)["data"]["seed"] + SEED_OFFSET,
+                              "scene": EXTRA_SCENE}
     out["cost"] = classifier_ms(Path(f"{exp_dir}_classifier") / f"seed{seeds[0]}" / "state_classifier.onnx",
                                 data_yaml, split)
     return out

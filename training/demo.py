@@ -63,6 +63,10 @@ BAG_WIDTH = {"full": 1024, "quick": 256}
 STATE_EPOCHS = {"full": 30, "quick": 2}
 #: The demo's frames with their relevance_state labels (the classifier's data), under ``--out``.
 STATE_DATA = Path("experiment/data/yolo_relevance_state/data.yaml")
+#: Scenes the classifier learns from besides the demo's own, every state as often
+#: (training/state_classifier/scenes.py), under ``--out``; how many per mode.
+CLASSIFIER_SCENES_DIR = Path("classifier_scenes")
+CLASSIFIER_SCENES = {"full": 100, "quick": 2}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -167,7 +171,7 @@ def set_aside_stale_data(out: Path, exp: Experiment) -> list[str]:
         path.rename(target)
     for rel in DERIVED:
         (out / rel).unlink(missing_ok=True)
-    for rel in ("bag", "bag_dtld"):
+    for rel in ("bag", "bag_dtld", CLASSIFIER_SCENES_DIR, "state_classifier"):
         shutil.rmtree(out / rel, ignore_errors=True)
     print(f"demo: the data section changed ({', '.join(diff)}); the old data and runs were moved to '.stale' "
           "siblings and everything is made again", flush=True)
@@ -203,10 +207,17 @@ def set_aside_stale_runs(out: Path, runs: dict[str, Run], data_yaml: Path) -> li
 
 
 def state_classifier_stage(out: Path, mode: str) -> dict[str, Any]:
-    """Train the crop classifier on the ``relevance_state`` labels of the demo's frames (``out/state_classifier``)."""
+    """Train the crop classifier (``out/state_classifier``) on the demo's frames and its extra scenes.
+
+    Its train split is the ``relevance_state`` labels of the demo's train frames plus the extra scenes'; val and
+    test are the demo's own (DTLD's state shares).
+    """
+    from training.state_classifier.scenes import with_extra_train
     from training.state_classifier.train import Settings, train_state_classifier
 
-    return train_state_classifier(out / STATE_DATA, out / "state_classifier", Settings(epochs=STATE_EPOCHS[mode]))
+    extra = out / CLASSIFIER_SCENES_DIR
+    data = with_extra_train(out / STATE_DATA, extra / "data" / "yolo" / "data.yaml", extra / "data_with_demo.yaml")
+    return train_state_classifier(data, out / "state_classifier", Settings(epochs=STATE_EPOCHS[mode]))
 
 
 def state_stage(out: Path, records: dict[str, dict], exp: Experiment) -> dict[str, Any]:
@@ -386,6 +397,7 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
     """Every stage of the demo in order (docs/demo.md); writes ``out/REPORT.md``."""
     from training import experiment as X
     from training.report import write_report
+    from training.state_classifier.scenes import extra_scenes
 
     exp_out, workers = out / "experiment", exp.workers
     runs, names = demo_runs(exp)
@@ -416,6 +428,10 @@ def run_demo(exp: Experiment, out: Path, mode: str, device: str = "cpu", skip_no
         X.eval_cache(exp_out, n, exp.evaluate.split, imgsz).is_file() for n in only),
         lambda: X.run_experiment(exp, exp_out, device, workers, only=only)))
     if reader is not None:
+        stages.append(("generate the state classifier's extra scenes (every state as often)",
+                       lambda: (out / CLASSIFIER_SCENES_DIR / "data" / "done.json").is_file(),
+                       lambda: extra_scenes(exp, out / CLASSIFIER_SCENES_DIR, CLASSIFIER_SCENES[mode],
+                                            max(1, workers or 1))))
         stages.append(("train the state classifier (crops of the lights)",
                        lambda: (out / "state_classifier" / "metrics.json").is_file(),
                        lambda: state_classifier_stage(out, mode)))

@@ -41,7 +41,7 @@ def test_demo_quick_writes_a_complete_report_and_resumes(tmp_path):
                  f"n_coupled_baseline_seed{s}", f"n_coupled_from_s_ours_seed{s}"):
         assert (out / "experiment" / "runs" / name / "results.json").is_file(), name
     assert not (out / "experiment" / "runs" / f"n_coupled_from_s_native_seed{s}").exists()  # not a demo stage
-    assert len(stages["stages"]) == 16  # every stage of the list ran (nodes included)
+    assert len(stages["stages"]) == 17  # every stage of the list ran (nodes included)
     exports = json.loads((out / "exports.json").read_text())
     assert (out / exports["student"]["exports"]["onnx"]).is_file()
     if (out / "node_run" / "summary.json").is_file():  # the node run needs rclpy in the venv
